@@ -1,0 +1,83 @@
+"""One settings object, read from `OMS_`-prefixed environment variables with local defaults."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
+
+
+class Settings(BaseSettings):
+    """Where Kafka and the schema registry are, how to reach them securely, and local tuning.
+
+    Every field reads `OMS_<FIELD>` (case-insensitive), e.g. `OMS_KAFKA_BOOTSTRAP_SERVERS`.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="OMS_", extra="ignore")
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_ca_location: Path | None = None
+    kafka_ssl_certificate_location: Path | None = None
+    kafka_ssl_key_location: Path | None = None
+    kafka_ssl_key_password: SecretStr | None = None
+
+    schema_registry_url: str = "http://127.0.0.1:8081/apis/ccompat/v7"
+    schema_registry_username: str | None = None
+    schema_registry_password: SecretStr | None = None
+    schema_registry_ssl_ca_location: Path | None = None
+
+    # Replication of the topics `oms topics apply` creates; 3 on a production cluster.
+    replication_factor: int = 1
+
+    # Where `oms up` keeps downloaded jars and the local servers' data, logs and pid files.
+    cache_dir: Path = PROJECT_ROOT / ".cache"
+    run_dir: Path = PROJECT_ROOT / ".run"
+
+    def kafka_config(self) -> dict[str, Any]:
+        """librdkafka properties shared by every producer, consumer and admin client."""
+        config: dict[str, Any] = {
+            "bootstrap.servers": self.kafka_bootstrap_servers,
+            "security.protocol": self.kafka_security_protocol,
+        }
+        optional = {
+            "sasl.mechanism": self.kafka_sasl_mechanism,
+            "sasl.username": self.kafka_sasl_username,
+            "sasl.password": _reveal(self.kafka_sasl_password),
+            "ssl.ca.location": self.kafka_ssl_ca_location,
+            "ssl.certificate.location": self.kafka_ssl_certificate_location,
+            "ssl.key.location": self.kafka_ssl_key_location,
+            "ssl.key.password": _reveal(self.kafka_ssl_key_password),
+        }
+        config.update({key: str(value) for key, value in optional.items() if value is not None})
+        return config
+
+    def schema_registry_config(self) -> dict[str, Any]:
+        """Configuration for confluent-kafka's `SchemaRegistryClient`."""
+        config: dict[str, Any] = {"url": self.schema_registry_url}
+        if self.schema_registry_username is not None:
+            password = _reveal(self.schema_registry_password) or ""
+            config["basic.auth.user.info"] = f"{self.schema_registry_username}:{password}"
+        if self.schema_registry_ssl_ca_location is not None:
+            config["ssl.ca.location"] = str(self.schema_registry_ssl_ca_location)
+        return config
+
+
+def _reveal(secret: SecretStr | None) -> str | None:
+    return secret.get_secret_value() if secret is not None else None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

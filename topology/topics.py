@@ -1,0 +1,176 @@
+"""Every topic of the system, declared once: name, key, partitions, cleanup policy, retention, records.
+
+Code refers to these declarations (`ORDERS_EVENTS.name`), never to a topic name literal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+CleanupPolicy = Literal["delete", "compact"]
+
+# Every order-keyed topic has the same partition count, so that an order's messages meet in one
+# partition of every topic and so in one instance's state store.
+ORDER_PARTITIONS = 4
+DAY_MS = 24 * 60 * 60 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    key: str
+    records: tuple[str, ...] = ()
+    partitions: int = ORDER_PARTITIONS
+    cleanup_policy: CleanupPolicy = "delete"
+    retention_ms: int | None = 7 * DAY_MS
+    doc: str = ""
+    extra_config: dict[str, str] = field(default_factory=dict)
+
+    def config(self) -> dict[str, str]:
+        """Topic-level broker configuration this declaration implies."""
+        config = {"cleanup.policy": self.cleanup_policy, **self.extra_config}
+        if self.retention_ms is not None:
+            config["retention.ms"] = str(self.retention_ms)
+        return config
+
+    @property
+    def dead_letter_topic(self) -> TopicSpec:
+        return dead_letters_of(self)
+
+
+def dead_letters_of(topic: TopicSpec) -> TopicSpec:
+    """`<topic>.dlq`: original key, value and headers of what a processor could not use, kept a month."""
+    return TopicSpec(
+        name=f"{topic.name}.dlq",
+        key=topic.key,
+        partitions=1,
+        retention_ms=30 * DAY_MS,
+        doc=f"Dead letters of {topic.name}: original bytes and headers plus error headers.",
+    )
+
+
+ORDERS_COMMANDS = TopicSpec(
+    name="oms.orders.commands",
+    key="order_id",
+    records=("oms.orders.PlaceOrder", "oms.orders.CancelOrder"),
+    doc="What users produce: place or cancel an order.",
+)
+ORDERS_EVENTS = TopicSpec(
+    name="oms.orders.events",
+    key="order_id",
+    records=("oms.orders.OrderCreated", "oms.orders.OrderRejected"),
+    doc="An order's life as facts: created, rejected, shipped, delivered, cancelled.",
+)
+PAYMENTS_COMMANDS = TopicSpec(
+    name="oms.payments.commands",
+    key="order_id",
+    records=("oms.payments.RefundPayment",),
+    doc="Requests to the payment service.",
+)
+PAYMENTS_EVENTS = TopicSpec(
+    name="oms.payments.events",
+    key="order_id",
+    records=(
+        "oms.payments.PaymentProcessed",
+        "oms.payments.PaymentFailed",
+        "oms.payments.PaymentRefunded",
+        "oms.payments.PaymentRefundFailed",
+    ),
+    doc="Outcomes of charges and refunds.",
+)
+INVENTORY_COMMANDS = TopicSpec(
+    name="oms.inventory.commands",
+    key="order_id",
+    records=("oms.inventory.ReleaseInventory",),
+    doc="Requests to the inventory service.",
+)
+INVENTORY_EVENTS = TopicSpec(
+    name="oms.inventory.events",
+    key="order_id",
+    records=(
+        "oms.inventory.InventoryReserved",
+        "oms.inventory.InventoryShortage",
+        "oms.inventory.InventoryReleased",
+    ),
+    doc="Outcomes of reservations and releases, decided once per order.",
+)
+INVENTORY_STOCK = TopicSpec(
+    name="oms.inventory.stock",
+    key="sku",
+    records=("oms.inventory.StockLevel",),
+    cleanup_policy="compact",
+    retention_ms=None,
+    doc="Stock level per SKU; the latest record per SKU is the truth.",
+)
+ROUTING_SLIPS_EVENTS = TopicSpec(
+    name="oms.routing-slips.events",
+    key="order_id",
+    doc="Progress of every routing slip: created, activity completed/faulted/compensated, completed, faulted.",
+)
+SAGAS_EVENTS = TopicSpec(
+    name="oms.sagas.events",
+    key="order_id",
+    doc="Every saga transition, for monitoring.",
+)
+NOTIFICATIONS_EVENTS = TopicSpec(
+    name="oms.notifications.events",
+    key="order_id",
+    doc="Notifications sent to customers.",
+)
+TIMERS = TopicSpec(
+    name="oms.timers",
+    key="timer_id",
+    cleanup_policy="compact",
+    retention_ms=None,
+    doc="Pending durable timers of the sagas; a tombstone removes a fired or cancelled timer.",
+)
+
+# Routing-slip activities of fulfillment, in the order a full itinerary visits them.
+FULFILLMENT_ACTIVITIES = ("pick", "pack", "gift-wrap", "customs", "ship", "confirm-delivery")
+
+
+def fulfillment_activity(activity: str) -> TopicSpec:
+    return TopicSpec(
+        name=f"oms.fulfillment.{activity}",
+        key="order_id",
+        doc=f"Routing slips addressed to the {activity} activity.",
+    )
+
+
+def fulfillment_compensation(activity: str) -> TopicSpec:
+    return TopicSpec(
+        name=f"oms.fulfillment.{activity}.compensate",
+        key="order_id",
+        doc=f"Routing slips whose {activity} step must be undone.",
+    )
+
+
+WORKFLOW_TOPICS: tuple[TopicSpec, ...] = (
+    ORDERS_COMMANDS,
+    ORDERS_EVENTS,
+    PAYMENTS_COMMANDS,
+    PAYMENTS_EVENTS,
+    INVENTORY_COMMANDS,
+    INVENTORY_EVENTS,
+    INVENTORY_STOCK,
+    *(fulfillment_activity(activity) for activity in FULFILLMENT_ACTIVITIES),
+    *(fulfillment_compensation(activity) for activity in FULFILLMENT_ACTIVITIES),
+    ROUTING_SLIPS_EVENTS,
+    SAGAS_EVENTS,
+    NOTIFICATIONS_EVENTS,
+    TIMERS,
+)
+
+# Each workflow topic and its dead-letter topic: what `oms topics apply` creates.
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    *WORKFLOW_TOPICS,
+    *(dead_letters_of(topic) for topic in WORKFLOW_TOPICS),
+)
+
+
+def topic_named(name: str) -> TopicSpec:
+    for topic in ALL_TOPICS:
+        if topic.name == name:
+            return topic
+    raise KeyError(f"no topic named {name!r} is declared in topology/topics.py")
