@@ -28,8 +28,10 @@ def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     versions = pinned_versions()
-    labels = {"kafka": f"Apache Kafka {versions['kafka.version']}",
-              "registry": f"Apicurio Registry {versions['apicurio.version']}"}
+    labels = {
+        "kafka": f"Apache Kafka {versions['kafka.version']}",
+        "registry": f"Apicurio Registry {versions['apicurio.version']}",
+    }
     all_up = True
     for status in platform.status(settings):
         state = "up" if status.answering else ("starting" if status.running else "down")
@@ -50,8 +52,10 @@ def cmd_topics_apply(args: argparse.Namespace, settings: Settings) -> int:
         print(f"created  {name}")
     for comparison in report.drifted:
         print(f"DRIFT    {comparison.declared.name}: {'; '.join(comparison.differences)}")
-    print(f"{len(report.created)} created, {len(report.in_sync)} in sync, {len(report.drifted)} drifted "
-          f"(drift is reported, never changed or deleted)")
+    print(
+        f"{len(report.created)} created, {len(report.in_sync)} in sync, {len(report.drifted)} drifted "
+        f"(drift is reported, never changed or deleted)"
+    )
     return 0
 
 
@@ -96,16 +100,30 @@ def cmd_schemas_check(args: argparse.Namespace, settings: Settings) -> int:
         for reason in result.reasons:
             print(f"              {reason}")
     if failures:
-        print(f"{failures} schema(s) would break consumers of data already written; "
-              "give new fields defaults, keep types and names, or add a new record type instead.")
+        print(
+            f"{failures} schema(s) would break consumers of data already written; "
+            "give new fields defaults, keep types and names, or add a new record type instead."
+        )
     return 1 if failures else 0
+
+
+def cmd_schemas_codegen(args: argparse.Namespace, settings: Settings) -> int:
+    from schemas.codegen import write
+
+    print(f"wrote {write()}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="oms", description=__doc__)
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
-    def verb(parent: argparse._SubParsersAction, name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+    def verb(
+        parent: argparse._SubParsersAction[argparse.ArgumentParser],
+        name: str,
+        handler: Handler,
+        help_text: str,
+    ) -> argparse.ArgumentParser:
         sub = parent.add_parser(name, help=help_text, description=help_text)
         sub.set_defaults(handler=handler)
         return sub
@@ -115,14 +133,17 @@ def build_parser() -> argparse.ArgumentParser:
     verb(verbs, "status", cmd_status, "report the local servers, their addresses and log files")
 
     topics = verbs.add_parser("topics", help="declared topics vs the cluster").add_subparsers(
-        dest="topics_verb", required=True, metavar="VERB")
+        dest="topics_verb", required=True, metavar="VERB"
+    )
     verb(topics, "apply", cmd_topics_apply, "create missing declared topics; report drift, delete nothing")
     verb(topics, "list", cmd_topics_list, "show declared vs actual topics")
 
     schemas = verbs.add_parser("schemas", help="Avro schemas vs the registry").add_subparsers(
-        dest="schemas_verb", required=True, metavar="VERB")
+        dest="schemas_verb", required=True, metavar="VERB"
+    )
     verb(schemas, "register", cmd_schemas_register, "register every local schema (TopicRecordNameStrategy)")
     verb(schemas, "check", cmd_schemas_check, "test every local schema against the registry's versions")
+    verb(schemas, "codegen", cmd_schemas_codegen, "regenerate schemas/models.py from the .avsc files")
     return parser
 
 

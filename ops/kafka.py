@@ -80,15 +80,21 @@ def _prepare(run_dir: Path, cache_dir: Path) -> list[str]:
     if not (data_dir / "meta.properties").exists():
         _format_storage(java, classpath, properties)
     return [
-        java, HEAP, "-XX:+UseG1GC", f"-Dlog4j2.configurationFile={log4j}",
-        "-cp", classpath, "kafka.Kafka", str(properties),
+        java,
+        HEAP,
+        "-XX:+UseG1GC",
+        f"-Dlog4j2.configurationFile={log4j}",
+        "-cp",
+        classpath,
+        "kafka.Kafka",
+        str(properties),
     ]
 
 
 def _format_storage(java: str, classpath: str, properties: Path) -> None:
     storage_tool = [java, "-cp", classpath, "kafka.tools.StorageTool"]
-    cluster_id = _run(storage_tool + ["random-uuid"]).strip().splitlines()[-1]
-    _run(storage_tool + ["format", "-t", cluster_id, "-c", str(properties), "--standalone"])
+    cluster_id = _run([*storage_tool, "random-uuid"]).strip().splitlines()[-1]
+    _run([*storage_tool, "format", "-t", cluster_id, "-c", str(properties), "--standalone"])
 
 
 def _run(command: list[str]) -> str:

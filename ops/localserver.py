@@ -75,7 +75,9 @@ class LocalServer:
             note = f"stale pid file {self.pid_file}"
         elif pid is None and port_is_open(self.host, self.port):
             note = f"port {self.port} is taken by a process that is not ours"
-        return ServerStatus(self.name, pid, pid is not None and self.is_ready(), self.address, self.log_file, note)
+        return ServerStatus(
+            self.name, pid, pid is not None and self.is_ready(), self.address, self.log_file, note
+        )
 
     def start(self) -> str:
         """Start the server unless it runs already; wait until it answers. Returns what happened."""
@@ -132,8 +134,9 @@ class LocalServer:
             exited = process.poll() is not None if process is not None else not _alive(pid)
             if exited:
                 self.pid_file.unlink(missing_ok=True)
-                raise PlatformError(f"{self.name} exited while starting; last lines of {self.log_file}:\n"
-                                    + self.log_tail())
+                raise PlatformError(
+                    f"{self.name} exited while starting; last lines of {self.log_file}:\n" + self.log_tail()
+                )
             if self.is_ready():
                 return
             time.sleep(0.5)

@@ -41,7 +41,13 @@ def _command(settings: Settings) -> list[str]:
         "apicurio.storage.kind": "kafkasql",
         "apicurio.kafkasql.bootstrap.servers": f"{KAFKA_HOST}:{BROKER_PORT}",
     }
-    return [str(java_executable()), HEAP, *(f"-D{key}={value}" for key, value in options.items()), "-jar", str(jar)]
+    return [
+        str(java_executable()),
+        HEAP,
+        *(f"-D{key}={value}" for key, value in options.items()),
+        "-jar",
+        str(jar),
+    ]
 
 
 def _answers() -> bool:

@@ -54,7 +54,7 @@ def shared_types() -> dict[str, dict[str, Any]]:
 @cache
 def records() -> dict[str, RecordSchema]:
     """Every event and command schema, by full name (e.g. `oms.orders.OrderCreated`)."""
-    found = {}
+    found: dict[str, RecordSchema] = {}
     for path in sorted(SCHEMA_DIR.glob("*/*.avsc")):
         if path.parent == SHARED_DIR:
             continue

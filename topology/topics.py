@@ -106,7 +106,7 @@ INVENTORY_STOCK = TopicSpec(
 ROUTING_SLIPS_EVENTS = TopicSpec(
     name="oms.routing-slips.events",
     key="order_id",
-    doc="Progress of every routing slip: created, activity completed/faulted/compensated, completed, faulted.",
+    doc="Progress of every routing slip: created, each activity done or undone, completed, faulted.",
 )
 SAGAS_EVENTS = TopicSpec(
     name="oms.sagas.events",

@@ -1,0 +1,83 @@
+"""Avro in Confluent wire format through the schema registry, to and from the generated models.
+
+Subjects follow `TopicRecordNameStrategy`, so one topic carries several record types; a decoder learns
+the writer's record type from the schema id in the message and reads with the local schema of that type.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+
+from confluent_kafka.schema_registry import SchemaRegistryClient, topic_record_subject_name_strategy
+from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from schemas.catalog import fullname_of, record
+from schemas.models import RECORD_TYPES, AvroRecord
+
+MAGIC_BYTE = 0
+NOT_FOUND = 404
+
+
+class UndecodableRecord(ValueError):
+    """The bytes are not a record of the wire contract; the message says why."""
+
+
+class RecordCodec:
+    """Encodes and decodes the records of one topic."""
+
+    def __init__(self, client: SchemaRegistryClient, topic: str, *, auto_register: bool = False) -> None:
+        self._client = client
+        self._topic = topic
+        self._auto_register = auto_register
+        self._serializers: dict[str, AvroSerializer] = {}
+        self._deserializers: dict[str, AvroDeserializer] = {}
+        self._writer_names: dict[int, str] = {}
+
+    def encode(self, value: AvroRecord) -> bytes:
+        serializer = self._serializers.get(value.AVRO_NAME)
+        if serializer is None:
+            serializer = AvroSerializer(
+                self._client,
+                record(value.AVRO_NAME).to_json(),
+                to_dict=lambda model, _ctx: model.model_dump(),
+                conf={
+                    "auto.register.schemas": self._auto_register,
+                    "subject.name.strategy": topic_record_subject_name_strategy,
+                },
+            )
+            self._serializers[value.AVRO_NAME] = serializer
+        encoded = serializer(value, SerializationContext(self._topic, MessageField.VALUE))
+        assert encoded is not None
+        return encoded
+
+    def decode(self, data: bytes) -> AvroRecord:
+        name = self.writer_record_name(data)
+        model = RECORD_TYPES.get(name)
+        if model is None:
+            raise UndecodableRecord(f"record type {name} is not part of this service's contract")
+        deserializer = self._deserializers.get(name)
+        if deserializer is None:
+            deserializer = AvroDeserializer(self._client, record(name).to_json())
+            self._deserializers[name] = deserializer
+        fields = deserializer(data, SerializationContext(self._topic, MessageField.VALUE))
+        return model.model_validate(fields)
+
+    def writer_record_name(self, data: bytes) -> str:
+        """The full name of the record type the producer wrote, from the schema id in the message."""
+        if len(data) < 5 or data[0] != MAGIC_BYTE:
+            raise UndecodableRecord("not Confluent-framed Avro (no magic byte and schema id)")
+        (schema_id,) = struct.unpack(">I", data[1:5])
+        name = self._writer_names.get(schema_id)
+        if name is None:
+            try:
+                schema = self._client.get_schema(schema_id)
+            except SchemaRegistryError as error:
+                if error.http_status_code == NOT_FOUND:
+                    raise UndecodableRecord(f"schema id {schema_id} is unknown to the registry") from error
+                raise
+            name = fullname_of(json.loads(schema.schema_str or "{}"))
+            self._writer_names[schema_id] = name
+        return name

@@ -1,0 +1,65 @@
+"""Integration tests run against the real local Kafka broker and schema registry (`make up`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from schemas.registry import registry_client
+from topology.admin import admin_client
+from topology.settings import Settings
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "integration" in item.path.parts:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings()
+
+
+@pytest.fixture(scope="session")
+def admin(settings: Settings) -> AdminClient:
+    client = admin_client(settings)
+    try:
+        client.list_topics(timeout=10)
+    except Exception as error:
+        pytest.fail(f"Kafka at {settings.kafka_bootstrap_servers} does not answer ({error}); run `make up`")
+    return client
+
+
+@pytest.fixture(scope="session")
+def registry(settings: Settings) -> SchemaRegistryClient:
+    client = registry_client(settings)
+    try:
+        client.get_subjects()
+    except Exception as error:
+        pytest.fail(
+            f"the schema registry at {settings.schema_registry_url} does not answer ({error}); run `make up`"
+        )
+    return client
+
+
+@pytest.fixture
+def topic(admin: AdminClient, unique_name: Callable[[str], str]) -> Iterator[str]:
+    """A fresh one-partition topic, deleted afterwards."""
+    name = unique_name("topic")
+    admin.create_topics([NewTopic(name, 1, 1)])[name].result(timeout=30)
+    yield name
+    admin.delete_topics([name])[name].result(timeout=30)
+
+
+@pytest.fixture
+def created_topics(admin: AdminClient) -> Iterator[list[str]]:
+    """Names a test appends here are deleted after it."""
+    names: list[str] = []
+    yield names
+    if names:
+        for future in admin.delete_topics(names).values():
+            future.result(timeout=30)

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import copy
+import datetime
+import uuid
+from collections.abc import Callable
+from io import BytesIO
+from typing import Any
+
+import fastavro
+import pytest
+
+from schemas.catalog import RecordSchema, inline_shared_types, record, records, shared_types
+from schemas.codegen import MODELS_PATH, render
+from schemas.models import RECORD_TYPES, CancelOrder
+from schemas.registry import declared_subjects, explain
+from topology.topics import WORKFLOW_TOPICS, TopicSpec
+
+
+def test_models_module_is_generated_from_the_current_schemas() -> None:
+    assert MODELS_PATH.read_text() == render(records().values()), "run `oms schemas codegen`"
+
+
+def test_every_record_has_a_model_and_every_model_a_record() -> None:
+    assert set(RECORD_TYPES) == set(records())
+
+
+@pytest.mark.parametrize("topic", [t for t in WORKFLOW_TOPICS if t.key == "order_id"], ids=lambda t: t.name)
+def test_order_keyed_records_carry_event_id_order_id_and_occurred_at(topic: TopicSpec) -> None:
+    for fullname in topic.records:
+        fields = {field["name"]: field["type"] for field in record(fullname).definition["fields"]}
+        assert fields["event_id"] == {"type": "string", "logicalType": "uuid"}, fullname
+        assert fields["order_id"] == "string", fullname
+        assert fields["occurred_at"] == {"type": "long", "logicalType": "timestamp-millis"}, fullname
+
+
+def test_every_record_schema_is_carried_by_a_declared_topic() -> None:
+    carried = {subject.schema.fullname for subject in declared_subjects()}
+    assert carried == set(records())
+
+
+def test_subjects_follow_topic_record_name_strategy() -> None:
+    subjects = {subject.name for subject in declared_subjects()}
+    assert "oms.orders.events-oms.orders.OrderCreated" in subjects
+    assert "oms.orders.commands-oms.orders.CancelOrder" in subjects
+
+
+def test_shared_types_are_inlined_once_per_schema() -> None:
+    definition = record("oms.orders.OrderCreated").to_json()
+    assert definition.count('"name":"Money"') == 1, "a named type is defined once, then referenced"
+    fastavro.parse_schema(record("oms.orders.OrderCreated").definition)
+
+
+def test_inlining_leaves_unknown_names_to_the_avro_parser() -> None:
+    schema = {"type": "record", "name": "R", "fields": [{"name": "x", "type": "oms.common.Nope"}]}
+
+    assert inline_shared_types(schema, shared_types()) == schema
+
+
+def test_model_values_encode_with_the_avro_schema() -> None:
+    cancel = CancelOrder(
+        event_id=uuid.uuid4(),
+        order_id="o-9",
+        occurred_at=datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC),
+        reason="changed my mind",
+    )
+    parsed = fastavro.parse_schema(copy.deepcopy(record(cancel.AVRO_NAME).definition))
+
+    buffer = BytesIO()
+    fastavro.schemaless_writer(buffer, parsed, cancel.model_dump())
+    buffer.seek(0)
+
+    assert CancelOrder.model_validate(fastavro.schemaless_reader(buffer, parsed)) == cancel
+
+
+def changed(fullname: str, edit: Callable[[list[dict[str, Any]]], None]) -> RecordSchema:
+    original = record(fullname)
+    definition = copy.deepcopy(original.definition)
+    edit(definition["fields"])
+    return RecordSchema(fullname, definition, original.path)
+
+
+def test_explain_names_a_field_added_without_default() -> None:
+    new = changed(
+        "oms.orders.CancelOrder", lambda fields: fields.append({"name": "channel", "type": "string"})
+    )
+
+    assert explain(new, record("oms.orders.CancelOrder").to_json()) == [
+        "field 'channel': added without a default, so old records cannot be read"
+    ]
+
+
+def test_explain_names_a_field_whose_type_changed() -> None:
+    def to_int(fields: list[dict[str, object]]) -> None:
+        next(field for field in fields if field["name"] == "reason")["type"] = "int"
+
+    [reason] = explain(changed("oms.orders.CancelOrder", to_int), record("oms.orders.CancelOrder").to_json())
+
+    assert reason.startswith("field 'reason': ") and "int" in reason and "string" in reason
+
+
+def test_explain_accepts_a_field_added_with_default_and_a_field_removed() -> None:
+    def evolve(fields: list[dict[str, object]]) -> None:
+        fields.append({"name": "channel", "type": "string", "default": "web"})
+        fields.remove(next(field for field in fields if field["name"] == "requested_by"))
+
+    assert (
+        explain(changed("oms.orders.CancelOrder", evolve), record("oms.orders.CancelOrder").to_json()) == []
+    )
