@@ -114,6 +114,18 @@ def cmd_schemas_codegen(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from ops import bench
+
+    result = bench.run(settings, count=args.messages)
+    print(f"produce (idempotent, acks=all)          {result['produce_per_s']:>9,} msg/s")
+    print(f"transactional consume-produce passthrough {result['transactional_passthrough_per_s']:>7,} msg/s")
+    for name, megabytes in result["resident_mb"].items():
+        print(f"resident memory of {name:<22} {megabytes or 0:>9.0f} MB")
+    print(f"saved {bench.save(result)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="oms", description=__doc__)
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -144,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     verb(schemas, "register", cmd_schemas_register, "register every local schema (TopicRecordNameStrategy)")
     verb(schemas, "check", cmd_schemas_check, "test every local schema against the registry's versions")
     verb(schemas, "codegen", cmd_schemas_codegen, "regenerate schemas/models.py from the .avsc files")
+    bench = verb(verbs, "bench", cmd_bench, "measure the platform; figures are saved under .bench/")
+    bench.add_argument("--messages", type=int, default=50_000, help="messages per measurement")
     return parser
 
 

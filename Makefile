@@ -1,0 +1,44 @@
+# The order-management system's everyday commands. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+BIN := $(VENV)/bin
+OMS := $(BIN)/oms
+STAMP := $(VENV)/.installed-stamp
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP) ## Create .venv, install the project and the tools the tests use (kcat)
+	@bash ops/install-tools.sh
+
+up: setup ## Start the local Kafka broker and schema registry (fetched on first use)
+	$(OMS) up
+
+down: ## Stop the local schema registry and Kafka broker
+	@if [ -x $(OMS) ]; then $(OMS) down; fi
+
+run: up ## Start everything, declare topics and schemas, and show where things are
+	$(OMS) topics apply
+	$(OMS) schemas register
+	$(OMS) status
+
+test: up ## Run the unit and integration tests against the local broker and registry
+	$(BIN)/pytest
+
+bench: up ## Measure the platform and save the figures under .bench/
+	$(OMS) bench
+
+lint: setup ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+.PHONY: help setup up down run test bench lint
