@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     # Replication of the topics `oms topics apply` creates; 3 on a production cluster.
     replication_factor: int = 1
 
+    # How often processors commit their Kafka transaction: the floor of a hop's latency.
+    commit_interval_s: float = 0.1
+    log_level: str = "WARNING"
+
     # Where `oms up` keeps downloaded jars and the local servers' data, logs and pid files.
     cache_dir: Path = PROJECT_ROOT / ".cache"
     run_dir: Path = PROJECT_ROOT / ".run"

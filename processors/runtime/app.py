@@ -1,0 +1,61 @@
+"""A Quix Streams application per processor: exactly-once, raw bytes in and out, topics from topology/."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from quixstreams import Application
+from quixstreams.kafka.configuration import ConnectionConfig
+from quixstreams.models import Topic, TopicConfig
+from quixstreams.models.serializers import SerializationContext, Serializer
+
+from processors.runtime.records import Outgoing
+from topology.settings import Settings
+from topology.topics import TopicSpec
+
+
+class OutgoingSerializer(Serializer):
+    """Values reach the producer already encoded: Avro for records, original bytes for dead letters."""
+
+    def __call__(self, value: Outgoing, ctx: SerializationContext) -> bytes | None:  # type: ignore[override]
+        return value.value
+
+
+def instance_id() -> str:
+    """Tells instances of one processor on one machine apart, each with its own state folder."""
+    return os.environ.get("OMS_INSTANCE_ID", "0")
+
+
+def make_application(processor: str, settings: Settings, **overrides: Any) -> Application:
+    """One consumer group per processor; several instances of it share the partitions."""
+    options: dict[str, Any] = {
+        "broker_address": ConnectionConfig.from_librdkafka_dict(settings.kafka_config()),
+        "consumer_group": processor,
+        "auto_offset_reset": "earliest",
+        "processing_guarantee": "exactly-once",
+        "commit_interval": settings.commit_interval_s,
+        "state_dir": settings.run_dir / "state" / processor / instance_id(),
+        # Java's partitioner, so that records keyed by us and by Java or kcat producers meet.
+        "producer_extra_config": {"partitioner": "murmur2_random", "linger.ms": 2},
+        "loglevel": logging.getLevelName(settings.log_level),
+    }
+    options.update(overrides)
+    return Application(**options)
+
+
+def app_topic(app: Application, spec: TopicSpec, settings: Settings) -> Topic:
+    """The Quix topic of a declaration: bytes in, `Outgoing` out, created as declared if missing."""
+    return app.topic(
+        spec.name,
+        key_deserializer="bytes",
+        value_deserializer="bytes",
+        key_serializer="bytes",
+        value_serializer=OutgoingSerializer(),
+        config=TopicConfig(
+            num_partitions=spec.partitions,
+            replication_factor=settings.replication_factor,
+            extra_config=spec.config(),
+        ),
+    )

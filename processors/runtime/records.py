@@ -1,0 +1,45 @@
+"""What a decision emits, and the bytes that go to Kafka for it."""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from dataclasses import dataclass
+
+from schemas.models import AvroRecord
+from topology.topics import TopicSpec
+
+Headers = tuple[tuple[str, bytes], ...]
+
+# Namespace for event ids derived from the event that caused them, so that a re-run emits the same ids.
+EVENT_ID_NAMESPACE = uuid.UUID("6f1d3c1e-8a57-4d52-9a0c-5b1f0c0e7a11")
+
+
+@dataclass(frozen=True)
+class Emit:
+    """A record a decision wants published on a topic, under a key (the order id, or a SKU)."""
+
+    topic: TopicSpec
+    key: str
+    record: AvroRecord
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A message ready for a topic: what the pipeline's last step produces."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+
+
+def derive_event_id(cause: uuid.UUID | str, purpose: str) -> uuid.UUID:
+    """The id of the event that `cause` leads to for `purpose`; the same on every re-run."""
+    return uuid.uuid5(EVENT_ID_NAMESPACE, f"{cause}/{purpose}")
+
+
+def utc_now() -> datetime.datetime:
+    """Now, at the millisecond precision of Avro's timestamp-millis."""
+    now = datetime.datetime.now(datetime.UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)

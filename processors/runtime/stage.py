@@ -1,0 +1,138 @@
+"""The pipeline step every processor is built from: bytes in, a decision over a record, bytes out.
+
+Decoding, validation and the decision happen in one step so that a message nobody can use becomes a
+dead letter inside the same Kafka transaction as everything else (Quix Streams has no DLQ of its own).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+from quixstreams import State
+from quixstreams.context import message_context
+from quixstreams.dataframe import StreamingDataFrame
+from quixstreams.models import Topic
+
+from processors.runtime.cloudevents import cloudevent_headers
+from processors.runtime.deadletters import Received, dead_letter
+from processors.runtime.records import Emit, Outgoing
+from schemas.models import AvroRecord
+from schemas.serde import RecordCodec
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[AvroRecord, State], Iterable[Emit]]
+
+
+class TransientError(Exception):
+    """A failure that may pass if the same message is tried again (a flaky gateway, a timeout)."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 4
+    first_delay_s: float = 0.05
+    max_delay_s: float = 1.0
+
+    def delays(self) -> Iterable[float]:
+        """Pauses between attempts: exponential backoff, bounded."""
+        delay = self.first_delay_s
+        for _ in range(self.attempts - 1):
+            yield delay
+            delay = min(delay * 2, self.max_delay_s)
+
+
+def retrying(call: Callable[[], Any], policy: RetryPolicy) -> Any:
+    """Call until it stops raising `TransientError` or attempts run out (the last error propagates)."""
+    for delay in policy.delays():
+        try:
+            return call()
+        except TransientError as error:
+            logger.info("transient failure, retrying in %.2fs: %s", delay, error)
+            time.sleep(delay)
+    return call()
+
+
+class Encoder:
+    """Turns emitted records into Avro messages with CloudEvents headers."""
+
+    def __init__(self, registry: SchemaRegistryClient, source: str) -> None:
+        self._registry = registry
+        self._source = source
+        self._codecs: dict[str, RecordCodec] = {}
+
+    def __call__(self, emit: Emit) -> Outgoing:
+        codec = self._codecs.get(emit.topic.name)
+        if codec is None:
+            codec = self._codecs[emit.topic.name] = RecordCodec(self._registry, emit.topic.name)
+        return Outgoing(
+            topic=emit.topic.name,
+            key=emit.key.encode(),
+            value=codec.encode(emit.record),
+            headers=cloudevent_headers(emit.record, self._source),
+        )
+
+
+class RecordStage:
+    """Decode a topic's message, let `handle` decide, encode what it emits; dead-letter what fails."""
+
+    def __init__(
+        self,
+        processor: str,
+        topic: str,
+        registry: SchemaRegistryClient,
+        handle: Handler,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.processor = processor
+        self._decoder = RecordCodec(registry, topic)
+        self._encode = Encoder(registry, processor)
+        self._handle = handle
+        self._retry = retry or RetryPolicy()
+
+    def __call__(
+        self, value: bytes | None, key: bytes | None, timestamp: int, headers: Any, state: State
+    ) -> list[Outgoing]:
+        context = message_context()
+        received = Received(
+            context.topic, context.partition, context.offset, timestamp, key, value, tuple(headers or ())
+        )
+        try:
+            if value is None:
+                raise ValueError("a tombstone (null value) carries no record")
+            record = self._decoder.decode(value)
+            emits = list(retrying(lambda: list(self._handle(record, state)), self._retry))
+        except Exception as error:  # anything this message causes: dead-letter it and go on
+            if is_outage(error):
+                raise  # not the message's fault: stop, and let the restart try it again
+            logger.warning(
+                "dead-lettering %s[%d]@%d: %s: %s",
+                received.topic,
+                received.partition,
+                received.offset,
+                type(error).__name__,
+                error,
+            )
+            return [dead_letter(received, error, self.processor)]
+        return [self._encode(emit) for emit in emits]
+
+
+def is_outage(error: BaseException) -> bool:
+    """The registry or network failing, as opposed to the message being unusable."""
+    if isinstance(error, httpx.TransportError):
+        return True
+    return isinstance(error, SchemaRegistryError) and error.http_status_code >= 500
+
+
+def publish(sdf: StreamingDataFrame, topics: Iterable[Topic]) -> None:
+    """Produce each `Outgoing` to its own topic, with its own key and headers."""
+    by_name = {topic.name: topic for topic in topics}
+    sdf = sdf.set_headers(lambda value, key, timestamp, headers: list(value.headers))
+    sdf.to_topic(lambda value, key, timestamp, headers: by_name[value.topic], key=lambda value: value.key)
