@@ -80,13 +80,9 @@ def validate(command: PlaceOrder) -> list[str]:
 
 def cross_field_reasons(command: PlaceOrder) -> list[str]:
     reasons = []
-    currencies = {line.unit_price.currency for line in command.lines} | {
-        t.amount.currency for t in command.tenders
-    }
+    currencies = {line.unit_price.currency for line in command.lines} | {t.amount.currency for t in command.tenders}
     if len(currencies) > 1:
-        reasons.append(
-            f"currency: lines and tenders must use one currency, found {', '.join(sorted(currencies))}"
-        )
+        reasons.append(f"currency: lines and tenders must use one currency, found {', '.join(sorted(currencies))}")
     total = order_total(command)
     paid = sum(tender.amount.amount_minor for tender in command.tenders)
     if paid != total.amount_minor:
@@ -166,8 +162,6 @@ def handle(record: AvroRecord, state: State) -> list[Emit]:
 
 def build(app: Application, settings: Settings, registry: SchemaRegistryClient) -> None:
     commands = app_topic(app, ORDERS_COMMANDS, settings)
-    outputs = [
-        app_topic(app, topic, settings) for topic in (ORDERS_EVENTS, ORDERS_COMMANDS.dead_letter_topic)
-    ]
+    outputs = [app_topic(app, topic, settings) for topic in (ORDERS_EVENTS, ORDERS_COMMANDS.dead_letter_topic)]
     stage = RecordStage(PROCESSOR, commands.name, registry, handle)
     publish(app.dataframe(commands).apply(stage, stateful=True, expand=True, metadata=True), outputs)

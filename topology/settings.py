@@ -43,6 +43,10 @@ class Settings(BaseSettings):
 
     # How often processors commit their Kafka transaction: the floor of a hop's latency.
     commit_interval_s: float = 0.1
+    # How long a processor's consumer waits for a batch; processors that merge topics wait this long per batch
+    # to read them in timestamp order, so it bounds their per-hop latency too.
+    poll_timeout_s: float = 0.05
+    fetch_wait_ms: int = 25
     log_level: str = "WARNING"
 
     # Where `oms up` keeps downloaded jars and the local servers' data, logs and pid files.

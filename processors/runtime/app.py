@@ -36,9 +36,13 @@ def make_application(processor: str, settings: Settings, **overrides: Any) -> Ap
         "auto_offset_reset": "earliest",
         "processing_guarantee": "exactly-once",
         "commit_interval": settings.commit_interval_s,
+        "consumer_poll_timeout": settings.poll_timeout_s,
         "state_dir": settings.run_dir / "state" / processor / instance_id(),
         # Java's partitioner, so that records keyed by us and by Java or kcat producers meet.
         "producer_extra_config": {"partitioner": "murmur2_random", "linger.ms": 2},
+        # Processors that merge topics read them in timestamp order and wait for a fetch from every partition
+        # before going on; an idle partition answers a fetch only after this wait.
+        "consumer_extra_config": {"fetch.wait.max.ms": settings.fetch_wait_ms},
         "loglevel": logging.getLevelName(settings.log_level),
     }
     options.update(overrides)

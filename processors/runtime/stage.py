@@ -81,18 +81,23 @@ class Encoder:
 
 
 class RecordStage:
-    """Decode a topic's message, let `handle` decide, encode what it emits; dead-letter what fails."""
+    """Decode a topic's message, let `handle` decide, encode what it emits; dead-letter what fails.
+
+    `topic` may name several topics, for a stage after `StreamingDataFrame.concat`: each message is
+    decoded with the codec of the topic it came from.
+    """
 
     def __init__(
         self,
         processor: str,
-        topic: str,
+        topic: str | Iterable[str],
         registry: SchemaRegistryClient,
         handle: Handler,
         retry: RetryPolicy | None = None,
     ) -> None:
         self.processor = processor
-        self._decoder = RecordCodec(registry, topic)
+        topics = [topic] if isinstance(topic, str) else list(topic)
+        self._decoders = {name: RecordCodec(registry, name) for name in topics}
         self._encode = Encoder(registry, processor)
         self._handle = handle
         self._retry = retry or RetryPolicy()
@@ -107,7 +112,7 @@ class RecordStage:
         try:
             if value is None:
                 raise ValueError("a tombstone (null value) carries no record")
-            record = self._decoder.decode(value)
+            record = self._decoders[received.topic].decode(value)
             emits = list(retrying(lambda: list(self._handle(record, state)), self._retry))
         except Exception as error:  # anything this message causes: dead-letter it and go on
             if is_outage(error):
