@@ -51,9 +51,7 @@ def produce(settings: Settings, topic: str, count: int, size: int) -> Rate:
     return Rate(count, time.perf_counter() - started)
 
 
-def transactional_passthrough(
-    settings: Settings, source: str, sink: str, count: int, commit_every_s: float
-) -> Rate:
+def transactional_passthrough(settings: Settings, source: str, sink: str, count: int, commit_every_s: float) -> Rate:
     """Consume `count` messages and produce each to `sink` exactly once, committing every `commit_every_s`."""
     consumer = Consumer(
         {
@@ -64,9 +62,7 @@ def transactional_passthrough(
             "isolation.level": "read_committed",
         }
     )
-    producer = Producer(
-        {**settings.kafka_config(), "transactional.id": f"bench-{uuid.uuid4().hex}", "linger.ms": 5}
-    )
+    producer = Producer({**settings.kafka_config(), "transactional.id": f"bench-{uuid.uuid4().hex}", "linger.ms": 5})
     producer.init_transactions(30)
     consumer.subscribe([source])
     seen = 0

@@ -75,9 +75,7 @@ class LocalServer:
             note = f"stale pid file {self.pid_file}"
         elif pid is None and port_is_open(self.host, self.port):
             note = f"port {self.port} is taken by a process that is not ours"
-        return ServerStatus(
-            self.name, pid, pid is not None and self.is_ready(), self.address, self.log_file, note
-        )
+        return ServerStatus(self.name, pid, pid is not None and self.is_ready(), self.address, self.log_file, note)
 
     def start(self) -> str:
         """Start the server unless it runs already; wait until it answers. Returns what happened."""

@@ -81,6 +81,30 @@ class StockLevel(AvroRecord):
     occurred_at: datetime.datetime
 
 
+class NotificationKind(enum.StrEnum):
+    ORDER_CONFIRMED = "ORDER_CONFIRMED"
+    PAYMENT_FAILED = "PAYMENT_FAILED"
+    OUT_OF_STOCK = "OUT_OF_STOCK"
+    ORDER_SHIPPED = "ORDER_SHIPPED"
+    ORDER_DELIVERED = "ORDER_DELIVERED"
+    ORDER_CANCELLED = "ORDER_CANCELLED"
+    OTHER = "OTHER"
+
+
+class NotificationSent(AvroRecord):
+    """A customer was told something about their order, once per kind."""
+
+    AVRO_NAME: ClassVar[str] = "oms.notifications.NotificationSent"
+    event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
+    order_id: str
+    occurred_at: datetime.datetime
+    kind: NotificationKind
+    channel: str = Field(description="email, sms, webhook...")
+    recipient: str
+    message_id: str = Field(description="The channel's id for the message sent.")
+    caused_by: uuid.UUID = Field(description="event_id of the event that triggered it.")
+
+
 class CancelOrder(AvroRecord):
     """Command: cancel an order that is not yet delivered."""
 
@@ -209,6 +233,7 @@ class PaymentProcessed(AvroRecord):
     occurred_at: datetime.datetime
     amount: Money
     charges: list[TenderCharge]
+    lines: list[StockLine] = Field(default_factory=list, description="What was paid for, so that inventory can reserve it without a lookup.")
 
 
 class PaymentRefundFailed(AvroRecord):
@@ -251,6 +276,7 @@ RECORD_TYPES: dict[str, type[AvroRecord]] = {
     "oms.inventory.InventoryShortage": InventoryShortage,
     "oms.inventory.ReleaseInventory": ReleaseInventory,
     "oms.inventory.StockLevel": StockLevel,
+    "oms.notifications.NotificationSent": NotificationSent,
     "oms.orders.CancelOrder": CancelOrder,
     "oms.orders.OrderCreated": OrderCreated,
     "oms.orders.OrderRejected": OrderRejected,

@@ -63,10 +63,7 @@ def ensure_compatibility_level(client: SchemaRegistryClient, level: str = COMPAT
 
 def register(client: SchemaRegistryClient, subjects: Iterable[Subject]) -> dict[str, int]:
     """Register each subject's local schema (a no-op when unchanged); returns schema ids by subject."""
-    return {
-        subject.name: client.register_schema(subject.name, subject.to_registry_schema())
-        for subject in subjects
-    }
+    return {subject.name: client.register_schema(subject.name, subject.to_registry_schema()) for subject in subjects}
 
 
 def check(client: SchemaRegistryClient, subject: Subject) -> CompatibilityResult:
@@ -86,9 +83,7 @@ def check(client: SchemaRegistryClient, subject: Subject) -> CompatibilityResult
     if not compatible:
         for version in versions:
             registered = client.get_version(subject.name, version).schema.schema_str or "null"
-            reasons += [
-                f"against version {version}: {reason}" for reason in explain(subject.schema, registered)
-            ]
+            reasons += [f"against version {version}: {reason}" for reason in explain(subject.schema, registered)]
         reasons = reasons or ["the registry rejects it (no field-level detail available)"]
     return CompatibilityResult(subject.name, compatible, len(versions), tuple(reasons))
 
@@ -104,9 +99,7 @@ def explain(new: RecordSchema, registered_json: str) -> list[str]:
         old = writer.fields_dict.get(field.name)
         if old is None:
             if not field.has_default:
-                reasons.append(
-                    f"field '{field.name}': added without a default, so old records cannot be read"
-                )
+                reasons.append(f"field '{field.name}': added without a default, so old records cannot be read")
             continue
         reasons += [f"field '{field.name}': {reason}" for reason in _incompatibilities(field.type, old.type)]
     if not reasons and reader.fullname != writer.fullname:

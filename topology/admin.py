@@ -54,9 +54,7 @@ def inspect(settings: Settings, declared: Sequence[TopicSpec]) -> list[TopicComp
 def apply(settings: Settings, declared: Sequence[TopicSpec]) -> ApplyReport:
     """Create every missing topic; report drift without changing or deleting anything."""
     admin = admin_client(settings)
-    comparisons = compare(
-        declared, describe(admin, [topic.name for topic in declared]), settings.replication_factor
-    )
+    comparisons = compare(declared, describe(admin, [topic.name for topic in declared]), settings.replication_factor)
     missing = [c.declared for c in comparisons if c.status is TopicStatus.MISSING]
     if missing:
         futures = admin.create_topics(

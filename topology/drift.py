@@ -44,9 +44,7 @@ def _compare_one(topic: TopicSpec, actual: ActualTopic | None, replication_facto
     if actual.partitions != topic.partitions:
         differences.append(f"partitions: declared {topic.partitions}, actual {actual.partitions}")
     if actual.replication_factor != replication_factor:
-        differences.append(
-            f"replication factor: declared {replication_factor}, actual {actual.replication_factor}"
-        )
+        differences.append(f"replication factor: declared {replication_factor}, actual {actual.replication_factor}")
     for key, value in topic.config().items():
         if actual.config.get(key) != value:
             differences.append(f"{key}: declared {value}, actual {actual.config.get(key)}")

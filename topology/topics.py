@@ -116,6 +116,7 @@ SAGAS_EVENTS = TopicSpec(
 NOTIFICATIONS_EVENTS = TopicSpec(
     name="oms.notifications.events",
     key="order_id",
+    records=("oms.notifications.NotificationSent",),
     doc="Notifications sent to customers.",
 )
 TIMERS = TopicSpec(

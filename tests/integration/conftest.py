@@ -40,9 +40,7 @@ def registry(settings: Settings) -> SchemaRegistryClient:
     try:
         client.get_subjects()
     except Exception as error:
-        pytest.fail(
-            f"the schema registry at {settings.schema_registry_url} does not answer ({error}); run `make up`"
-        )
+        pytest.fail(f"the schema registry at {settings.schema_registry_url} does not answer ({error}); run `make up`")
     return client
 
 

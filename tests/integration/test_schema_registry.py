@@ -32,9 +32,7 @@ def a_place_order() -> PlaceOrder:
             "occurred_at": datetime.datetime(2026, 11, 25, 12, 0, tzinfo=datetime.UTC),
             "customer_id": "c-7",
             "customer_email": "ada@example.com",
-            "lines": [
-                OrderLine(sku="SKU-1", quantity=2, unit_price=Money(amount_minor=1250, currency="EUR"))
-            ],
+            "lines": [OrderLine(sku="SKU-1", quantity=2, unit_price=Money(amount_minor=1250, currency="EUR"))],
             "shipping_address": {
                 "recipient": "Ada",
                 "line1": "1 Loop Road",
@@ -42,9 +40,7 @@ def a_place_order() -> PlaceOrder:
                 "postal_code": "10115",
                 "country": "DE",
             },
-            "tenders": [
-                {"method": "CARD", "token": "tok_ok", "amount": {"amount_minor": 2500, "currency": "EUR"}}
-            ],
+            "tenders": [{"method": "CARD", "token": "tok_ok", "amount": {"amount_minor": 2500, "currency": "EUR"}}],
             "is_gift": True,
         }
     )
@@ -60,9 +56,7 @@ def test_global_compatibility_is_backward_transitive(registry: SchemaRegistryCli
     assert registry.get_compatibility() == COMPATIBILITY_LEVEL
 
 
-def test_record_round_trips_through_confluent_avro_serializer(
-    registry: SchemaRegistryClient, topic: str
-) -> None:
+def test_record_round_trips_through_confluent_avro_serializer(registry: SchemaRegistryClient, topic: str) -> None:
     codec = RecordCodec(registry, topic, auto_register=True)
     order = a_place_order()
 
@@ -124,9 +118,7 @@ def test_incompatible_change_is_rejected_with_subject_field_and_reason(
     assert rejected.value.http_status_code == 409
 
 
-def test_compatible_change_is_accepted(
-    registry: SchemaRegistryClient, unique_name: Callable[[str], str]
-) -> None:
+def test_compatible_change_is_accepted(registry: SchemaRegistryClient, unique_name: Callable[[str], str]) -> None:
     original = record("oms.orders.PlaceOrder")
     subject = Subject(subject_name(unique_name("orders"), original.fullname), ORDERS_COMMANDS, original)
     register(registry, [subject])

@@ -25,9 +25,7 @@ def http_server(run_dir: Path, port: int, command: list[str] | None = None) -> L
         port=port,
         run_dir=run_dir,
         cmdline_marker="http.server",
-        build_command=lambda: (
-            command or [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)]
-        ),
+        build_command=lambda: command or [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)],
         is_ready=lambda: port_is_open("127.0.0.1", port),
         start_timeout_s=20,
     )

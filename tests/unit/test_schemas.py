@@ -81,9 +81,7 @@ def changed(fullname: str, edit: Callable[[list[dict[str, Any]]], None]) -> Reco
 
 
 def test_explain_names_a_field_added_without_default() -> None:
-    new = changed(
-        "oms.orders.CancelOrder", lambda fields: fields.append({"name": "channel", "type": "string"})
-    )
+    new = changed("oms.orders.CancelOrder", lambda fields: fields.append({"name": "channel", "type": "string"}))
 
     assert explain(new, record("oms.orders.CancelOrder").to_json()) == [
         "field 'channel': added without a default, so old records cannot be read"
@@ -104,6 +102,4 @@ def test_explain_accepts_a_field_added_with_default_and_a_field_removed() -> Non
         fields.append({"name": "channel", "type": "string", "default": "web"})
         fields.remove(next(field for field in fields if field["name"] == "requested_by"))
 
-    assert (
-        explain(changed("oms.orders.CancelOrder", evolve), record("oms.orders.CancelOrder").to_json()) == []
-    )
+    assert explain(changed("oms.orders.CancelOrder", evolve), record("oms.orders.CancelOrder").to_json()) == []
