@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import random
 import sys
+import time
 from collections.abc import Callable, Sequence
 
 from ops import platform
@@ -126,6 +128,89 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from processors.services import SERVICES, run
+
+    if args.processor != "all":
+        run(args.processor, settings)
+        return 0
+    from ops.supervisor import Supervisor
+
+    return Supervisor(list(SERVICES), args.instances, settings.run_dir / "logs").run()
+
+
+def cmd_produce_orders(args: argparse.Namespace, settings: Settings) -> int:
+    from ops.catalog import DEMO_STOCK
+    from ops.orders import OrderMix, generate_orders, stock_shortfalls, summary
+    from ops.produce import DeliveryFailed, produce_orders
+
+    try:
+        mix = OrderMix.parse(args.mix) if args.mix else OrderMix()
+    except ValueError as error:
+        print(f"oms: --mix: {error}", file=sys.stderr)
+        return 2
+    seed = args.seed if args.seed is not None else random.randrange(1_000_000)
+    prefix = args.prefix or f"s{seed}-{int(time.time()):x}"
+    orders = generate_orders(args.count, seed, prefix=prefix, mix=mix)
+    for sku, (demand, stock) in stock_shortfalls(orders, DEMO_STOCK).items():
+        print(f"note: up to {demand} units of {sku} may be reserved, its demo stock is {stock}; labels may not hold")
+    try:
+        report = produce_orders(settings, [order.record for order in orders], args.rate, progress=args.progress)
+    except DeliveryFailed as error:
+        print(f"oms: {error}", file=sys.stderr)
+        return 1
+    print(
+        f"produced {report.delivered} orders to {report.topic} in {report.elapsed_s:.2f}s "
+        f"({report.rate_per_s:,.0f}/s); seed {seed}, ids {orders[0].order_id} .. {orders[-1].order_id}"
+    )
+    for line in summary(orders):
+        print(line)
+    return 0
+
+
+def cmd_stock_set(args: argparse.Namespace, settings: Settings) -> int:
+    from ops.catalog import PRODUCTS_BY_SKU
+    from ops.stock import set_stock
+
+    if args.sku not in PRODUCTS_BY_SKU:
+        print(f"note: {args.sku} is not in the demo catalog (ops/catalog.py)")
+    set_stock(settings, {args.sku: args.quantity})
+    print(f"{args.sku} available {args.quantity}")
+    return 0
+
+
+def cmd_stock_seed(args: argparse.Namespace, settings: Settings) -> int:
+    from ops.catalog import DEMO_STOCK
+    from ops.stock import set_stock
+
+    set_stock(settings, DEMO_STOCK)
+    print(f"set the stock of {len(DEMO_STOCK)} SKUs of the demo catalog ({sum(DEMO_STOCK.values()):,} units)")
+    return 0
+
+
+def cmd_stock_show(args: argparse.Namespace, settings: Settings) -> int:
+    from ops.catalog import PRODUCTS_BY_SKU
+    from ops.stock import read_stock
+
+    levels = read_stock(settings)
+    if not levels:
+        print("no stock levels yet; `oms stock seed` sets the demo catalog's")
+        return 0
+    print(f"{'sku':<16} {'available':>9}  product")
+    for sku, available in levels.items():
+        product = PRODUCTS_BY_SKU.get(sku)
+        print(f"{sku:<16} {available:>9,}  {product.name if product else '(not in the demo catalog)'}")
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
+    from ops.produce import produce_cancel
+
+    command = produce_cancel(settings, args.order_id, args.reason)
+    print(f"asked to cancel {command.order_id} (event id {command.event_id})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="oms", description=__doc__)
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -156,9 +241,68 @@ def build_parser() -> argparse.ArgumentParser:
     verb(schemas, "register", cmd_schemas_register, "register every local schema (TopicRecordNameStrategy)")
     verb(schemas, "check", cmd_schemas_check, "test every local schema against the registry's versions")
     verb(schemas, "codegen", cmd_schemas_codegen, "regenerate schemas/models.py from the .avsc files")
+    from processors.services import SERVICES
+
+    run = verb(verbs, "run", cmd_run, "run one processor, or all of them, in the foreground until SIGINT/SIGTERM")
+    run.add_argument("processor", choices=[*SERVICES, "all"])
+    run.add_argument("--instances", type=int, default=1, help="with `all`: instances of each processor")
+
     bench = verb(verbs, "bench", cmd_bench, "measure the platform; figures are saved under .bench/")
     bench.add_argument("--messages", type=int, default=50_000, help="messages per measurement")
+
+    produce = verbs.add_parser("produce", help="produce commands as users do").add_subparsers(
+        dest="produce_verb", required=True, metavar="VERB"
+    )
+    orders = verb(produce, "orders", cmd_produce_orders, "produce generated PlaceOrder commands of a seeded mix")
+    orders.add_argument("--count", type=positive_int, default=100, help="orders to produce (default 100)")
+    orders.add_argument("--rate", type=positive_float, help="orders per second (default: as fast as possible)")
+    orders.add_argument("--seed", type=int, help="the same seed gives the same orders (default: a random one)")
+    orders.add_argument(
+        "--prefix", help="order ids are <prefix>-000001...; default s<seed>-<hex time>, new on every run"
+    )
+    orders.add_argument(
+        "--mix",
+        help="scenario weights, those not named 0, e.g. valid=0.9,scarce=0.1; "
+        "default valid=0.7,invalid=0.1,declined=0.1,shortage=0.05,flaky=0.05 (scenarios: see ops/orders.py)",
+    )
+    orders.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, help="progress line on stderr (default: on a terminal)"
+    )
+
+    stock = verbs.add_parser("stock", help="stock levels per SKU").add_subparsers(
+        dest="stock_verb", required=True, metavar="VERB"
+    )
+    stock_set = verb(stock, "set", cmd_stock_set, "set the units available of one SKU")
+    stock_set.add_argument("sku")
+    stock_set.add_argument("quantity", type=non_negative_int)
+    verb(stock, "seed", cmd_stock_seed, "set the demo catalog's stock (ops/catalog.py)")
+    verb(stock, "show", cmd_stock_show, "the latest stock level of every SKU")
+
+    cancel = verb(verbs, "cancel", cmd_cancel, "ask for an order's cancellation (CancelOrder)")
+    cancel.add_argument("order_id")
+    cancel.add_argument("--reason", default="customer request", help="why (default: customer request)")
     return parser
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be above zero, not {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be above zero, not {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, not {text}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -124,6 +124,8 @@ class LocalServer:
                 os.killpg(pid, signal.SIGKILL)
             _wait_for(lambda: not _alive(pid), 10.0)
         self.pid_file.unlink(missing_ok=True)
+        # The port is free once the process is gone, so that a start right after this one succeeds.
+        _wait_for(lambda: not port_is_open(self.host, self.port), 10.0)
         return f"{self.name} stopped (pid {pid})"
 
     def _wait_until_ready(self, pid: int, process: subprocess.Popen[bytes] | None = None) -> None:
@@ -163,9 +165,9 @@ def _alive(pid: int) -> bool:
         return False
     # A zombie child of ours is dead for our purposes.
     try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
     except (OSError, IndexError):
-        return False
+        return True
 
 
 def _wait_for(condition: Callable[[], bool], timeout_s: float) -> bool:

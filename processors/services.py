@@ -7,7 +7,7 @@ from collections.abc import Callable
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from quixstreams import Application
 
-from processors import intake
+from processors import intake, inventory, notifications, payments
 from processors.runtime.app import make_application
 from schemas.registry import registry_client
 from topology.settings import Settings
@@ -17,6 +17,9 @@ Build = Callable[[Application, Settings, SchemaRegistryClient], None]
 # name -> (consumer group, pipeline builder); `oms run all` starts them in this order.
 SERVICES: dict[str, tuple[str, Build]] = {
     "intake": (intake.PROCESSOR, intake.build),
+    "payments": (payments.PROCESSOR, payments.build),
+    "inventory": (inventory.PROCESSOR, inventory.build),
+    "notifications": (notifications.PROCESSOR, notifications.build),
 }
 
 

@@ -127,7 +127,8 @@ def _default(field: dict[str, Any], annotation: str) -> str:
     elif isinstance(value, str) and annotation.isidentifier() and annotation not in PRIMITIVES.values():
         default = f"default={annotation}.{value}"  # an enum symbol
     else:
-        default = f"default={json.dumps(value) if isinstance(value, str) else value!r}"
+        literal = json.dumps(value) if isinstance(value, str) else repr(value)
+        default = f"default={literal}"
     return f" = Field({', '.join(filter(None, [default, description]))})"
 
 

@@ -113,7 +113,7 @@ class CancelOrder(AvroRecord):
     order_id: str
     occurred_at: datetime.datetime
     reason: str
-    requested_by: str = Field(default='"customer"')
+    requested_by: str = Field(default="customer")
 
 
 class Money(AvroRecord):

@@ -8,9 +8,12 @@ import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from schemas.registry import registry_client
-from topology.admin import admin_client
+from processors.services import SERVICES
+from schemas.registry import declared_subjects, register, registry_client
+from tests.integration.harness import Processes, wait_for_group
+from topology.admin import admin_client, apply
 from topology.settings import Settings
+from topology.topics import ALL_TOPICS
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -61,3 +64,27 @@ def created_topics(admin: AdminClient) -> Iterator[list[str]]:
     if names:
         for future in admin.delete_topics(names).values():
             future.result(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def declared(settings: Settings, registry: SchemaRegistryClient) -> None:
+    """Every declared topic exists and every schema is registered, as `make run` leaves them."""
+    apply(settings, ALL_TOPICS)
+    register(registry, declared_subjects())
+
+
+@pytest.fixture(scope="session")
+def processes(settings: Settings) -> Iterator[Processes]:
+    running = Processes(settings.run_dir / "test-logs")
+    yield running
+    running.stop_all()
+
+
+@pytest.fixture(scope="session")
+def pipeline(processes: Processes, admin: AdminClient, declared: None) -> Processes:
+    """Every processor running, one instance each, for the whole session."""
+    for name in SERVICES:
+        processes.start(name)
+    for group, _ in SERVICES.values():
+        wait_for_group(admin, group, members=1)
+    return processes

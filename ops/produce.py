@@ -1,0 +1,213 @@
+"""Produce commands the way users do: Avro through the registry, CloudEvents headers, keyed for the workflow.
+
+Each record's produce time is kept (epoch milliseconds, also set as the Kafka timestamp of the message), so
+that a benchmark can measure how long the system takes from a command to its outcome.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from processors.runtime.cloudevents import cloudevent_headers
+from processors.runtime.records import utc_now
+from schemas.models import AvroRecord, CancelOrder, PlaceOrder
+from schemas.registry import registry_client
+from schemas.serde import RecordCodec
+from topology.settings import Settings
+from topology.topics import ORDERS_COMMANDS, TopicSpec
+
+CLI_SOURCE = "oms.cli"
+PRODUCER_CONFIG: dict[str, Any] = {
+    "enable.idempotence": True,
+    # Java's partitioner, so that our keys land where the processors' producers and kcat put them.
+    "partitioner": "murmur2_random",
+    "linger.ms": 5,
+}
+FLUSH_TIMEOUT_S = 60.0
+KEPT_ERRORS = 10
+PROGRESS_EVERY_S = 0.1
+
+
+@dataclass(frozen=True)
+class ProduceReport:
+    topic: str
+    requested: int
+    delivered: int
+    failed: int
+    elapsed_s: float
+    produced_at_ms: dict[str, int]
+    """Key (order id, SKU) -> epoch ms when it was handed to the producer; the message's Kafka timestamp."""
+    errors: tuple[str, ...] = ()
+    """The first few delivery errors, as librdkafka states them."""
+
+    @property
+    def rate_per_s(self) -> float:
+        return self.delivered / self.elapsed_s if self.elapsed_s else 0.0
+
+
+class DeliveryFailed(Exception):
+    """Some records were not acknowledged by the broker; the report says how many and why."""
+
+    def __init__(self, report: ProduceReport) -> None:
+        super().__init__(
+            f"{report.failed} of {report.requested} records to {report.topic} were not delivered: "
+            + "; ".join(report.errors)
+        )
+        self.report = report
+
+
+def produce_orders(
+    settings: Settings,
+    orders: Sequence[PlaceOrder],
+    rate_per_s: float | None = None,
+    progress: bool | None = None,
+) -> ProduceReport:
+    """Each order to `oms.orders.commands`, keyed by order id; at most `rate_per_s` a second when given.
+
+    `progress` draws a progress line on stderr; by default only when stderr is a terminal.
+    Raises `DeliveryFailed` (carrying the report) when the broker did not take every order.
+    """
+    keyed = [(order.order_id, order) for order in orders]
+    return produce_records(settings, ORDERS_COMMANDS, keyed, rate_per_s=rate_per_s, progress=progress)
+
+
+def produce_cancel(settings: Settings, order_id: str, reason: str, requested_by: str = "customer") -> CancelOrder:
+    """Ask for an order's cancellation; returns the command as produced."""
+    command = CancelOrder(
+        event_id=uuid.uuid4(),
+        order_id=order_id,
+        occurred_at=utc_now(),
+        reason=reason,
+        requested_by=requested_by,
+    )
+    produce_records(settings, ORDERS_COMMANDS, [(order_id, command)], progress=False)
+    return command
+
+
+def produce_records(
+    settings: Settings,
+    topic: TopicSpec,
+    keyed: Sequence[tuple[str, AvroRecord]],
+    *,
+    rate_per_s: float | None = None,
+    progress: bool | None = None,
+    source: str = CLI_SOURCE,
+) -> ProduceReport:
+    """Produce `(key, record)` pairs in order, idempotently, and wait until the broker has them all."""
+    if rate_per_s is not None and rate_per_s <= 0:
+        raise ValueError(f"rate must be positive, not {rate_per_s}")
+    codec = RecordCodec(registry_client(settings), topic.name)
+    producer = Producer({**settings.kafka_config(), **PRODUCER_CONFIG})
+    deliveries = _Deliveries()
+    bar = _ProgressLine(len(keyed), sys.stderr) if _shows_progress(progress) else None
+    produced_at_ms: dict[str, int] = {}
+    started = time.monotonic()
+    for index, (key, record) in enumerate(keyed):
+        if rate_per_s is not None:
+            _wait_until(producer, started + index / rate_per_s)
+        value = codec.encode(record)
+        produced_at_ms[key] = time.time_ns() // 1_000_000
+        _produce(
+            producer,
+            topic=topic.name,
+            key=key.encode(),
+            value=value,
+            headers=list(cloudevent_headers(record, source)),
+            timestamp=produced_at_ms[key],
+            on_delivery=deliveries.record,
+        )
+        producer.poll(0)
+        if bar is not None:
+            bar.show(index + 1, time.monotonic() - started)
+    undelivered = producer.flush(FLUSH_TIMEOUT_S)
+    elapsed = time.monotonic() - started
+    if bar is not None:
+        bar.finish(len(keyed), elapsed)
+    if undelivered:
+        deliveries.errors.append(f"{undelivered} still unacknowledged after {FLUSH_TIMEOUT_S:.0f}s")
+    report = ProduceReport(
+        topic=topic.name,
+        requested=len(keyed),
+        delivered=deliveries.delivered,
+        failed=len(keyed) - deliveries.delivered,
+        elapsed_s=elapsed,
+        produced_at_ms=produced_at_ms,
+        errors=tuple(deliveries.errors[:KEPT_ERRORS]),
+    )
+    if report.failed:
+        raise DeliveryFailed(report)
+    return report
+
+
+def progress_line(done: int, total: int, elapsed_s: float, width: int = 30) -> str:
+    """`[#########.....]   450/1000  45%   312 msg/s  1.4s`"""
+    fraction = done / total if total else 1.0
+    filled = round(fraction * width)
+    rate = done / elapsed_s if elapsed_s > 0 else 0.0
+    count = f"{done:>{len(str(total))}}/{total}"
+    return f"[{'#' * filled}{'.' * (width - filled)}] {count} {fraction:>4.0%} {rate:>8,.0f} msg/s {elapsed_s:>6.1f}s"
+
+
+@dataclass
+class _Deliveries:
+    """Counts the broker's acknowledgements, as librdkafka's delivery callbacks report them."""
+
+    delivered: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def record(self, error: KafkaError | None, message: Message) -> None:
+        if error is None:
+            self.delivered += 1
+        elif len(self.errors) < KEPT_ERRORS:
+            self.errors.append(f"{message.key()!r}: {error.str()}")
+
+
+class _ProgressLine:
+    """One line on a terminal, redrawn in place at most every `PROGRESS_EVERY_S`."""
+
+    def __init__(self, total: int, stream: TextIO) -> None:
+        self._total = total
+        self._stream = stream
+        self._last_drawn = 0.0
+
+    def show(self, done: int, elapsed_s: float) -> None:
+        if elapsed_s - self._last_drawn >= PROGRESS_EVERY_S:
+            self._draw(done, elapsed_s)
+
+    def finish(self, done: int, elapsed_s: float) -> None:
+        self._draw(done, elapsed_s)
+        self._stream.write("\n")
+        self._stream.flush()
+
+    def _draw(self, done: int, elapsed_s: float) -> None:
+        self._last_drawn = elapsed_s
+        self._stream.write(f"\r{progress_line(done, self._total, elapsed_s)}")
+        self._stream.flush()
+
+
+def _shows_progress(progress: bool | None) -> bool:
+    return sys.stderr.isatty() if progress is None else progress
+
+
+def _wait_until(producer: Producer, due: float) -> None:
+    """Sleep until the record's slot, serving delivery callbacks meanwhile; a late record goes at once, so
+    the average rate holds over the run."""
+    while (remaining := due - time.monotonic()) > 0:
+        producer.poll(remaining)
+
+
+def _produce(producer: Producer, **message: Any) -> None:
+    """Produce, waiting for room in librdkafka's queue when it is full."""
+    while True:
+        try:
+            producer.produce(**message)
+            return
+        except BufferError:
+            producer.poll(0.1)

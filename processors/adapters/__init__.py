@@ -1,0 +1,1 @@
+"""Adapters to external systems (payment gateway, carriers, warehouse), each with a deterministic simulator."""

@@ -1,0 +1,385 @@
+"""The payment gateway behind a small interface, and a simulator that behaves deterministically from the data.
+
+Every call carries an idempotency key: a call repeated with the same key returns the recorded result and has
+no second effect, so a processor that re-runs after a crash never charges twice. The simulator keeps its
+ledger in SQLite, so that it outlives processor crashes and several processes can share it.
+
+Simulated behaviour, by payment method and token prefix (the order generator relies on these):
+
+| method | token | outcome |
+|---|---|---|
+| CARD | `tok_ok...` | approved, unless above `CARD_LIMIT_MINOR`: declined "amount above card limit" |
+| CARD | `tok_declined...` | declined "card declined" |
+| CARD | `tok_nofunds...` | declined "insufficient funds" |
+| CARD | `tok_flaky...` | `TransientError` on the first 2 attempts of each idempotency key, then approved |
+| CARD | `tok_down...` | always `TransientError` |
+| GIFT_CARD | `gc_ok...` | approved |
+| GIFT_CARD | `gc_empty...` | declined "gift card balance too low" |
+| STORE_CREDIT | `sc_...` | approved |
+| any | anything else, or a prefix of another method | declined "unknown token" |
+
+Voids of a `tok_flaky...` charge are flaky the same way, per void idempotency key.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol, cast
+
+from processors.runtime.stage import TransientError
+from schemas.models import Money, PaymentMethod
+from topology.settings import Settings, get_settings
+
+ChargeStatus = Literal["approved", "declined"]
+
+CARD_LIMIT_MINOR = 5_000_000
+ALWAYS = 2**62
+
+
+@dataclass(frozen=True)
+class ChargeResult:
+    """What the gateway answered to a charge; a declined charge has a transaction id too."""
+
+    status: ChargeStatus
+    transaction_id: str
+    reason: str = ""
+
+    @property
+    def approved(self) -> bool:
+        return self.status == "approved"
+
+
+class PaymentGateway(Protocol):
+    """The calls the payments service makes; each is idempotent under its key.
+
+    Raises `TransientError` when the gateway cannot answer now and the same call may succeed later.
+    """
+
+    def charge(
+        self, idempotency_key: str, method: PaymentMethod, token: str, amount: Money, *, order_id: str
+    ) -> ChargeResult: ...
+
+    def void(self, idempotency_key: str, transaction_id: str) -> None:
+        """Cancel an approved charge before it settles, so that nothing stays charged."""
+
+
+class IdempotencyKeyReused(ValueError):
+    """A key already recorded for a different request: a bug in the caller, never retried."""
+
+
+class UnknownTransaction(ValueError):
+    """A void of a transaction the gateway never approved."""
+
+
+# The simulator's rules as data.
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: Literal["approved", "declined", "unavailable"]
+    reason: str = ""
+
+
+APPROVE = Verdict("approved")
+UNAVAILABLE = Verdict("unavailable", "simulated gateway outage")
+
+
+@dataclass(frozen=True)
+class TokenRule:
+    method: PaymentMethod
+    prefix: str
+    verdict: Verdict
+    unavailable_attempts: int = 0  # how many first attempts of each idempotency key fail transiently
+
+
+TOKEN_RULES: tuple[TokenRule, ...] = (
+    TokenRule(PaymentMethod.CARD, "tok_ok", APPROVE),
+    TokenRule(PaymentMethod.CARD, "tok_declined", Verdict("declined", "card declined")),
+    TokenRule(PaymentMethod.CARD, "tok_nofunds", Verdict("declined", "insufficient funds")),
+    TokenRule(PaymentMethod.CARD, "tok_flaky", APPROVE, unavailable_attempts=2),
+    TokenRule(PaymentMethod.CARD, "tok_down", APPROVE, unavailable_attempts=ALWAYS),
+    TokenRule(PaymentMethod.GIFT_CARD, "gc_ok", APPROVE),
+    TokenRule(PaymentMethod.GIFT_CARD, "gc_empty", Verdict("declined", "gift card balance too low")),
+    TokenRule(PaymentMethod.STORE_CREDIT, "sc_", APPROVE),
+)
+
+
+def token_rule(method: PaymentMethod, token: str) -> TokenRule | None:
+    return next((r for r in TOKEN_RULES if r.method == method and token.startswith(r.prefix)), None)
+
+
+def judge_charge(method: PaymentMethod, token: str, amount_minor: int, attempt: int) -> Verdict:
+    """The simulated answer to the `attempt`-th try (from 1) of one charge."""
+    rule = token_rule(method, token)
+    if rule is None:
+        return Verdict("declined", "unknown token")
+    if attempt <= rule.unavailable_attempts:
+        return UNAVAILABLE
+    if rule.verdict == APPROVE and method == PaymentMethod.CARD and amount_minor > CARD_LIMIT_MINOR:
+        return Verdict("declined", "amount above card limit")
+    return rule.verdict
+
+
+def judge_void(method: PaymentMethod, token: str, attempt: int) -> Verdict:
+    rule = token_rule(method, token)
+    if rule is not None and attempt <= rule.unavailable_attempts:
+        return UNAVAILABLE
+    return APPROVE
+
+
+def transaction_id_for(idempotency_key: str) -> str:
+    """The same on every process, so that the ledger does not depend on who answered first."""
+    return "sim_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]
+
+
+def default_ledger_path(settings: Settings) -> Path:
+    return settings.run_dir / "simulators" / "payment-gateway.sqlite"
+
+
+# Read-side views of the ledger, for tests and benchmarks.
+
+
+@dataclass(frozen=True)
+class ChargeRecord:
+    idempotency_key: str
+    order_id: str
+    method: PaymentMethod
+    token: str
+    amount: Money
+    transaction_id: str
+    status: ChargeStatus
+    reason: str
+    voided: bool
+    created_at: str
+
+
+@dataclass(frozen=True)
+class Effect:
+    """Money the gateway moved: an approved charge, or the void of one."""
+
+    kind: Literal["charge", "void"]
+    idempotency_key: str
+    order_id: str
+    transaction_id: str
+    amount: Money
+    created_at: str
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS charges (
+    idempotency_key TEXT PRIMARY KEY,
+    order_id TEXT NOT NULL,
+    method TEXT NOT NULL,
+    token TEXT NOT NULL,
+    amount_minor INTEGER NOT NULL,
+    currency TEXT NOT NULL,
+    transaction_id TEXT NOT NULL UNIQUE,
+    status TEXT NOT NULL CHECK (status IN ('approved', 'declined')),
+    reason TEXT NOT NULL DEFAULT '',
+    voided INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS charges_by_order ON charges (order_id);
+CREATE TABLE IF NOT EXISTS voids (
+    idempotency_key TEXT PRIMARY KEY,
+    transaction_id TEXT NOT NULL REFERENCES charges (transaction_id),
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    idempotency_key TEXT PRIMARY KEY,
+    count INTEGER NOT NULL
+);
+"""
+
+CHARGE_COLUMNS = (
+    "idempotency_key, order_id, method, token, amount_minor, currency, transaction_id, status, reason, "
+    "voided, created_at"
+)
+BUSY_TIMEOUT_S = 30.0
+
+
+class SimulatedPaymentGateway:
+    """A `PaymentGateway` whose ledger is a SQLite file that several processes may share.
+
+    Each call is one short transaction, taken with the write lock from its start (`BEGIN IMMEDIATE`), so that
+    two processes calling with one key at once see one effect.
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path if path is not None else default_ledger_path(get_settings())
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connection() as db:
+            db.execute("PRAGMA journal_mode = WAL")  # readers and one writer at a time, across processes
+            db.executescript(SCHEMA)
+
+    def charge(
+        self, idempotency_key: str, method: PaymentMethod, token: str, amount: Money, *, order_id: str
+    ) -> ChargeResult:
+        with self._transaction() as db:
+            row = db.execute(
+                f"SELECT {CHARGE_COLUMNS} FROM charges WHERE idempotency_key = ?", (idempotency_key,)
+            ).fetchone()
+            if row is not None:
+                recorded = _to_charge_record(row)
+                request = (order_id, method, token, amount)
+                if (recorded.order_id, recorded.method, recorded.token, recorded.amount) != request:
+                    raise IdempotencyKeyReused(f"{idempotency_key} was recorded for another charge")
+                return ChargeResult(recorded.status, recorded.transaction_id, recorded.reason)
+            attempt = _count_attempt(db, idempotency_key)
+            verdict = judge_charge(method, token, amount.amount_minor, attempt)
+            if verdict.status != "unavailable":
+                result = ChargeResult(verdict.status, transaction_id_for(idempotency_key), verdict.reason)
+                db.execute(
+                    "INSERT INTO charges (idempotency_key, order_id, method, token, amount_minor, currency,"
+                    " transaction_id, status, reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        idempotency_key,
+                        order_id,
+                        method.value,
+                        token,
+                        amount.amount_minor,
+                        amount.currency,
+                        result.transaction_id,
+                        result.status,
+                        result.reason,
+                        _now(),
+                    ),
+                )
+                return result
+        # Raised after the commit, so that the attempt is counted.
+        raise TransientError(f"{verdict.reason} (attempt {attempt})")
+
+    def void(self, idempotency_key: str, transaction_id: str) -> None:
+        with self._transaction() as db:
+            done = db.execute(
+                "SELECT transaction_id FROM voids WHERE idempotency_key = ?", (idempotency_key,)
+            ).fetchone()
+            if done is not None:
+                if done[0] != transaction_id:
+                    raise IdempotencyKeyReused(f"{idempotency_key} was recorded for the void of {done[0]}")
+                return
+            charge = db.execute(
+                "SELECT method, token FROM charges WHERE transaction_id = ? AND status = 'approved'",
+                (transaction_id,),
+            ).fetchone()
+            if charge is None:
+                raise UnknownTransaction(f"no approved charge has transaction id {transaction_id}")
+            attempt = _count_attempt(db, idempotency_key)
+            verdict = judge_void(PaymentMethod(charge[0]), charge[1], attempt)
+            if verdict.status != "unavailable":
+                db.execute("UPDATE charges SET voided = 1 WHERE transaction_id = ?", (transaction_id,))
+                db.execute(
+                    "INSERT INTO voids (idempotency_key, transaction_id, created_at) VALUES (?, ?, ?)",
+                    (idempotency_key, transaction_id, _now()),
+                )
+                return
+        raise TransientError(f"{verdict.reason} (attempt {attempt})")
+
+    # Read helpers for tests and benchmarks.
+
+    def charges(self, order_id: str | None = None) -> list[ChargeRecord]:
+        """Every recorded charge answer, approved or declined, oldest first."""
+        where, params = _by_order(order_id)
+        with self._connection() as db:
+            cursor = db.execute(f"SELECT {CHARGE_COLUMNS} FROM charges {where} ORDER BY created_at", params)
+            return [_to_charge_record(row) for row in cursor.fetchall()]
+
+    def count_charges(self, order_id: str | None = None, status: ChargeStatus | None = None) -> int:
+        """Recorded charge answers (approved and declined unless `status` says which); one per key."""
+        return sum(1 for c in self.charges(order_id) if status is None or c.status == status)
+
+    def count_voids(self, order_id: str | None = None) -> int:
+        return sum(1 for e in self.effects(order_id) if e.kind == "void")
+
+    def approved_total(self, order_id: str) -> int:
+        """Minor units that stay charged for the order: approved minus voided."""
+        return sum(c.amount.amount_minor for c in self.charges(order_id) if c.status == "approved" and not c.voided)
+
+    def attempts(self, idempotency_key: str) -> int:
+        """How many times a call with this key reached the gateway without a recorded answer to return."""
+        with self._connection() as db:
+            row = db.execute("SELECT count FROM attempts WHERE idempotency_key = ?", (idempotency_key,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def effects(self, order_id: str | None = None) -> list[Effect]:
+        """Money moved, oldest first: approved charges and voids, one per idempotency key."""
+        where, params = _by_order(order_id, column="c.order_id")
+        with self._connection() as db:
+            rows = db.execute(
+                f"""
+                SELECT 'charge', c.idempotency_key, c.order_id, c.transaction_id, c.amount_minor, c.currency,
+                       c.created_at
+                FROM charges c {where} {"AND" if where else "WHERE"} c.status = 'approved'
+                UNION ALL
+                SELECT 'void', v.idempotency_key, c.order_id, v.transaction_id, c.amount_minor, c.currency,
+                       v.created_at
+                FROM voids v JOIN charges c ON c.transaction_id = v.transaction_id {where}
+                ORDER BY 7, 1
+                """,
+                params * 2,
+            ).fetchall()
+        return [
+            Effect(kind, key, order, txn, Money(amount_minor=minor, currency=currency), created_at)
+            for kind, key, order, txn, minor, currency, created_at in rows
+        ]
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        # Autocommit mode: transactions are begun explicitly, and reads each see the latest commit.
+        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            # Durable across process crashes, which is what a simulator needs; not across power loss.
+            db.execute("PRAGMA synchronous = NORMAL")
+            yield db
+        finally:
+            db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._connection() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+
+def _count_attempt(db: sqlite3.Connection, idempotency_key: str) -> int:
+    row = db.execute(
+        "INSERT INTO attempts (idempotency_key, count) VALUES (?, 1)"
+        " ON CONFLICT (idempotency_key) DO UPDATE SET count = count + 1 RETURNING count",
+        (idempotency_key,),
+    ).fetchone()
+    return int(row[0])
+
+
+def _to_charge_record(row: tuple[Any, ...]) -> ChargeRecord:
+    key, order_id, method, token, minor, currency, txn, status, reason, voided, created_at = row
+    return ChargeRecord(
+        idempotency_key=str(key),
+        order_id=str(order_id),
+        method=PaymentMethod(method),
+        token=str(token),
+        amount=Money(amount_minor=int(minor), currency=str(currency)),
+        transaction_id=str(txn),
+        status=cast(ChargeStatus, status),
+        reason=str(reason),
+        voided=bool(voided),
+        created_at=str(created_at),
+    )
+
+
+def _by_order(order_id: str | None, column: str = "order_id") -> tuple[str, tuple[str, ...]]:
+    return ("", ()) if order_id is None else (f"WHERE {column} = ?", (order_id,))
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat()

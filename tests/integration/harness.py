@@ -1,0 +1,121 @@
+"""Run processors as real `oms run` processes and watch what they publish, for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from schemas.models import AvroRecord
+from schemas.serde import RecordCodec
+from topology.settings import Settings
+
+
+@dataclass
+class Processes:
+    """Processor instances started as subprocesses, so that a test can kill one with SIGKILL."""
+
+    log_dir: Path
+    running: dict[tuple[str, str], subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, name: str, instance: str = "0") -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with (self.log_dir / f"{name}-{instance}.log").open("ab") as log:
+            self.running[(name, instance)] = subprocess.Popen(
+                [sys.executable, "-m", "ops.cli", "run", name],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "OMS_INSTANCE_ID": instance, "OMS_LOG_LEVEL": "INFO"},
+            )
+
+    def kill(self, name: str, instance: str = "0") -> None:
+        """SIGKILL: no commit, no clean shutdown, as a crash would."""
+        process = self.running.pop((name, instance))
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
+
+    def stop(self, name: str, instance: str = "0") -> int:
+        process = self.running.pop((name, instance))
+        process.send_signal(signal.SIGTERM)
+        return process.wait(60)
+
+    def stop_all(self) -> None:
+        for name, instance in list(self.running):
+            self.stop(name, instance)
+
+
+def wait_for_group(admin: AdminClient, group: str, members: int, timeout_s: float = 90) -> None:
+    """Until the consumer group is stable with `members` members, each owning partitions."""
+    deadline = time.monotonic() + timeout_s
+    description = None
+    while time.monotonic() < deadline:
+        description = admin.describe_consumer_groups([group])[group].result(timeout=10)
+        assigned = [m for m in description.members if m.assignment and m.assignment.topic_partitions]
+        if description.state.name == "STABLE" and len(description.members) == members == len(assigned):
+            return
+        time.sleep(0.25)
+    raise TimeoutError(f"group {group} not stable with {members} members in {timeout_s}s: {description}")
+
+
+@dataclass(frozen=True)
+class Seen:
+    topic: str
+    key: str | None
+    value: bytes | None
+    headers: dict[str, bytes]
+    record: AvroRecord | None  # None for the raw topics (dead letters)
+
+    @property
+    def record_type(self) -> str | None:
+        return type(self.record).__name__ if self.record is not None else None
+
+
+class Watcher:
+    """Reads the records published on some topics from the moment it is created on."""
+
+    def __init__(
+        self, settings: Settings, registry: SchemaRegistryClient, topics: Iterable[str], raw: Iterable[str] = ()
+    ) -> None:
+        """`topics` are decoded into records; `raw` ones (dead letters) are kept as bytes."""
+        self._consumer = Consumer({**settings.kafka_config(), "group.id": "test-watcher", "enable.auto.commit": False})
+        self._codecs = {topic: RecordCodec(registry, topic) for topic in topics}
+        partitions = []
+        for topic in [*self._codecs, *raw]:
+            metadata = self._consumer.list_topics(topic, timeout=10).topics[topic]
+            for partition in metadata.partitions:
+                _, high = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+                partitions.append(TopicPartition(topic, partition, high))
+        self._consumer.assign(partitions)
+        self.seen: list[Seen] = []
+
+    def poll(self, seconds: float = 0.2) -> None:
+        for message in self._consumer.consume(1000, seconds):
+            if message.error():
+                raise RuntimeError(message.error())
+            key = message.key().decode(errors="replace") if message.key() is not None else None
+            codec = self._codecs.get(message.topic())
+            record = codec.decode(message.value()) if codec is not None else None
+            self.seen.append(Seen(message.topic(), key, message.value(), dict(message.headers() or []), record))
+
+    def wait_until(self, condition: Callable[[list[Seen]], bool], timeout_s: float = 60, what: str = "") -> list[Seen]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.poll()
+            if condition(self.seen):
+                return self.seen
+        raise TimeoutError(f"not seen within {timeout_s}s: {what or condition}; saw {len(self.seen)} records")
+
+    def for_order(self, order_id: str) -> list[Seen]:
+        return [seen for seen in self.seen if seen.key == order_id]
+
+    def close(self) -> None:
+        self._consumer.close()
