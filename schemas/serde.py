@@ -13,6 +13,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient, topic_record_s
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
+from pydantic import ValidationError
 
 from schemas.catalog import fullname_of, record
 from schemas.models import RECORD_TYPES, AvroRecord
@@ -62,8 +63,14 @@ class RecordCodec:
         if deserializer is None:
             deserializer = AvroDeserializer(self._client, record(name).to_json())
             self._deserializers[name] = deserializer
-        fields = deserializer(data, SerializationContext(self._topic, MessageField.VALUE))
-        return model.model_validate(fields)
+        try:
+            fields = deserializer(data, SerializationContext(self._topic, MessageField.VALUE))
+        except (ValueError, TypeError, EOFError, IndexError) as error:
+            raise UndecodableRecord(f"{name} could not be read: {type(error).__name__}: {error}") from error
+        try:
+            return model.model_validate(fields)
+        except ValidationError as error:
+            raise UndecodableRecord(f"{name} fails validation: {error}") from error
 
     def writer_record_name(self, data: bytes) -> str:
         """The full name of the record type the producer wrote, from the schema id in the message."""
