@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     # to read them in timestamp order, so it bounds their per-hop latency too.
     poll_timeout_s: float = 0.05
     fetch_wait_ms: int = 25
+    session_timeout_ms: int = 10_000
+    transaction_timeout_ms: int = 30_000
     log_level: str = "WARNING"
 
     # Where `oms up` keeps downloaded jars and the local servers' data, logs and pid files.

@@ -39,10 +39,21 @@ def make_application(processor: str, settings: Settings, **overrides: Any) -> Ap
         "consumer_poll_timeout": settings.poll_timeout_s,
         "state_dir": settings.run_dir / "state" / processor / instance_id(),
         # Java's partitioner, so that records keyed by us and by Java or kcat producers meet.
-        "producer_extra_config": {"partitioner": "murmur2_random", "linger.ms": 2},
-        # Processors that merge topics read them in timestamp order and wait for a fetch from every partition
-        # before going on; an idle partition answers a fetch only after this wait.
-        "consumer_extra_config": {"fetch.wait.max.ms": settings.fetch_wait_ms},
+        "producer_extra_config": {
+            "partitioner": "murmur2_random",
+            "linger.ms": 2,
+            # Stable per instance: a restarted instance fences its crashed predecessor and aborts the
+            # transaction it left open at once, instead of read_committed readers waiting for its timeout.
+            "transactional.id": f"{processor}-{instance_id()}",
+            "transaction.timeout.ms": settings.transaction_timeout_ms,
+        },
+        "consumer_extra_config": {
+            # Processors that merge topics read them in timestamp order and wait for a fetch from every
+            # partition before going on; an idle partition answers a fetch only after this wait.
+            "fetch.wait.max.ms": settings.fetch_wait_ms,
+            # How soon a crashed instance's partitions go to the others.
+            "session.timeout.ms": settings.session_timeout_ms,
+        },
         "loglevel": logging.getLevelName(settings.log_level),
     }
     options.update(overrides)
