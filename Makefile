@@ -25,10 +25,10 @@ up: setup ## Start the local Kafka broker and schema registry (fetched on first 
 down: ## Stop the local schema registry and Kafka broker
 	@if [ -x $(OMS) ]; then $(OMS) down; fi
 
-run: up ## Start everything, declare topics and schemas, and show where things are
+run: up ## Start everything and run every processor on a stream of demo orders (Ctrl-C stops)
 	$(OMS) topics apply
 	$(OMS) schemas register
-	$(OMS) status
+	$(OMS) demo
 
 test: up ## Run the unit and integration tests against the local broker and registry
 	$(BIN)/pytest

@@ -1,27 +1,49 @@
-"""`oms bench`: measure the local platform and save the figures as JSON under `.bench/`.
+"""`make bench`: how fast the choreography runs on this machine, printed and saved as JSON under `.bench/`.
 
-The raw confluent-kafka passthrough (consume, produce, commit in one transaction) is the ceiling that any
-stream processor on this broker is compared with.
+In one run, on one broker:
+1. the ceiling: a raw confluent-kafka consume-and-produce passthrough, exactly once, of messages the size of
+   a `PlaceOrder`;
+2. one hop: order intake draining a backlog of orders alone, as a ratio to that ceiling;
+3. the whole choreography at full speed: orders a second from `PlaceOrder` to each order's outcome
+   (`OrderRejected`, `PaymentFailed`, `InventoryReserved` or `InventoryShortage`), with latencies;
+4. the same at half that rate, for latency under a sustainable load;
+with CPU seconds and peak resident memory of every process. Outcomes are matched by CloudEvents headers
+(`ce_type`, `ce_subject`), so the measuring consumer decodes no body.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
+import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Producer
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from ops.catalog import OUT_OF_STOCK_SKU
+from ops.orders import GeneratedOrder, OrderMix, demand_by_sku, generate_orders
 from ops.platform import servers
+from ops.produce import produce_orders
+from ops.stock import set_stock
+from ops.supervisor import Child
+from processors.runtime.cloudevents import header
+from processors.services import SERVICES
+from schemas.registry import registry_client
+from schemas.serde import RecordCodec
+from topology.admin import wait_for_group
 from topology.settings import PROJECT_ROOT, Settings
-from topology.topics import ORDER_PARTITIONS
+from topology.topics import INVENTORY_EVENTS, ORDER_PARTITIONS, ORDERS_COMMANDS, ORDERS_EVENTS, PAYMENTS_EVENTS
 
 BENCH_DIR = PROJECT_ROOT / ".bench"
+OUTCOME_TYPES = {"oms.OrderRejected", "oms.PaymentFailed", "oms.InventoryReserved", "oms.InventoryShortage"}
+INTAKE_TYPES = {"oms.OrderCreated", "oms.OrderRejected"}
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -34,32 +56,43 @@ class Rate:
         return self.messages / self.seconds if self.seconds else 0.0
 
 
-def produce(settings: Settings, topic: str, count: int, size: int) -> Rate:
-    """Idempotent producer, acks=all, as the processors produce."""
-    producer = Producer({**settings.kafka_config(), "enable.idempotence": True, "linger.ms": 5})
-    payload = os.urandom(size)
-    started = time.perf_counter()
-    for index in range(count):
-        while True:
-            try:
-                producer.produce(topic, key=f"order-{index}".encode(), value=payload)
-                break
-            except BufferError:
-                producer.poll(0.05)
-        producer.poll(0)
-    producer.flush(60)
-    return Rate(count, time.perf_counter() - started)
+# --- the ceiling -----------------------------------------------------------------------------------
 
 
-def transactional_passthrough(settings: Settings, source: str, sink: str, count: int, commit_every_s: float) -> Rate:
-    """Consume `count` messages and produce each to `sink` exactly once, committing every `commit_every_s`."""
+def transactional_passthrough(settings: Settings, count: int, size: int, commit_every_s: float) -> Rate:
+    """Consume `count` messages of `size` bytes and produce each again, exactly once, committing every
+    `commit_every_s` as the processors do."""
+    admin = AdminClient(settings.kafka_config())
+    source, sink = (f"bench.{name}.{uuid.uuid4().hex[:8]}" for name in ("source", "sink"))
+    for future in admin.create_topics(
+        [NewTopic(name, ORDER_PARTITIONS, settings.replication_factor) for name in (source, sink)]
+    ).values():
+        future.result(30)
+    try:
+        producer = Producer({**settings.kafka_config(), "enable.idempotence": True, "linger.ms": 5})
+        payload = os.urandom(size)
+        for index in range(count):
+            while True:
+                try:
+                    producer.produce(source, key=f"order-{index}".encode(), value=payload)
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+            producer.poll(0)
+        producer.flush(60)
+        return _pass_through(settings, source, sink, count, commit_every_s)
+    finally:
+        for future in admin.delete_topics([source, sink]).values():
+            future.result(30)
+
+
+def _pass_through(settings: Settings, source: str, sink: str, count: int, commit_every_s: float) -> Rate:
     consumer = Consumer(
         {
             **settings.kafka_config(),
             "group.id": f"bench-{uuid.uuid4().hex}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
-            "isolation.level": "read_committed",
         }
     )
     producer = Producer({**settings.kafka_config(), "transactional.id": f"bench-{uuid.uuid4().hex}", "linger.ms": 5})
@@ -90,38 +123,165 @@ def transactional_passthrough(settings: Settings, source: str, sink: str, count:
     return Rate(seen, time.perf_counter() - (started or time.perf_counter()))
 
 
-def resident_mb(pid: int | None) -> float | None:
-    if pid is None:
-        return None
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return None
+# --- the choreography ------------------------------------------------------------------------------
 
 
-def run(settings: Settings, count: int = 50_000, size: int = 512) -> dict[str, Any]:
-    admin = AdminClient(settings.kafka_config())
-    source, sink = (f"bench.{name}.{uuid.uuid4().hex[:8]}" for name in ("source", "sink"))
-    for future in admin.create_topics(
-        [NewTopic(name, ORDER_PARTITIONS, settings.replication_factor) for name in (source, sink)]
-    ).values():
-        future.result(30)
+@dataclass
+class OutcomeClock:
+    """When each order's outcome was first seen, from a consumer on a thread of its own."""
+
+    settings: Settings
+    types: set[str]
+    topics: list[str]
+    seen_at_ms: dict[str, int] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self._consumer = Consumer({**self.settings.kafka_config(), "group.id": f"bench-{uuid.uuid4().hex}"})
+        partitions = []
+        for topic in self.topics:
+            for partition in self._consumer.list_topics(topic, timeout=10).topics[topic].partitions:
+                _, high = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+                partitions.append(TopicPartition(topic, partition, high))
+        self._consumer.assign(partitions)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for message in self._consumer.consume(2000, 0.05):
+                if message.error():
+                    continue
+                headers = message.headers()
+                if header(headers, "ce_type") in self.types:
+                    order_id = header(headers, "ce_subject") or ""
+                    self.seen_at_ms.setdefault(order_id, time.time_ns() // 1_000_000)
+
+    def wait_for(self, order_ids: set[str], timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not order_ids <= self.seen_at_ms.keys():
+            time.sleep(0.05)
+        missing = order_ids - self.seen_at_ms.keys()
+        if missing:
+            raise TimeoutError(f"{len(missing)} orders had no outcome within {timeout_s:.0f}s, e.g. {min(missing)}")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._consumer.close()
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def run_orders(
+    settings: Settings, orders: list[GeneratedOrder], rate_per_s: float | None, types: set[str], topics: list[str]
+) -> dict[str, Any]:
+    """Produce the orders (at most `rate_per_s`), and time each to its outcome."""
+    clock = OutcomeClock(settings, types, topics)
     try:
-        produced = produce(settings, source, count, size)
-        passthrough = transactional_passthrough(settings, source, sink, count, commit_every_s=0.1)
+        report = produce_orders(settings, [order.record for order in orders], rate_per_s=rate_per_s, progress=False)
+        clock.wait_for({order.order_id for order in orders}, timeout_s=300)
     finally:
-        for future in admin.delete_topics([source, sink]).values():
-            future.result(30)
+        clock.close()
+    produced = report.produced_at_ms
+    latencies = [(clock.seen_at_ms[key] - produced[key]) / 1000 for key in produced]
+    first, last = min(produced.values()), max(clock.seen_at_ms[key] for key in produced)
     return {
-        "benchmark": "platform",
+        "orders": len(orders),
+        "offered_per_s": round(rate_per_s) if rate_per_s else "max",
+        "orders_per_s": round(len(orders) / ((last - first) / 1000), 1),
+        "latency_s": {
+            "p50": round(percentile(latencies, 0.50), 3),
+            "p95": round(percentile(latencies, 0.95), 3),
+            "p99": round(percentile(latencies, 0.99), 3),
+            "max": round(max(latencies), 3),
+            "mean": round(statistics.fmean(latencies), 3),
+        },
+    }
+
+
+def process_usage(pid: int | None) -> dict[str, float] | None:
+    """CPU seconds used so far and peak resident memory (MB) of a live process."""
+    if pid is None or not Path(f"/proc/{pid}").exists():
+        return None
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu_s = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    peak_kb = next(
+        int(line.split()[1])
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        if line.startswith("VmHWM")
+    )
+    return {"cpu_s": round(cpu_s, 1), "peak_rss_mb": round(peak_kb / 1024, 1)}
+
+
+def run(settings: Settings, orders: int = 4000, seed: int = 42) -> dict[str, Any]:
+    """Every measurement of the module docstring, with fresh processor processes."""
+    prefix = f"bench-{uuid.uuid4().hex[:6]}"
+    mix = OrderMix()
+    backlog = generate_orders(orders // 2, seed, prefix=f"{prefix}-hop", mix=mix)
+    full = generate_orders(orders, seed + 1, prefix=f"{prefix}-full", mix=mix)
+    half = generate_orders(orders // 2, seed + 2, prefix=f"{prefix}-half", mix=mix)
+    stock = {sku: units + 10 for sku, units in demand_by_sku([*backlog, *full, *half]).items()}
+    set_stock(settings, {**stock, OUT_OF_STOCK_SKU: 0})
+
+    registry = registry_client(settings)
+    order_size = round(
+        statistics.fmean(len(RecordCodec(registry, ORDERS_COMMANDS.name).encode(o.record)) for o in full[:200])
+    )
+    ceiling = transactional_passthrough(
+        settings, count=20_000, size=order_size, commit_every_s=settings.commit_interval_s
+    )
+
+    admin = AdminClient(settings.kafka_config())
+    children = {name: Child(name, "bench", settings.run_dir / "logs" / f"{name}-bench.log") for name in SERVICES}
+    outcome_topics = [ORDERS_EVENTS.name, PAYMENTS_EVENTS.name, INVENTORY_EVENTS.name]
+    backlog_ids = {order.order_id for order in backlog}
+    try:
+        # One hop: intake alone drains a backlog, timed from its first output to its last.
+        backlog_outcomes = OutcomeClock(settings, OUTCOME_TYPES, outcome_topics)
+        intake_outputs = OutcomeClock(settings, INTAKE_TYPES, [ORDERS_EVENTS.name])
+        produce_orders(settings, [order.record for order in backlog], progress=False)
+        children["intake"].start()
+        intake_outputs.wait_for(backlog_ids, timeout_s=300)
+        intake_outputs.close()
+        times = intake_outputs.seen_at_ms.values()
+        hop = Rate(len(backlog) - 1, (max(times) - min(times)) / 1000)
+
+        # The rest of the choreography drains the backlog before the whole is measured.
+        for name, child in children.items():
+            if name != "intake":
+                child.start()
+        for group, _ in SERVICES.values():
+            wait_for_group(admin, group, members=1)
+        backlog_outcomes.wait_for(backlog_ids, timeout_s=300)
+        backlog_outcomes.close()
+
+        at_full_speed = run_orders(settings, full, None, OUTCOME_TYPES, outcome_topics)
+        at_half_speed = run_orders(settings, half, at_full_speed["orders_per_s"] / 2, OUTCOME_TYPES, outcome_topics)
+        processes = {
+            name: process_usage(child.process.pid if child.process else None) for name, child in children.items()
+        }
+    finally:
+        for child in children.values():
+            if child.process is not None:
+                child.process.terminate()
+                child.process.wait(60)
+    processes.update({server.name: process_usage(server.running_pid()) for server in servers(settings)})
+    return {
+        "benchmark": "choreography",
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "messages": count,
-        "message_bytes": size,
-        "partitions": ORDER_PARTITIONS,
-        "produce_per_s": round(produced.per_second),
-        "transactional_passthrough_per_s": round(passthrough.per_second),
-        "passthrough": asdict(passthrough),
-        "resident_mb": {server.name: resident_mb(server.running_pid()) for server in servers(settings)},
+        "machine": {"cpus": os.cpu_count()},
+        "commit_interval_s": settings.commit_interval_s,
+        "order_message_bytes": order_size,
+        "passthrough_per_s": round(ceiling.per_second),
+        "intake_hop_per_s": round(hop.per_second),
+        "intake_hop_vs_passthrough": round(hop.per_second / ceiling.per_second, 3),
+        "full_speed": at_full_speed,
+        "half_speed": at_half_speed,
+        "processes": processes,
     }
 
 
@@ -130,3 +290,20 @@ def save(result: dict[str, Any]) -> Path:
     path = BENCH_DIR / f"{result['benchmark']}-{result['at'].replace(':', '')}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     return path
+
+
+def report_lines(result: dict[str, Any]) -> list[str]:
+    full, half = result["full_speed"], result["half_speed"]
+    lines = [
+        f"raw passthrough (exactly once, {result['order_message_bytes']} B)  {result['passthrough_per_s']:>8,} msg/s",
+        f"intake hop (Quix Streams, exactly once)      {result['intake_hop_per_s']:>8,} msg/s"
+        f"  = {result['intake_hop_vs_passthrough']:.1%} of passthrough",
+        f"choreography at full speed                   {full['orders_per_s']:>8,} orders/s"
+        f"  latency p50 {full['latency_s']['p50']}s p95 {full['latency_s']['p95']}s p99 {full['latency_s']['p99']}s",
+        f"choreography at {half['offered_per_s']}/s (half speed)             "
+        f"latency p50 {half['latency_s']['p50']}s p95 {half['latency_s']['p95']}s p99 {half['latency_s']['p99']}s",
+    ]
+    for name, usage in result["processes"].items():
+        if usage:
+            lines.append(f"  {name:<14} cpu {usage['cpu_s']:>7.1f}s   peak rss {usage['peak_rss_mb']:>7.1f} MB")
+    return lines

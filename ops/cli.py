@@ -119,11 +119,9 @@ def cmd_schemas_codegen(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from ops import bench
 
-    result = bench.run(settings, count=args.messages)
-    print(f"produce (idempotent, acks=all)          {result['produce_per_s']:>9,} msg/s")
-    print(f"transactional consume-produce passthrough {result['transactional_passthrough_per_s']:>7,} msg/s")
-    for name, megabytes in result["resident_mb"].items():
-        print(f"resident memory of {name:<22} {megabytes or 0:>9.0f} MB")
+    result = bench.run(settings, orders=args.orders)
+    for line in bench.report_lines(result):
+        print(line)
     print(f"saved {bench.save(result)}")
     return 0
 
@@ -211,6 +209,14 @@ def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from ops import demo
+    from ops.orders import OrderMix
+
+    mix = OrderMix.parse(args.mix) if args.mix else None
+    return demo.run(settings, rate_per_s=args.rate, seed=args.seed, mix=mix)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="oms", description=__doc__)
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -247,8 +253,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("processor", choices=[*SERVICES, "all"])
     run.add_argument("--instances", type=int, default=1, help="with `all`: instances of each processor")
 
-    bench = verb(verbs, "bench", cmd_bench, "measure the platform; figures are saved under .bench/")
-    bench.add_argument("--messages", type=int, default=50_000, help="messages per measurement")
+    demo = verb(verbs, "demo", cmd_demo, "run every processor and a stream of demo orders, with a running tally")
+    demo.add_argument("--rate", type=float, default=10.0, help="orders a second")
+    demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument("--mix", help="scenario weights, e.g. valid=0.8,invalid=0.1,declined=0.1")
+
+    bench = verb(verbs, "bench", cmd_bench, "measure the choreography on this machine; figures are saved under .bench/")
+    bench.add_argument("--orders", type=int, default=4000, help="orders in the full-speed run")
 
     produce = verbs.add_parser("produce", help="produce commands as users do").add_subparsers(
         dest="produce_verb", required=True, metavar="VERB"
@@ -307,6 +318,7 @@ def non_negative_int(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # progress reaches logs and pipes
     try:
         return int(args.handler(args, get_settings()))
     except (PlatformError, FetchError) as error:

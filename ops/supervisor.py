@@ -39,6 +39,8 @@ class Child:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "OMS_INSTANCE_ID": self.instance},
+                # Their own session: a Ctrl-C reaches the supervisor alone, which stops them in order.
+                start_new_session=True,
             )
         self.started_at = time.monotonic()
 
@@ -54,15 +56,29 @@ class Supervisor:
         self._stopping = True
 
     def run(self) -> int:
+        """Start every processor and keep them running until SIGINT or SIGTERM."""
+        self.start()
+        while not self.stopping:
+            self.tick()
+            time.sleep(0.2)
+        return self.stop_all()
+
+    def start(self) -> None:
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
         for child in self.children:
             child.start()
-            print(f"started {child.label} (pid {child.process.pid if child.process else '?'}), log {child.log_file}")
-        while not self._stopping:
+            pid = child.process.pid if child.process else "?"
+            print(f"started {child.label} (pid {pid}), log {child.log_file}")
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def tick(self) -> None:
+        """Restart processors that died, after a backoff."""
+        if not self._stopping:
             self._restart_the_dead()
-            time.sleep(0.2)
-        return self._stop_all()
 
     def _restart_the_dead(self) -> None:
         now = time.monotonic()
@@ -83,7 +99,7 @@ class Supervisor:
             child.next_start = now + delay
             print(f"{child.label} exited with {code}; restarting in {delay:.0f}s (see {child.log_file})")
 
-    def _stop_all(self) -> int:
+    def stop_all(self) -> int:
         running = [child for child in self.children if child.process and child.process.poll() is None]
         for child in running:
             assert child.process is not None

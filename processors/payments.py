@@ -45,7 +45,7 @@ from topology.topics import ORDERS_EVENTS, PAYMENTS_EVENTS
 PROCESSOR = "oms.payments"
 
 # Each gateway call: 5 attempts over about 0.75 s before a tender counts as refused for an outage.
-GATEWAY_RETRY = RetryPolicy(attempts=5, first_delay_s=0.05, max_delay_s=1.0)
+GATEWAY_RETRY = RetryPolicy(attempts=5, first_delay_s=0.02, max_delay_s=0.5)
 
 
 # Gateway calls the saga asks for.

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from quixstreams import Application
 
-from processors import intake, inventory, notifications, payments
+from processors import intake, inventory, notifications, payments, stock
 from processors.runtime.app import make_application
 from schemas.registry import registry_client
 from topology.settings import Settings
@@ -19,6 +19,7 @@ SERVICES: dict[str, tuple[str, Build]] = {
     "intake": (intake.PROCESSOR, intake.build),
     "payments": (payments.PROCESSOR, payments.build),
     "inventory": (inventory.PROCESSOR, inventory.build),
+    "stock": (stock.PROCESSOR, stock.build),
     "notifications": (notifications.PROCESSOR, notifications.build),
 }
 

@@ -81,6 +81,42 @@ class StockLevel(AvroRecord):
     occurred_at: datetime.datetime
 
 
+class StockRequestKind(enum.StrEnum):
+    RESERVE = "RESERVE"
+    RELEASE = "RELEASE"
+
+
+class StockRequest(AvroRecord):
+    """Reserve or release one SKU's units for an order: one of line_count parts of request request_id. Keyed by SKU."""
+
+    AVRO_NAME: ClassVar[str] = "oms.inventory.StockRequest"
+    event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
+    order_id: str
+    occurred_at: datetime.datetime
+    request_id: str = Field(description="event_id of the PaymentProcessed or ReleaseInventory it is part of.")
+    kind: StockRequestKind
+    sku: str
+    quantity: int
+    line_count: int = Field(description="How many SKUs the whole request has.")
+    reason: str = Field(default="")
+
+
+class StockResult(AvroRecord):
+    """What a SKU granted to one part of a request. Keyed by order id."""
+
+    AVRO_NAME: ClassVar[str] = "oms.inventory.StockResult"
+    event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
+    order_id: str
+    occurred_at: datetime.datetime
+    request_id: str
+    kind: StockRequestKind
+    sku: str
+    requested: int
+    granted: int
+    available: int = Field(description="Units of the SKU free after this request.")
+    line_count: int
+
+
 class NotificationKind(enum.StrEnum):
     ORDER_CONFIRMED = "ORDER_CONFIRMED"
     PAYMENT_FAILED = "PAYMENT_FAILED"
@@ -276,6 +312,8 @@ RECORD_TYPES: dict[str, type[AvroRecord]] = {
     "oms.inventory.InventoryShortage": InventoryShortage,
     "oms.inventory.ReleaseInventory": ReleaseInventory,
     "oms.inventory.StockLevel": StockLevel,
+    "oms.inventory.StockRequest": StockRequest,
+    "oms.inventory.StockResult": StockResult,
     "oms.notifications.NotificationSent": NotificationSent,
     "oms.orders.CancelOrder": CancelOrder,
     "oms.orders.OrderCreated": OrderCreated,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -76,3 +77,17 @@ def apply(settings: Settings, declared: Sequence[TopicSpec]) -> ApplyReport:
         drifted=[c for c in comparisons if c.status is TopicStatus.DRIFTED],
         in_sync=[c.declared.name for c in comparisons if c.status is TopicStatus.IN_SYNC],
     )
+
+
+def wait_for_group(admin: AdminClient, group: str, members: int, timeout_s: float = 90) -> None:
+    """Until the consumer group is stable with `members` members, each owning partitions."""
+    deadline = time.monotonic() + timeout_s
+    state = "unknown"
+    while time.monotonic() < deadline:
+        description = admin.describe_consumer_groups([group])[group].result(timeout=TIMEOUT_S)
+        assigned = [m for m in description.members if m.assignment and m.assignment.topic_partitions]
+        state = f"{description.state.name} with {len(description.members)} members, {len(assigned)} assigned"
+        if description.state.name == "STABLE" and len(description.members) == members == len(assigned):
+            return
+        time.sleep(0.25)
+    raise TimeoutError(f"consumer group {group} not stable with {members} members within {timeout_s:.0f}s: {state}")

@@ -103,6 +103,18 @@ INVENTORY_STOCK = TopicSpec(
     retention_ms=None,
     doc="Stock level per SKU; the latest record per SKU is the truth.",
 )
+STOCK_REQUESTS = TopicSpec(
+    name="oms.inventory.stock-requests",
+    key="sku",
+    records=("oms.inventory.StockRequest",),
+    doc="Inventory's order side asks the SKU side to reserve or release one SKU's units for an order.",
+)
+STOCK_RESULTS = TopicSpec(
+    name="oms.inventory.stock-results",
+    key="order_id",
+    records=("oms.inventory.StockResult",),
+    doc="The SKU side's answer per SKU, back to the order side, which decides once per order.",
+)
 ROUTING_SLIPS_EVENTS = TopicSpec(
     name="oms.routing-slips.events",
     key="order_id",
@@ -155,6 +167,8 @@ WORKFLOW_TOPICS: tuple[TopicSpec, ...] = (
     INVENTORY_COMMANDS,
     INVENTORY_EVENTS,
     INVENTORY_STOCK,
+    STOCK_REQUESTS,
+    STOCK_RESULTS,
     *(fulfillment_activity(activity) for activity in FULFILLMENT_ACTIVITIES),
     *(fulfillment_compensation(activity) for activity in FULFILLMENT_ACTIVITIES),
     ROUTING_SLIPS_EVENTS,

@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -214,6 +215,7 @@ class SimulatedPaymentGateway:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path if path is not None else default_ledger_path(get_settings())
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._connections = threading.local()
         with self._connection() as db:
             db.execute("PRAGMA journal_mode = WAL")  # readers and one writer at a time, across processes
             db.executescript(SCHEMA)
@@ -331,14 +333,15 @@ class SimulatedPaymentGateway:
 
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
-        # Autocommit mode: transactions are begun explicitly, and reads each see the latest commit.
-        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        try:
+        # One connection per thread, kept open: closing the last connection to a WAL database checkpoints
+        # it, an fsync that would cost every call. Autocommit mode: transactions are begun explicitly, and
+        # reads each see the latest commit.
+        db: sqlite3.Connection | None = getattr(self._connections, "db", None)
+        if db is None:
+            db = self._connections.db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
             # Durable across process crashes, which is what a simulator needs; not across power loss.
             db.execute("PRAGMA synchronous = NORMAL")
-            yield db
-        finally:
-            db.close()
+        yield db
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:

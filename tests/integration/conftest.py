@@ -10,8 +10,8 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from processors.services import SERVICES
 from schemas.registry import declared_subjects, register, registry_client
-from tests.integration.harness import Processes, wait_for_group
-from topology.admin import admin_client, apply
+from tests.integration.harness import Processes
+from topology.admin import admin_client, apply, wait_for_group
 from topology.settings import Settings
 from topology.topics import ALL_TOPICS
 

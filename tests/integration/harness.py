@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from schemas.models import AvroRecord
@@ -51,19 +50,6 @@ class Processes:
     def stop_all(self) -> None:
         for name, instance in list(self.running):
             self.stop(name, instance)
-
-
-def wait_for_group(admin: AdminClient, group: str, members: int, timeout_s: float = 90) -> None:
-    """Until the consumer group is stable with `members` members, each owning partitions."""
-    deadline = time.monotonic() + timeout_s
-    description = None
-    while time.monotonic() < deadline:
-        description = admin.describe_consumer_groups([group])[group].result(timeout=10)
-        assigned = [m for m in description.members if m.assignment and m.assignment.topic_partitions]
-        if description.state.name == "STABLE" and len(description.members) == members == len(assigned):
-            return
-        time.sleep(0.25)
-    raise TimeoutError(f"group {group} not stable with {members} members in {timeout_s}s: {description}")
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from ops.orders import GeneratedOrder, OrderMix, demand_by_sku, generate_orders
 from ops.produce import produce_orders
 from ops.stock import read_stock, set_stock
 from processors.adapters.notification_channel import FileNotificationChannel, notifications_file
+from processors.stock import PROCESSOR as STOCK
 from schemas.models import (
     AvroRecord,
     InventoryReserved,
@@ -74,7 +75,7 @@ def set_stock_and_wait(settings: Settings, watcher: Watcher, levels: dict[str, i
         reported = {
             s.record.sku: s.record.available
             for s in seen
-            if isinstance(s.record, StockLevel) and s.headers.get("ce_source") == b"oms.inventory"
+            if isinstance(s.record, StockLevel) and s.headers.get("ce_source") == STOCK.encode()
         }
         return all(reported.get(sku) == units for sku, units in levels.items())
 

@@ -18,8 +18,9 @@ from ops.stock import read_stock
 from processors.adapters.payment_gateway import SimulatedPaymentGateway, default_ledger_path
 from processors.inventory import PROCESSOR as INVENTORY
 from processors.payments import PROCESSOR as PAYMENTS
+from processors.stock import PROCESSOR as STOCK
 from schemas.models import InventoryReserved, PaymentProcessed
-from tests.integration.harness import Processes, Watcher, wait_for_group
+from tests.integration.harness import Processes, Watcher
 from tests.integration.test_choreography import (
     OUTCOME_OF_EXPECTED,
     WATCHED,
@@ -27,6 +28,7 @@ from tests.integration.test_choreography import (
     set_stock_and_wait,
     stock_for,
 )
+from topology.admin import wait_for_group
 from topology.settings import Settings
 
 MIX = OrderMix(valid=0.6, invalid=0.05, declined=0.15, shortage=0.1, flaky=0.1)
@@ -84,15 +86,16 @@ def test_kill_9_of_payments_and_inventory_mid_stream_loses_nothing_and_repeats_n
     def crash_and_restart() -> None:
         time.sleep(1.0)
         pipeline.kill("payments")
-        time.sleep(0.7)
+        time.sleep(0.5)
         pipeline.kill("inventory")
+        pipeline.kill("stock")
         time.sleep(1.0)
-        pipeline.start("payments")
-        pipeline.start("inventory")
+        for name in ("payments", "inventory", "stock"):
+            pipeline.start(name)
 
     stream_with(settings, orders, rate_per_s=120, disruption=crash_and_restart)
-    wait_for_group(admin, PAYMENTS, members=1)
-    wait_for_group(admin, INVENTORY, members=1)
+    for group in (PAYMENTS, INVENTORY, STOCK):
+        wait_for_group(admin, group, members=1)
 
     assert_every_order_decided_once(watcher, orders)
     assert_stock_adds_up(settings, watcher, orders, initial)
@@ -106,30 +109,33 @@ def test_kill_9_of_payments_and_inventory_mid_stream_loses_nothing_and_repeats_n
         assert gateway.approved_total(order.order_id) == (total if paid else 0), order
 
 
-def test_a_second_inventory_instance_takes_over_the_partitions_and_state_of_a_stopped_one(
+def test_second_inventory_instances_take_over_the_partitions_and_state_of_stopped_ones(
     settings: Settings, admin: AdminClient, pipeline: Processes, watcher: Watcher
 ) -> None:
     orders = generate_orders(200, seed=12, prefix=f"scale-{uuid.uuid4().hex[:6]}", mix=MIX)
     initial = stock_for(orders, spare=2)
     set_stock_and_wait(settings, watcher, initial)
-    pipeline.start("inventory", instance="1")
-    wait_for_group(admin, INVENTORY, members=2)
-    assignment = {
-        member.client_id: len(member.assignment.topic_partitions)
-        for member in admin.describe_consumer_groups([INVENTORY])[INVENTORY].result(10).members
-    }
-    assert all(count > 0 for count in assignment.values()), f"both instances own partitions: {assignment}"
+    scaled = {"inventory": INVENTORY, "stock": STOCK}
+    for name, group in scaled.items():
+        pipeline.start(name, instance="1")
+        wait_for_group(admin, group, members=2)
+        members = admin.describe_consumer_groups([group])[group].result(10).members
+        assert all(member.assignment.topic_partitions for member in members), f"both {name} instances own partitions"
 
-    def stop_the_first() -> None:
+    def stop_the_first_ones() -> None:
         time.sleep(1.0)
-        assert pipeline.stop("inventory", instance="0") == 0
+        for name in scaled:
+            assert pipeline.stop(name, instance="0") == 0
 
     try:
-        stream_with(settings, orders, rate_per_s=100, disruption=stop_the_first)
-        wait_for_group(admin, INVENTORY, members=1)
+        stream_with(settings, orders, rate_per_s=100, disruption=stop_the_first_ones)
+        for group in scaled.values():
+            wait_for_group(admin, group, members=1)
         assert_every_order_decided_once(watcher, orders)
         assert_stock_adds_up(settings, watcher, orders, initial)
     finally:
-        pipeline.start("inventory", instance="0")
-        pipeline.stop("inventory", instance="1")
-        wait_for_group(admin, INVENTORY, members=1)
+        for name, group in scaled.items():
+            if (name, "0") not in pipeline.running:
+                pipeline.start(name, instance="0")
+            pipeline.stop(name, instance="1")
+            wait_for_group(admin, group, members=1)

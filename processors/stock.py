@@ -1,0 +1,112 @@
+"""Inventory's SKU side: stock is state keyed by SKU, set by operators and spent by reservations.
+
+It merges two SKU-keyed topics into one per-SKU store: operator levels on `oms.inventory.stock` and
+inventory's `StockRequest`s. A reservation takes all of a line's units or none (stock never goes negative);
+a release gives back at most what the order holds of the SKU. Each request is answered with a
+`StockResult` to the order side, and each change of level is reported on the stock topic, marked as ours
+(`ce_source`), so that `oms stock show` sees live levels; our own reports are skipped when they come back.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from pydantic import BaseModel
+from quixstreams import Application, State
+
+from processors.runtime.app import app_topic
+from processors.runtime.cloudevents import header
+from processors.runtime.records import Emit, derive_event_id, utc_now
+from processors.runtime.stage import RecordStage, publish
+from schemas.models import AvroRecord, StockLevel, StockRequest, StockRequestKind, StockResult
+from topology.settings import Settings
+from topology.topics import INVENTORY_STOCK, STOCK_REQUESTS, STOCK_RESULTS
+
+PROCESSOR = "oms.stock"
+
+
+class SkuStock(BaseModel):
+    """What the SKU's state holds that matters to one request: its free units and the order's holding."""
+
+    available: int
+    held_by_order: int
+
+
+def apply_request(stock: SkuStock, request: StockRequest) -> tuple[SkuStock, int]:
+    """Reserve from what is free (all or nothing), or give back at most what the order holds; the units granted."""
+    if request.kind is StockRequestKind.RESERVE:
+        if stock.held_by_order:
+            return stock, stock.held_by_order  # this order's line was reserved before: a duplicate
+        if stock.available >= request.quantity:
+            return SkuStock(
+                available=stock.available - request.quantity, held_by_order=request.quantity
+            ), request.quantity
+        return stock, 0
+    granted = min(request.quantity, stock.held_by_order)
+    return SkuStock(available=stock.available + granted, held_by_order=stock.held_by_order - granted), granted
+
+
+def answer(request: StockRequest, granted: int, available: int, now: datetime.datetime) -> StockResult:
+    return StockResult(
+        event_id=derive_event_id(request.event_id, "stock-result"),
+        order_id=request.order_id,
+        occurred_at=now,
+        request_id=request.request_id,
+        kind=request.kind,
+        sku=request.sku,
+        requested=request.quantity,
+        granted=granted,
+        available=available,
+        line_count=request.line_count,
+    )
+
+
+def level_report(sku: str, available: int, cause: str, now: datetime.datetime) -> StockLevel:
+    return StockLevel(event_id=derive_event_id(cause, f"stock/{sku}"), sku=sku, available=available, occurred_at=now)
+
+
+def handle(record: AvroRecord, state: State) -> list[Emit]:
+    now = utc_now()
+    if isinstance(record, StockLevel):
+        state.set("available", record.available)
+        return [
+            Emit(INVENTORY_STOCK, record.sku, level_report(record.sku, record.available, str(record.event_id), now))
+        ]
+    if not isinstance(record, StockRequest):
+        return []
+    holding_key = f"held:{record.order_id}"
+    before = SkuStock(available=state.get("available", 0), held_by_order=state.get(holding_key, 0))
+    after, granted = apply_request(before, record)
+    emits = [Emit(STOCK_RESULTS, record.order_id, answer(record, granted, after.available, now))]
+    if after != before:
+        emits.append(
+            Emit(INVENTORY_STOCK, record.sku, level_report(record.sku, after.available, str(record.event_id), now))
+        )
+        state.set("available", after.available)
+        if after.held_by_order:
+            state.set(holding_key, after.held_by_order)
+        else:
+            state.delete(holding_key)
+    return emits
+
+
+def build(app: Application, settings: Settings, registry: SchemaRegistryClient) -> None:
+    levels, requests = app_topic(app, INVENTORY_STOCK, settings), app_topic(app, STOCK_REQUESTS, settings)
+    outputs = [
+        app_topic(app, spec, settings)
+        for spec in (
+            STOCK_RESULTS,
+            INVENTORY_STOCK,
+            INVENTORY_STOCK.dead_letter_topic,
+            STOCK_REQUESTS.dead_letter_topic,
+        )
+    ]
+    # Our own level reports come back on the stock topic; they are skipped before anything is decoded.
+    operator_levels = app.dataframe(levels).filter(
+        lambda value, key, timestamp, headers: header(headers, "ce_source") != PROCESSOR, metadata=True
+    )
+    # Both topics are keyed by SKU with the same partition count, so one store per SKU sees both.
+    per_sku = operator_levels.concat(app.dataframe(requests))
+    stage = RecordStage(PROCESSOR, [levels.name, requests.name], registry, handle)
+    publish(per_sku.apply(stage, stateful=True, expand=True, metadata=True), outputs)
