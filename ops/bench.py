@@ -217,10 +217,10 @@ def process_usage(pid: int | None) -> dict[str, float] | None:
     return {"cpu_s": round(cpu_s, 1), "peak_rss_mb": round(peak_kb / 1024, 1)}
 
 
-def run(settings: Settings, orders: int = 4000, seed: int = 42) -> dict[str, Any]:
+def run(settings: Settings, orders: int = 4000, seed: int = 42, mix: OrderMix | None = None) -> dict[str, Any]:
     """Every measurement of the module docstring, with fresh processor processes."""
     prefix = f"bench-{uuid.uuid4().hex[:6]}"
-    mix = OrderMix()
+    mix = mix or OrderMix()
     backlog = generate_orders(orders // 2, seed, prefix=f"{prefix}-hop", mix=mix)
     full = generate_orders(orders, seed + 1, prefix=f"{prefix}-full", mix=mix)
     half = generate_orders(orders // 2, seed + 2, prefix=f"{prefix}-half", mix=mix)
@@ -235,6 +235,7 @@ def run(settings: Settings, orders: int = 4000, seed: int = 42) -> dict[str, Any
         settings, count=20_000, size=order_size, commit_every_s=settings.commit_interval_s
     )
 
+    servers_before = {server.name: process_usage(server.running_pid()) for server in servers(settings)}
     admin = AdminClient(settings.kafka_config())
     children = {name: Child(name, "bench", settings.run_dir / "logs" / f"{name}-bench.log") for name in SERVICES}
     outcome_topics = [ORDERS_EVENTS.name, PAYMENTS_EVENTS.name, INVENTORY_EVENTS.name]
@@ -269,12 +270,17 @@ def run(settings: Settings, orders: int = 4000, seed: int = 42) -> dict[str, Any
             if child.process is not None:
                 child.process.terminate()
                 child.process.wait(60)
-    processes.update({server.name: process_usage(server.running_pid()) for server in servers(settings)})
+    for server in servers(settings):
+        usage, before = process_usage(server.running_pid()), servers_before[server.name]
+        if usage and before:
+            usage["cpu_s"] = round(usage["cpu_s"] - before["cpu_s"], 1)  # during the run, not since start
+        processes[server.name] = usage
     return {
         "benchmark": "choreography",
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count()},
         "commit_interval_s": settings.commit_interval_s,
+        "mix": mix.weights(),
         "order_message_bytes": order_size,
         "passthrough_per_s": round(ceiling.per_second),
         "intake_hop_per_s": round(hop.per_second),
