@@ -26,12 +26,12 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from ops.catalog import OUT_OF_STOCK_SKU
 from ops.orders import GeneratedOrder, OrderMix, demand_by_sku, generate_orders
 from ops.platform import servers
 from ops.produce import produce_orders
 from ops.stock import set_stock
 from ops.supervisor import Child
+from processors.adapters.catalog import OUT_OF_STOCK_SKU
 from processors.runtime.cloudevents import header
 from processors.services import SERVICES
 from schemas.registry import registry_client

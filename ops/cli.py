@@ -139,9 +139,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_produce_orders(args: argparse.Namespace, settings: Settings) -> int:
-    from ops.catalog import DEMO_STOCK
     from ops.orders import OrderMix, generate_orders, stock_shortfalls, summary
     from ops.produce import DeliveryFailed, produce_orders
+    from processors.adapters.catalog import DEMO_STOCK
 
     try:
         mix = OrderMix.parse(args.mix) if args.mix else OrderMix()
@@ -168,8 +168,8 @@ def cmd_produce_orders(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_stock_set(args: argparse.Namespace, settings: Settings) -> int:
-    from ops.catalog import PRODUCTS_BY_SKU
     from ops.stock import set_stock
+    from processors.adapters.catalog import PRODUCTS_BY_SKU
 
     if args.sku not in PRODUCTS_BY_SKU:
         print(f"note: {args.sku} is not in the demo catalog (ops/catalog.py)")
@@ -179,8 +179,8 @@ def cmd_stock_set(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_stock_seed(args: argparse.Namespace, settings: Settings) -> int:
-    from ops.catalog import DEMO_STOCK
     from ops.stock import set_stock
+    from processors.adapters.catalog import DEMO_STOCK
 
     set_stock(settings, DEMO_STOCK)
     print(f"set the stock of {len(DEMO_STOCK)} SKUs of the demo catalog ({sum(DEMO_STOCK.values()):,} units)")
@@ -188,8 +188,8 @@ def cmd_stock_seed(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_stock_show(args: argparse.Namespace, settings: Settings) -> int:
-    from ops.catalog import PRODUCTS_BY_SKU
     from ops.stock import read_stock
+    from processors.adapters.catalog import PRODUCTS_BY_SKU
 
     levels = read_stock(settings)
     if not levels:

@@ -8,11 +8,11 @@ from collections import Counter
 
 from confluent_kafka import Consumer, TopicPartition
 
-from ops.catalog import DEMO_STOCK
 from ops.orders import OrderMix, generate_orders
 from ops.produce import produce_orders
 from ops.stock import set_stock
 from ops.supervisor import Supervisor
+from processors.adapters.catalog import DEMO_STOCK
 from processors.runtime.cloudevents import header
 from processors.services import SERVICES
 from topology.settings import Settings

@@ -11,7 +11,7 @@ What each label promises, and the conditions under which it is certain:
 - `payment-failed`: valid, and one tender is refused by the payment simulator (`tok_declined...`,
   `tok_nofunds...`, `gc_empty...`); earlier tenders of the order are voided.
 - `created-paid-reserved`: valid, every tender approved (`tok_ok...`, `tok_flaky...` after retries,
-  `gc_ok...`, `sc_...`), and only plentiful SKUs (see `ops.catalog`).
+  `gc_ok...`, `sc_...`), and only plentiful SKUs (see `processors.adapters.catalog`).
 - `shortage`: valid and paid, and one line is for `SKU-RARE-01`, which has no stock.
 - `may-shortage`: valid and paid, and one line is for a scarce SKU (a little stock): whether it is reserved
   depends on which orders came first. Only orders with this label use scarce SKUs.
@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from ops.catalog import CURRENCY, OUT_OF_STOCK_SKU, PRODUCTS_BY_SKU, plentiful_skus, scarce_skus
+from processors.adapters.catalog import CURRENCY, OUT_OF_STOCK_SKU, PRODUCTS_BY_SKU, plentiful_skus, scarce_skus
 from processors.intake import MAX_LINES, MAX_ORDER_TOTAL_MINOR, MAX_QUANTITY_PER_LINE, MAX_TENDERS
 from processors.runtime.records import utc_now
 from schemas.models import Address, Money, OrderLine, PaymentMethod, PlaceOrder, ShippingPriority, Tender

@@ -17,6 +17,231 @@ class AvroRecord(BaseModel):
     AVRO_NAME: ClassVar[str]
 
 
+class Money(AvroRecord):
+    """An amount in the currency's minor unit (cents), so that sums are exact."""
+
+    AVRO_NAME: ClassVar[str] = "oms.common.Money"
+    amount_minor: int
+    currency: str = Field(description="ISO 4217 code, e.g. EUR.")
+
+
+class FulfillmentLine(AvroRecord):
+    AVRO_NAME: ClassVar[str] = "oms.fulfillment.FulfillmentLine"
+    sku: str
+    quantity: int
+    unit_price: Money
+    weight_g: int
+    length_cm: int
+    width_cm: int
+    height_cm: int
+    fragile: bool = Field(default=False)
+    cold_chain: bool = Field(default=False)
+
+
+class Address(AvroRecord):
+    AVRO_NAME: ClassVar[str] = "oms.common.Address"
+    recipient: str
+    line1: str
+    line2: str | None = Field(default=None)
+    city: str
+    postal_code: str
+    country: str = Field(description="ISO 3166-1 alpha-2 code, e.g. DE.")
+
+
+class ShippingPriority(enum.StrEnum):
+    STANDARD = "STANDARD"
+    EXPRESS = "EXPRESS"
+
+
+class FulfillmentRequest(AvroRecord):
+    """What every fulfillment activity works on; its routing slip travels in a header."""
+
+    AVRO_NAME: ClassVar[str] = "oms.fulfillment.FulfillmentRequest"
+    event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
+    order_id: str
+    occurred_at: datetime.datetime
+    lines: list[FulfillmentLine]
+    shipping_address: Address
+    total: Money
+    priority: ShippingPriority = Field(default=ShippingPriority.STANDARD)
+    is_gift: bool = Field(default=False)
+
+
+class ItineraryStep(AvroRecord):
+    AVRO_NAME: ClassVar[str] = "oms.fulfillment.ItineraryStep"
+    name: str = Field(description="Activity name, e.g. pack.")
+    address: str = Field(description="Topic the step's host reads, e.g. oms.fulfillment.pack.")
+    arguments: dict[str, str] = Field(default_factory=dict)
+
+
+class ActivityLogEntry(AvroRecord):
+    AVRO_NAME: ClassVar[str] = "oms.fulfillment.ActivityLogEntry"
+    execution_id: uuid.UUID
+    name: str
+    host: str
+    started_at: datetime.datetime
+    duration_ms: int
+
+
+class CompensationLogEntry(AvroRecord):
+    AVRO_NAME: ClassVar[str] = "oms.fulfillment.CompensationLogEntry"
+    execution_id: uuid.UUID
+    name: str
+    address: str = Field(description="Topic of the step's compensation, e.g. oms.fulfillment.pack.compensate.")
+    data: dict[str, str] = Field(description="Exactly what the compensation needs.")
+
+
+class ActivityFault(AvroRecord):
+    AVRO_NAME: ClassVar[str] = "oms.fulfillment.ActivityFault"
+    execution_id: uuid.UUID
+    name: str
+    at: datetime.datetime
+    reason: str
+
+
+class RoutingSlip(AvroRecord):
+    """A routing slip: where a fulfillment goes next and what has been done, carried in the 'oms-routing-slip' header of every fulfillment record."""
+
+    AVRO_NAME: ClassVar[str] = "oms.fulfillment.RoutingSlip"
+    tracking_number: uuid.UUID
+    order_id: str
+    created_at: datetime.datetime
+    itinerary: list[ItineraryStep] = Field(description="Steps still to run, the next first.")
+    activity_log: list[ActivityLogEntry] = Field(default_factory=list)
+    compensation_log: list[CompensationLogEntry] = Field(default_factory=list, description="Completed steps that can be undone, the last done last.")
+    variables: dict[str, str] = Field(default_factory=dict)
+    faults: list[ActivityFault] = Field(default_factory=list)
+
+
+class RoutingSlipActivityCompensated(AvroRecord):
+    """A completed step was undone."""
+
+    AVRO_NAME: ClassVar[str] = "oms.fulfillment.RoutingSlipActivityCompensated"
+    event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
+    order_id: str
+    occurred_at: datetime.datetime
+    tracking_number: uuid.UUID
+    activity: str
+
+
+class RoutingSlipActivityCompensationFailed(AvroRecord):
+    """Undoing a completed step failed; the slip is parked."""
+
+    AVRO_NAME: ClassVar[str] = "oms.fulfillment.RoutingSlipActivityCompensationFailed"
+    event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
+    order_id: str
+    occurred_at: datetime.datetime
+    tracking_number: uuid.UUID
+    activity: str
+    reason: str
+
+
+class RoutingSlipActivityCompleted(AvroRecord):
+    """A step of the slip ran."""
+
+    AVRO_NAME: ClassVar[str] = "oms.fulfillment.RoutingSlipActivityCompleted"
+    event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
+    order_id: str
+    occurred_at: datetime.datetime
+    tracking_number: uuid.UUID
+    activity: str
+    duration_ms: int
+    variables: dict[str, str] = Field(default_factory=dict)
+
+
+class RoutingSlipActivityFaulted(AvroRecord):
+    """A step of the slip failed; compensation starts."""
+
+    AVRO_NAME: ClassVar[str] = "oms.fulfillment.RoutingSlipActivityFaulted"
+    event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
+    order_id: str
+    occurred_at: datetime.datetime
+    tracking_number: uuid.UUID
+    activity: str
+    reason: str
+
+
+class RoutingSlipCompensationFailed(AvroRecord):
+    """The slip failed and a step could not be undone; it is parked for an operator."""
+
+    AVRO_NAME: ClassVar[str] = "oms.fulfillment.RoutingSlipCompensationFailed"
+    event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
+    order_id: str
+    occurred_at: datetime.datetime
+    tracking_number: uuid.UUID
+    activity: str
+    reason: str
+
+
+class RoutingSlipCompleted(AvroRecord):
+    """Every step of the slip ran."""
+
+    AVRO_NAME: ClassVar[str] = "oms.fulfillment.RoutingSlipCompleted"
+    event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
+    order_id: str
+    occurred_at: datetime.datetime
+    tracking_number: uuid.UUID
+    duration_ms: int
+    variables: dict[str, str] = Field(default_factory=dict)
+
+
+class RoutingSlipCreated(AvroRecord):
+    """A routing slip was planned for the order and sent to its first step."""
+
+    AVRO_NAME: ClassVar[str] = "oms.fulfillment.RoutingSlipCreated"
+    event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
+    order_id: str
+    occurred_at: datetime.datetime
+    tracking_number: uuid.UUID
+    itinerary: list[str]
+
+
+class RoutingSlipFaulted(AvroRecord):
+    """The slip failed and every completed step was undone."""
+
+    AVRO_NAME: ClassVar[str] = "oms.fulfillment.RoutingSlipFaulted"
+    event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
+    order_id: str
+    occurred_at: datetime.datetime
+    tracking_number: uuid.UUID
+    reason: str
+
+
+class RoutingSlipRevised(AvroRecord):
+    """A step replaced the rest of the itinerary."""
+
+    AVRO_NAME: ClassVar[str] = "oms.fulfillment.RoutingSlipRevised"
+    event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
+    order_id: str
+    occurred_at: datetime.datetime
+    tracking_number: uuid.UUID
+    activity: str
+    itinerary: list[str]
+    reason: str = Field(default="")
+
+
+class RoutingSlipTerminated(AvroRecord):
+    """A step ended the slip early, successfully."""
+
+    AVRO_NAME: ClassVar[str] = "oms.fulfillment.RoutingSlipTerminated"
+    event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
+    order_id: str
+    occurred_at: datetime.datetime
+    tracking_number: uuid.UUID
+    activity: str
+    reason: str = Field(default="")
+
+
+class StopFulfillment(AvroRecord):
+    """Command: stop the order's routing slip; its next step compensates instead of executing."""
+
+    AVRO_NAME: ClassVar[str] = "oms.fulfillment.StopFulfillment"
+    event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
+    order_id: str
+    occurred_at: datetime.datetime
+    reason: str
+
+
 class StockLine(AvroRecord):
     AVRO_NAME: ClassVar[str] = "oms.common.StockLine"
     sku: str
@@ -152,29 +377,11 @@ class CancelOrder(AvroRecord):
     requested_by: str = Field(default="customer")
 
 
-class Money(AvroRecord):
-    """An amount in the currency's minor unit (cents), so that sums are exact."""
-
-    AVRO_NAME: ClassVar[str] = "oms.common.Money"
-    amount_minor: int
-    currency: str = Field(description="ISO 4217 code, e.g. EUR.")
-
-
 class OrderLine(AvroRecord):
     AVRO_NAME: ClassVar[str] = "oms.common.OrderLine"
     sku: str
     quantity: int
     unit_price: Money
-
-
-class Address(AvroRecord):
-    AVRO_NAME: ClassVar[str] = "oms.common.Address"
-    recipient: str
-    line1: str
-    line2: str | None = Field(default=None)
-    city: str
-    postal_code: str
-    country: str = Field(description="ISO 3166-1 alpha-2 code, e.g. DE.")
 
 
 class PaymentMethod(enum.StrEnum):
@@ -190,11 +397,6 @@ class Tender(AvroRecord):
     method: PaymentMethod
     token: str = Field(description="Card token, gift-card number or store-credit account.")
     amount: Money
-
-
-class ShippingPriority(enum.StrEnum):
-    STANDARD = "STANDARD"
-    EXPRESS = "EXPRESS"
 
 
 class OrderCreated(AvroRecord):
@@ -214,6 +416,17 @@ class OrderCreated(AvroRecord):
     is_gift: bool = Field(default=False)
 
 
+class OrderDelivered(AvroRecord):
+    """The carrier delivered the order."""
+
+    AVRO_NAME: ClassVar[str] = "oms.orders.OrderDelivered"
+    event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
+    order_id: str
+    occurred_at: datetime.datetime
+    carrier: str
+    signed_by: str | None = Field(default=None)
+
+
 class OrderRejected(AvroRecord):
     """A PlaceOrder failed intake; every reason is listed."""
 
@@ -223,6 +436,18 @@ class OrderRejected(AvroRecord):
     occurred_at: datetime.datetime
     customer_id: str | None = Field(default=None)
     reasons: list[str]
+
+
+class OrderShipped(AvroRecord):
+    """The order left the warehouse with a carrier."""
+
+    AVRO_NAME: ClassVar[str] = "oms.orders.OrderShipped"
+    event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
+    order_id: str
+    occurred_at: datetime.datetime
+    carrier: str
+    label_id: str
+    parcels: int = Field(default=1)
 
 
 class PlaceOrder(AvroRecord):
@@ -307,6 +532,19 @@ class RefundPayment(AvroRecord):
 
 
 RECORD_TYPES: dict[str, type[AvroRecord]] = {
+    "oms.fulfillment.FulfillmentRequest": FulfillmentRequest,
+    "oms.fulfillment.RoutingSlip": RoutingSlip,
+    "oms.fulfillment.RoutingSlipActivityCompensated": RoutingSlipActivityCompensated,
+    "oms.fulfillment.RoutingSlipActivityCompensationFailed": RoutingSlipActivityCompensationFailed,
+    "oms.fulfillment.RoutingSlipActivityCompleted": RoutingSlipActivityCompleted,
+    "oms.fulfillment.RoutingSlipActivityFaulted": RoutingSlipActivityFaulted,
+    "oms.fulfillment.RoutingSlipCompensationFailed": RoutingSlipCompensationFailed,
+    "oms.fulfillment.RoutingSlipCompleted": RoutingSlipCompleted,
+    "oms.fulfillment.RoutingSlipCreated": RoutingSlipCreated,
+    "oms.fulfillment.RoutingSlipFaulted": RoutingSlipFaulted,
+    "oms.fulfillment.RoutingSlipRevised": RoutingSlipRevised,
+    "oms.fulfillment.RoutingSlipTerminated": RoutingSlipTerminated,
+    "oms.fulfillment.StopFulfillment": StopFulfillment,
     "oms.inventory.InventoryReleased": InventoryReleased,
     "oms.inventory.InventoryReserved": InventoryReserved,
     "oms.inventory.InventoryShortage": InventoryShortage,
@@ -317,7 +555,9 @@ RECORD_TYPES: dict[str, type[AvroRecord]] = {
     "oms.notifications.NotificationSent": NotificationSent,
     "oms.orders.CancelOrder": CancelOrder,
     "oms.orders.OrderCreated": OrderCreated,
+    "oms.orders.OrderDelivered": OrderDelivered,
     "oms.orders.OrderRejected": OrderRejected,
+    "oms.orders.OrderShipped": OrderShipped,
     "oms.orders.PlaceOrder": PlaceOrder,
     "oms.payments.PaymentFailed": PaymentFailed,
     "oms.payments.PaymentProcessed": PaymentProcessed,

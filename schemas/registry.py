@@ -17,7 +17,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from schemas.catalog import RecordSchema, record
 from topology.settings import Settings
-from topology.topics import WORKFLOW_TOPICS, TopicSpec
+from topology.topics import HEADERS, WORKFLOW_TOPICS, HeaderSpec, TopicSpec
 
 COMPATIBILITY_LEVEL = "BACKWARD_TRANSITIVE"
 SUBJECT_NOT_FOUND = 40401
@@ -30,7 +30,7 @@ def subject_name(topic: str, record_fullname: str) -> str:
 @dataclass(frozen=True)
 class Subject:
     name: str
-    topic: TopicSpec
+    topic: TopicSpec | None  # None for a record carried in a header
     schema: RecordSchema
 
     def to_registry_schema(self) -> Schema:
@@ -45,11 +45,15 @@ class CompatibilityResult:
     reasons: tuple[str, ...] = ()
 
 
-def declared_subjects(topics: Iterable[TopicSpec] = WORKFLOW_TOPICS) -> Iterator[Subject]:
-    """One subject per record type a declared topic carries."""
+def declared_subjects(
+    topics: Iterable[TopicSpec] = WORKFLOW_TOPICS, headers: Iterable[HeaderSpec] = HEADERS
+) -> Iterator[Subject]:
+    """One subject per record type a declared topic carries, and one per record carried in a header."""
     for topic in topics:
         for fullname in topic.records:
             yield Subject(subject_name(topic.name, fullname), topic, record(fullname))
+    for header in headers:
+        yield Subject(header.subject, None, record(header.record))
 
 
 def registry_client(settings: Settings) -> SchemaRegistryClient:

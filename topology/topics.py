@@ -59,7 +59,12 @@ ORDERS_COMMANDS = TopicSpec(
 ORDERS_EVENTS = TopicSpec(
     name="oms.orders.events",
     key="order_id",
-    records=("oms.orders.OrderCreated", "oms.orders.OrderRejected"),
+    records=(
+        "oms.orders.OrderCreated",
+        "oms.orders.OrderRejected",
+        "oms.orders.OrderShipped",
+        "oms.orders.OrderDelivered",
+    ),
     doc="An order's life as facts: created, rejected, shipped, delivered, cancelled.",
 )
 PAYMENTS_COMMANDS = TopicSpec(
@@ -115,9 +120,22 @@ STOCK_RESULTS = TopicSpec(
     records=("oms.inventory.StockResult",),
     doc="The SKU side's answer per SKU, back to the order side, which decides once per order.",
 )
+ROUTING_SLIP_EVENT_TYPES = (
+    "RoutingSlipCreated",
+    "RoutingSlipActivityCompleted",
+    "RoutingSlipActivityFaulted",
+    "RoutingSlipActivityCompensated",
+    "RoutingSlipActivityCompensationFailed",
+    "RoutingSlipRevised",
+    "RoutingSlipTerminated",
+    "RoutingSlipCompleted",
+    "RoutingSlipFaulted",
+    "RoutingSlipCompensationFailed",
+)
 ROUTING_SLIPS_EVENTS = TopicSpec(
     name="oms.routing-slips.events",
     key="order_id",
+    records=tuple(f"oms.fulfillment.{name}" for name in ROUTING_SLIP_EVENT_TYPES),
     doc="Progress of every routing slip: created, each activity done or undone, completed, faulted.",
 )
 SAGAS_EVENTS = TopicSpec(
@@ -143,10 +161,14 @@ TIMERS = TopicSpec(
 FULFILLMENT_ACTIVITIES = ("pick", "pack", "gift-wrap", "customs", "ship", "confirm-delivery")
 
 
+FULFILLMENT_RECORDS = ("oms.fulfillment.FulfillmentRequest",)
+
+
 def fulfillment_activity(activity: str) -> TopicSpec:
     return TopicSpec(
         name=f"oms.fulfillment.{activity}",
         key="order_id",
+        records=FULFILLMENT_RECORDS,
         doc=f"Routing slips addressed to the {activity} activity.",
     )
 
@@ -155,9 +177,42 @@ def fulfillment_compensation(activity: str) -> TopicSpec:
     return TopicSpec(
         name=f"oms.fulfillment.{activity}.compensate",
         key="order_id",
+        records=FULFILLMENT_RECORDS,
         doc=f"Routing slips whose {activity} step must be undone.",
     )
 
+
+FULFILLMENT_CONTROL = TopicSpec(
+    name="oms.fulfillment.control",
+    key="order_id",
+    records=("oms.fulfillment.StopFulfillment",),
+    doc="Signals to an order's routing slip from outside, e.g. stop it because the order is cancelled.",
+)
+ROUTING_SLIPS_PARKED = TopicSpec(
+    name="oms.routing-slips.parked",
+    key="order_id",
+    records=FULFILLMENT_RECORDS,
+    cleanup_policy="compact",
+    retention_ms=None,
+    doc="Slips whose compensation failed, with their header, until an operator resumes them (then a tombstone).",
+)
+
+
+@dataclass(frozen=True)
+class HeaderSpec:
+    """A record that travels in a message header rather than as the value."""
+
+    name: str
+    record: str
+    max_bytes: int
+
+    @property
+    def subject(self) -> str:
+        return self.record  # RecordNameStrategy: a header belongs to no one topic
+
+
+ROUTING_SLIP_HEADER = HeaderSpec(name="oms-routing-slip", record="oms.fulfillment.RoutingSlip", max_bytes=16_384)
+HEADERS: tuple[HeaderSpec, ...] = (ROUTING_SLIP_HEADER,)
 
 WORKFLOW_TOPICS: tuple[TopicSpec, ...] = (
     ORDERS_COMMANDS,
@@ -171,7 +226,9 @@ WORKFLOW_TOPICS: tuple[TopicSpec, ...] = (
     STOCK_RESULTS,
     *(fulfillment_activity(activity) for activity in FULFILLMENT_ACTIVITIES),
     *(fulfillment_compensation(activity) for activity in FULFILLMENT_ACTIVITIES),
+    FULFILLMENT_CONTROL,
     ROUTING_SLIPS_EVENTS,
+    ROUTING_SLIPS_PARKED,
     SAGAS_EVENTS,
     NOTIFICATIONS_EVENTS,
     TIMERS,

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from ops.catalog import OUT_OF_STOCK_SKU
 from ops.orders import GeneratedOrder, OrderMix, demand_by_sku, generate_orders
 from ops.produce import produce_orders
 from ops.stock import read_stock, set_stock
+from processors.adapters.catalog import OUT_OF_STOCK_SKU
 from processors.adapters.notification_channel import FileNotificationChannel, notifications_file
 from processors.stock import PROCESSOR as STOCK
 from schemas.models import (

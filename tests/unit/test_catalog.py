@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import re
 
-from ops.catalog import (
+from processors.adapters.catalog import (
     DEMO_STOCK,
     OUT_OF_STOCK_SKU,
     PLENTIFUL_STOCK,

@@ -8,7 +8,6 @@ from io import BytesIO
 import fastavro
 import pytest
 
-from ops.catalog import DEMO_STOCK, OUT_OF_STOCK_SKU, plentiful_skus, scarce_skus
 from ops.orders import (
     DECLINED_VARIANTS,
     INVALID_VARIANTS,
@@ -19,6 +18,7 @@ from ops.orders import (
     stock_shortfalls,
     summary,
 )
+from processors.adapters.catalog import DEMO_STOCK, OUT_OF_STOCK_SKU, plentiful_skus, scarce_skus
 from processors.intake import validate
 from schemas.catalog import record
 from schemas.models import PaymentMethod, PlaceOrder, ShippingPriority

@@ -1,4 +1,4 @@
-"""The demo shop: what it sells and how much of each it has when `oms stock seed` runs.
+"""The demo shop's product catalog: what it sells, the facts fulfillment needs, and the stock `oms stock seed` sets.
 
 Plain data, so that the order generator, the fulfillment planner and the tests read the same facts.
 Prices are in euro cents; weights in grams; dimensions in centimetres (length x width x height of the item

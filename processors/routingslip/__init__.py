@@ -1,0 +1,1 @@
+"""Routing slips in Kafka headers, after MassTransit Courier: the slip, its activities and their host."""
