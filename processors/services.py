@@ -8,6 +8,8 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from quixstreams import Application
 
 from processors import intake, inventory, notifications, payments, stock
+from processors.fulfillment import host as activities
+from processors.fulfillment import starter as fulfillment
 from processors.runtime.app import make_application
 from schemas.registry import registry_client
 from topology.settings import Settings
@@ -20,6 +22,8 @@ SERVICES: dict[str, tuple[str, Build]] = {
     "payments": (payments.PROCESSOR, payments.build),
     "inventory": (inventory.PROCESSOR, inventory.build),
     "stock": (stock.PROCESSOR, stock.build),
+    "fulfillment": (fulfillment.PROCESSOR, fulfillment.build),
+    "activities": (activities.PROCESSOR, activities.build),
     "notifications": (notifications.PROCESSOR, notifications.build),
 }
 

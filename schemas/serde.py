@@ -9,7 +9,11 @@ from __future__ import annotations
 import json
 import struct
 
-from confluent_kafka.schema_registry import SchemaRegistryClient, topic_record_subject_name_strategy
+from confluent_kafka.schema_registry import (
+    SchemaRegistryClient,
+    record_subject_name_strategy,
+    topic_record_subject_name_strategy,
+)
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -17,6 +21,7 @@ from pydantic import ValidationError
 
 from schemas.catalog import fullname_of, record
 from schemas.models import RECORD_TYPES, AvroRecord
+from topology.topics import HeaderSpec
 
 MAGIC_BYTE = 0
 NOT_FOUND = 404
@@ -88,3 +93,50 @@ class RecordCodec:
             name = fullname_of(json.loads(schema.schema_str or "{}"))
             self._writer_names[schema_id] = name
         return name
+
+
+class HeaderCodec:
+    """A record carried in a message header (a routing slip), in Confluent wire format.
+
+    Its subject is the record's full name (RecordNameStrategy): a header belongs to no one topic.
+    """
+
+    def __init__(self, client: SchemaRegistryClient, header: HeaderSpec) -> None:
+        self.header = header
+        schema = record(header.record).to_json()
+        self._model = RECORD_TYPES[header.record]
+        self._serializer = AvroSerializer(
+            client,
+            schema,
+            to_dict=lambda model, _ctx: model.model_dump(),
+            conf={"auto.register.schemas": False, "subject.name.strategy": record_subject_name_strategy},
+        )
+        self._deserializer = AvroDeserializer(client, schema)
+
+    def encode(self, value: AvroRecord) -> bytes:
+        encoded = self._serializer(value, SerializationContext(self.header.name, MessageField.VALUE))
+        assert encoded is not None
+        if len(encoded) > self.header.max_bytes:
+            raise ValueError(f"header {self.header.name} would be {len(encoded)} bytes, over {self.header.max_bytes}")
+        return encoded
+
+    def decode(self, data: bytes | None) -> AvroRecord:
+        if data is None:
+            raise UndecodableRecord(f"header {self.header.name} is missing")
+        if len(data) > self.header.max_bytes:
+            raise UndecodableRecord(
+                f"header {self.header.name} is {len(data)} bytes, over the bound of {self.header.max_bytes}"
+            )
+        if len(data) < 5 or data[0] != MAGIC_BYTE:
+            raise UndecodableRecord(f"header {self.header.name} is not Confluent-framed Avro")
+        try:
+            fields = self._deserializer(data, SerializationContext(self.header.name, MessageField.VALUE))
+            return self._model.model_validate(fields)
+        except SchemaRegistryError as error:
+            if error.http_status_code == NOT_FOUND:
+                raise UndecodableRecord(f"header {self.header.name}: schema id unknown to the registry") from error
+            raise
+        except (ValueError, TypeError, EOFError, IndexError) as error:
+            raise UndecodableRecord(
+                f"header {self.header.name} could not be read: {type(error).__name__}: {error}"
+            ) from error

@@ -3,6 +3,14 @@
 Plain data, so that the order generator, the fulfillment planner and the tests read the same facts.
 Prices are in euro cents; weights in grams; dimensions in centimetres (length x width x height of the item
 as packed by the supplier).
+
+Special products exist to drive fulfillment's failure paths on purpose (see
+`processors.adapters.fulfillment_simulators`); they are stocked but left out of `plentiful_skus` and
+`scarce_skus`, so the order generator never mixes them into demo orders:
+
+- `SKU-SKI-01`, 118 cm long: fits parcelpost's 120 cm unpacked, not packed, so shipping revises the carrier;
+- `SKU-ANVIL-01`, 1.2 t: no carrier takes it, so shipping faults and the slip compensates;
+- `SKU-CRATE-01`, sealed: a box holding it cannot be unpacked, so compensating pack fails.
 """
 
 from __future__ import annotations
@@ -30,6 +38,8 @@ class Product:
     height_cm: int
     fragile: bool = False
     cold_chain: bool = False
+    special: bool = False
+    """Only for orders that test a failure path on purpose; never in generated demo orders."""
 
 
 PRODUCTS: tuple[Product, ...] = (
@@ -54,9 +64,13 @@ PRODUCTS: tuple[Product, ...] = (
     Product("SKU-WATCH-01", "Limited-edition watch", 34900, 150, 12, 10, 8, fragile=True),
     Product("SKU-LEGO-01", "Collector's brick set", 19900, 2400, 48, 38, 12),
     Product(OUT_OF_STOCK_SKU, "Rare vinyl, first pressing", 29900, 300, 32, 32, 1, fragile=True),
+    Product("SKU-SKI-01", "Junior touring skis, 118 cm", 14900, 2500, 118, 12, 8, special=True),
+    Product("SKU-ANVIL-01", "Forged blacksmith's anvil, 1.2 t", 890000, 1_200_000, 110, 45, 80, special=True),
+    Product("SKU-CRATE-01", "Sealed collector's crate", 7990, 8000, 50, 40, 30, special=True),
 )
 
 PRODUCTS_BY_SKU: Mapping[str, Product] = {product.sku: product for product in PRODUCTS}
+SPECIAL_SKUS: frozenset[str] = frozenset(product.sku for product in PRODUCTS if product.special)
 
 DEMO_STOCK: Mapping[str, int] = {
     "SKU-MUG-01": 2_500,
@@ -80,14 +94,17 @@ DEMO_STOCK: Mapping[str, int] = {
     "SKU-WATCH-01": 5,
     "SKU-LEGO-01": 3,
     OUT_OF_STOCK_SKU: 0,
+    "SKU-SKI-01": 1_000,
+    "SKU-ANVIL-01": 1_000,
+    "SKU-CRATE-01": 1_000,
 }
 
 
 def plentiful_skus(stock: Mapping[str, int] = DEMO_STOCK) -> tuple[str, ...]:
-    """SKUs with enough stock that a run's orders are not expected to exhaust them."""
-    return tuple(sku for sku, available in stock.items() if available >= PLENTIFUL_STOCK)
+    """SKUs with enough stock that a run's orders are not expected to exhaust them; special ones left out."""
+    return tuple(sku for sku, available in stock.items() if available >= PLENTIFUL_STOCK and sku not in SPECIAL_SKUS)
 
 
 def scarce_skus(stock: Mapping[str, int] = DEMO_STOCK) -> tuple[str, ...]:
-    """SKUs with a little stock: whether an order gets them depends on who came first."""
-    return tuple(sku for sku, available in stock.items() if 0 < available < PLENTIFUL_STOCK)
+    """SKUs with a little stock: whether an order gets them depends on who came first; special ones left out."""
+    return tuple(sku for sku, available in stock.items() if 0 < available < PLENTIFUL_STOCK and sku not in SPECIAL_SKUS)

@@ -22,6 +22,8 @@ class Emit:
     topic: TopicSpec
     key: str
     record: AvroRecord
+    headers: Headers = ()
+    """Headers besides the CloudEvents ones, e.g. a routing slip."""
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from schemas.serde import RecordCodec
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[AvroRecord, State], Iterable[Emit]]
+MessageHandler = Callable[[AvroRecord, State, Received], Iterable[Emit]]
 
 
 class TransientError(Exception):
@@ -76,7 +77,7 @@ class Encoder:
             topic=emit.topic.name,
             key=emit.key.encode(),
             value=codec.encode(emit.record),
-            headers=cloudevent_headers(emit.record, self._source),
+            headers=cloudevent_headers(emit.record, self._source) + emit.headers,
         )
 
 
@@ -113,7 +114,7 @@ class RecordStage:
             if value is None:
                 raise ValueError("a tombstone (null value) carries no record")
             record = self._decoders[received.topic].decode(value)
-            emits = list(retrying(lambda: list(self._handle(record, state)), self._retry))
+            emits = list(retrying(lambda: list(self._decide(record, state, received)), self._retry))
         except Exception as error:  # anything this message causes: dead-letter it and go on
             if is_outage(error):
                 raise  # not the message's fault: stop, and let the restart try it again
@@ -127,6 +128,27 @@ class RecordStage:
             )
             return [dead_letter(received, error, self.processor)]
         return [self._encode(emit) for emit in emits]
+
+    def _decide(self, record: AvroRecord, state: State, received: Received) -> Iterable[Emit]:
+        return self._handle(record, state)
+
+
+class MessageStage(RecordStage):
+    """A `RecordStage` whose handler also sees the message as it came: topic, partition, offset, headers."""
+
+    def __init__(
+        self,
+        processor: str,
+        topic: str | Iterable[str],
+        registry: SchemaRegistryClient,
+        handle: MessageHandler,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        super().__init__(processor, topic, registry, lambda record, state: (), retry)
+        self._handle_message = handle
+
+    def _decide(self, record: AvroRecord, state: State, received: Received) -> Iterable[Emit]:
+        return self._handle_message(record, state, received)
 
 
 def is_outage(error: BaseException) -> bool:

@@ -1,0 +1,318 @@
+"""The activity host: runs the step a routing slip points at, rewrites the slip, and sends the record on.
+
+Semantics follow MassTransit Courier. A message on `<address>` executes the slip's next step; on
+`<address>.compensate` it undoes the step on top of the compensation log. Execution ends in one of:
+
+- completed: the step is logged (with its compensation log, if it has anything to undo) and the record
+  goes to the next step's address, or the slip is `RoutingSlipCompleted` when none is left;
+- revised: completed, and the rest of the itinerary replaced (`RoutingSlipRevised`);
+- terminated: completed, and the slip ends here (`RoutingSlipTerminated`);
+- faulted (or a transient failure that outlasts its retries): `RoutingSlipActivityFaulted`, then
+  compensation runs last-in-first-out over the compensation log, ending `RoutingSlipFaulted`.
+
+A compensation that fails ends `RoutingSlipCompensationFailed`: the record, slip and all, is parked on
+`oms.routing-slips.parked` (keyed by order) for an operator to see and resume; it is never dropped.
+
+A `StopFulfillment` for the order makes the next step compensate instead of execute; for a slip that
+already completed, its `RoutingSlipCompleted` is published again (same event id) so that whoever asked
+learns it is too late.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TypedDict
+
+from quixstreams import State
+
+from processors.routingslip import slip as slips
+from processors.routingslip.activity import (
+    Activity,
+    CompensateContext,
+    Completed,
+    ExecuteContext,
+    ExecutionResult,
+    Faulted,
+    Revised,
+    Terminated,
+)
+from processors.runtime.deadletters import Received
+from processors.runtime.records import Emit, derive_event_id, utc_now
+from processors.runtime.stage import RetryPolicy, TransientError, retrying
+from schemas.models import (
+    AvroRecord,
+    FulfillmentRequest,
+    ItineraryStep,
+    RoutingSlip,
+    RoutingSlipActivityCompensated,
+    RoutingSlipActivityCompensationFailed,
+    RoutingSlipActivityCompleted,
+    RoutingSlipActivityFaulted,
+    RoutingSlipCompensationFailed,
+    RoutingSlipCompleted,
+    RoutingSlipFaulted,
+    RoutingSlipRevised,
+    RoutingSlipTerminated,
+    StopFulfillment,
+)
+from schemas.serde import HeaderCodec, UndecodableRecord
+from topology.topics import ROUTING_SLIPS_EVENTS, ROUTING_SLIPS_PARKED, TopicSpec, topic_named
+
+COMPENSATE_SUFFIX = ".compensate"
+
+
+@dataclass(frozen=True)
+class SlipCodec:
+    """The slip in and out of its header, with the header's size bound."""
+
+    codec: HeaderCodec
+
+    def read(self, headers: Iterable[tuple[str, bytes]] | None) -> RoutingSlip:
+        raw = None
+        for name, value in headers or ():
+            if name == self.codec.header.name:
+                raw = value
+        slip = self.codec.decode(raw)
+        assert isinstance(slip, RoutingSlip)
+        return slip
+
+    def header(self, slip: RoutingSlip) -> tuple[tuple[str, bytes], ...]:
+        return ((self.codec.header.name, self.codec.encode(slip)),)
+
+
+def compensate_address(address: str) -> str:
+    return f"{address}{COMPENSATE_SUFFIX}"
+
+
+class ActivityHost:
+    def __init__(
+        self, activities: Mapping[str, Activity], slips_codec: SlipCodec, host: str, retry: RetryPolicy
+    ) -> None:
+        self._activities = activities
+        self._slips = slips_codec
+        self._host = host
+        self._retry = retry
+
+    def handle(self, record: AvroRecord, state: State, received: Received) -> list[Emit]:
+        if isinstance(record, StopFulfillment):
+            return self._stop(record, state)
+        if not isinstance(record, FulfillmentRequest):
+            return []
+        slip = self._slips.read(received.headers)
+        if received.topic.endswith(COMPENSATE_SUFFIX):
+            return self._compensate(record, slip, received.topic, state)
+        return self._execute(record, slip, received.topic, state)
+
+    # --- execute ---------------------------------------------------------------------------------
+
+    def _execute(self, request: FulfillmentRequest, slip: RoutingSlip, topic: str, state: State) -> list[Emit]:
+        step = slips.next_step(slip)
+        if step is None or step.address != topic:
+            raise UndecodableRecord(f"the slip's next step is {step.address if step else 'none'}, not {topic}")
+        execution = slips.execution_id(slip, step.name)
+        now = utc_now()
+        stopped = state.get("stopped")
+        if stopped:
+            stopped_slip = slips.faulted(
+                slip, execution=execution, name=step.name, at=now, reason=f"stopped: {stopped}"
+            )
+            return self._compensate_next(request, stopped_slip, state, now)
+        activity = self._activities[step.name]
+        context = ExecuteContext(
+            request=request,
+            arguments=slips.arguments_for(slip, step),
+            idempotency_key=f"{slip.tracking_number}/{execution}",
+            now=now,
+            remaining=tuple(slip.itinerary[1:]),
+        )
+        started = time.monotonic()
+        result: ExecutionResult
+        try:
+            result = retrying(lambda: activity.execute(context), self._retry)
+        except TransientError as error:
+            result = Faulted(f"{step.name} kept failing after {self._retry.attempts} attempts: {error}")
+        except Exception as error:  # a step that cannot run faults the slip, which then undoes what it did
+            result = Faulted(f"{step.name} failed: {type(error).__name__}: {error}")
+        duration_ms = round((time.monotonic() - started) * 1000)
+        base = _fields(slip, now)
+        if isinstance(result, Faulted):
+            faulted_event = RoutingSlipActivityFaulted(
+                event_id=derive_event_id(execution, "faulted"), activity=step.name, reason=result.reason, **base
+            )
+            faulted_slip = slips.faulted(slip, execution=execution, name=step.name, at=now, reason=result.reason)
+            return [self._event(faulted_event), *self._compensate_next(request, faulted_slip, state, now)]
+        return self._after_completion(request, slip, step.name, execution, result, now, duration_ms, state)
+
+    def _after_completion(
+        self,
+        request: FulfillmentRequest,
+        slip: RoutingSlip,
+        name: str,
+        execution: uuid.UUID,
+        result: Completed,
+        now: datetime.datetime,
+        duration_ms: int,
+        state: State,
+    ) -> list[Emit]:
+        base = _fields(slip, now)
+        itinerary: tuple[ItineraryStep, ...] | None = None
+        if isinstance(result, Revised):
+            itinerary = result.itinerary
+        elif isinstance(result, Terminated):
+            itinerary = ()
+        address = slip.itinerary[0].address
+        done = slips.completed(
+            slip,
+            execution=execution,
+            host=self._host,
+            started_at=now,
+            duration_ms=duration_ms,
+            compensate_address=compensate_address(address),
+            log=result.log,
+            variables=result.variables,
+            itinerary=itinerary,
+        )
+        emits = [
+            self._event(
+                RoutingSlipActivityCompleted(
+                    event_id=derive_event_id(execution, "completed"),
+                    activity=name,
+                    duration_ms=duration_ms,
+                    variables=result.variables,
+                    **base,
+                )
+            ),
+            *result.emits,
+        ]
+        if isinstance(result, Revised):
+            emits.append(
+                self._event(
+                    RoutingSlipRevised(
+                        event_id=derive_event_id(execution, "revised"),
+                        activity=name,
+                        itinerary=[s.name for s in done.itinerary],
+                        reason=result.reason,
+                        **base,
+                    )
+                )
+            )
+        if isinstance(result, Terminated):
+            state.set("finished", "terminated")
+            terminated = RoutingSlipTerminated(
+                event_id=derive_event_id(execution, "terminated"),
+                activity=name,
+                reason=result.reason,
+                **base,
+            )
+            return [*emits, self._event(terminated)]
+        following = slips.next_step(done)
+        if following is not None:
+            return [*emits, self._forward(request, done, following.address, f"{execution}/forward")]
+        total_ms = round((now - slip.created_at).total_seconds() * 1000)
+        completed = RoutingSlipCompleted(
+            event_id=derive_event_id(slip.tracking_number, "completed"),
+            duration_ms=total_ms,
+            variables=done.variables,
+            **base,
+        )
+        state.set("finished", "completed")
+        state.set("completed", completed.model_dump(mode="json"))
+        return [*emits, self._event(completed)]
+
+    # --- compensate ------------------------------------------------------------------------------
+
+    def _compensate_next(
+        self, request: FulfillmentRequest, slip: RoutingSlip, state: State, now: datetime.datetime
+    ) -> list[Emit]:
+        """Send the slip to undo its last done step, or end it faulted when nothing is left to undo."""
+        entry = slips.to_compensate(slip)
+        if entry is not None:
+            return [self._forward(request, slip, entry.address, f"{entry.execution_id}/compensate")]
+        state.set("finished", "faulted")
+        faulted = RoutingSlipFaulted(
+            event_id=derive_event_id(slip.tracking_number, "faulted"),
+            reason=slips.fault_reason(slip),
+            **_fields(slip, now),
+        )
+        return [self._event(faulted)]
+
+    def _compensate(self, request: FulfillmentRequest, slip: RoutingSlip, topic: str, state: State) -> list[Emit]:
+        entry = slips.to_compensate(slip)
+        if entry is None or entry.address != topic:
+            raise UndecodableRecord(
+                f"the slip's next compensation is {entry.address if entry else 'none'}, not {topic}"
+            )
+        now = utc_now()
+        base = _fields(slip, now)
+        context = CompensateContext(
+            request=request,
+            log=dict(entry.data),
+            idempotency_key=f"{slip.tracking_number}/{entry.execution_id}/compensate",
+            now=now,
+        )
+        try:
+            retrying(lambda: self._activities[entry.name].compensate(context), self._retry)
+        except Exception as error:  # any failure to undo parks the slip for an operator
+            reason = f"{type(error).__name__}: {error}"
+            state.set("finished", "compensation-failed")
+            return [
+                self._event(
+                    RoutingSlipActivityCompensationFailed(
+                        event_id=derive_event_id(entry.execution_id, "compensation-failed"),
+                        activity=entry.name,
+                        reason=reason,
+                        **base,
+                    )
+                ),
+                self._event(
+                    RoutingSlipCompensationFailed(
+                        event_id=derive_event_id(entry.execution_id, "slip-compensation-failed"),
+                        activity=entry.name,
+                        reason=reason,
+                        **base,
+                    )
+                ),
+                self._forward(request, slip, ROUTING_SLIPS_PARKED.name, f"{entry.execution_id}/parked"),
+            ]
+        compensated = RoutingSlipActivityCompensated(
+            event_id=derive_event_id(entry.execution_id, "compensated"), activity=entry.name, **base
+        )
+        return [self._event(compensated), *self._compensate_next(request, slips.compensated(slip), state, now)]
+
+    # --- signals ---------------------------------------------------------------------------------
+
+    def _stop(self, command: StopFulfillment, state: State) -> list[Emit]:
+        finished = state.get("finished")
+        if finished == "completed":
+            return [self._event(RoutingSlipCompleted.model_validate(state.get("completed")))]
+        if finished is None and not state.get("stopped"):
+            state.set("stopped", command.reason)
+        return []
+
+    # --- output ----------------------------------------------------------------------------------
+
+    def _event(self, event: AvroRecord) -> Emit:
+        return Emit(ROUTING_SLIPS_EVENTS, event.model_dump()["order_id"], event)
+
+    def _forward(self, request: FulfillmentRequest, slip: RoutingSlip, address: str, purpose: str) -> Emit:
+        message = request.model_copy(update={"event_id": derive_event_id(slip.tracking_number, purpose)})
+        return Emit(_topic(address), slip.order_id, message, headers=self._slips.header(slip))
+
+
+class _SlipFields(TypedDict):
+    order_id: str
+    occurred_at: datetime.datetime
+    tracking_number: uuid.UUID
+
+
+def _fields(slip: RoutingSlip, now: datetime.datetime) -> _SlipFields:
+    """What every routing-slip event carries."""
+    return {"order_id": slip.order_id, "occurred_at": now, "tracking_number": slip.tracking_number}
+
+
+def _topic(address: str) -> TopicSpec:
+    return topic_named(address)
