@@ -299,7 +299,9 @@ class ActivityHost:
         return Emit(ROUTING_SLIPS_EVENTS, event.model_dump()["order_id"], event)
 
     def _forward(self, request: FulfillmentRequest, slip: RoutingSlip, address: str, purpose: str) -> Emit:
-        message = request.model_copy(update={"event_id": derive_event_id(slip.tracking_number, purpose)})
+        message = request.model_copy(
+            update={"event_id": derive_event_id(slip.tracking_number, purpose), "occurred_at": utc_now()}
+        )
         return Emit(_topic(address), slip.order_id, message, headers=self._slips.header(slip))
 
 

@@ -34,6 +34,8 @@ class Outgoing:
     key: bytes | None
     value: bytes | None
     headers: Headers
+    timestamp_ms: int | None = None
+    """When the record's fact happened; None keeps the input's timestamp (dead letters)."""
 
 
 def derive_event_id(cause: uuid.UUID | str, purpose: str) -> uuid.UUID:

@@ -73,11 +73,13 @@ class Encoder:
         codec = self._codecs.get(emit.topic.name)
         if codec is None:
             codec = self._codecs[emit.topic.name] = RecordCodec(self._registry, emit.topic.name)
+        occurred_at = emit.record.model_dump().get("occurred_at")
         return Outgoing(
             topic=emit.topic.name,
             key=emit.key.encode(),
             value=codec.encode(emit.record),
             headers=cloudevent_headers(emit.record, self._source) + emit.headers,
+            timestamp_ms=round(occurred_at.timestamp() * 1000) if occurred_at else None,
         )
 
 
@@ -162,4 +164,7 @@ def publish(sdf: StreamingDataFrame, topics: Iterable[Topic]) -> None:
     """Produce each `Outgoing` to its own topic, with its own key and headers."""
     by_name = {topic.name: topic for topic in topics}
     sdf = sdf.set_headers(lambda value, key, timestamp, headers: list(value.headers))
+    # A record's Kafka timestamp is when its fact happened, not when its cause did: processors that merge
+    # topics read in timestamp order, so a signal sent after a hop must not sort before that hop's output.
+    sdf = sdf.set_timestamp(lambda value, key, timestamp, headers: value.timestamp_ms or timestamp)
     sdf.to_topic(lambda value, key, timestamp, headers: by_name[value.topic], key=lambda value: value.key)
