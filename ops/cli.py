@@ -218,6 +218,29 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return demo.run(settings, rate_per_s=args.rate, seed=args.seed, mix=mix)
 
 
+def cmd_slips_parked(args: argparse.Namespace, settings: Settings) -> int:
+    from ops.slips import parked
+
+    found = parked(settings)
+    print(f"{'order':<28} {'tracking number':<38} {'failed step':<16} reason")
+    for order_id, slip in sorted(found.items()):
+        reason = slip.slip.faults[0].reason if slip.slip.faults else ""
+        print(f"{order_id:<28} {slip.slip.tracking_number!s:<38} {slip.failed_step:<16} {reason}")
+    print(f"{len(found)} parked")
+    return 0
+
+
+def cmd_slips_resume(args: argparse.Namespace, settings: Settings) -> int:
+    from ops.slips import NotParked, resume
+
+    try:
+        print(resume(settings, args.order_id, skip_failed_step=args.skip_failed_step))
+    except NotParked as error:
+        print(f"oms: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="oms", description=__doc__)
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -248,6 +271,16 @@ def build_parser() -> argparse.ArgumentParser:
     verb(schemas, "register", cmd_schemas_register, "register every local schema (TopicRecordNameStrategy)")
     verb(schemas, "check", cmd_schemas_check, "test every local schema against the registry's versions")
     verb(schemas, "codegen", cmd_schemas_codegen, "regenerate schemas/models.py from the .avsc files")
+    slips = verbs.add_parser("slips", help="routing slips").add_subparsers(
+        dest="slips_verb", required=True, metavar="VERB"
+    )
+    verb(slips, "parked", cmd_slips_parked, "list slips parked after a failed compensation")
+    resume = verb(slips, "resume", cmd_slips_resume, "send a parked slip to retry its failed compensation")
+    resume.add_argument("order_id")
+    resume.add_argument(
+        "--skip-failed-step", action="store_true", help="the failed step was undone by hand: go on below it"
+    )
+
     from processors.services import SERVICES
 
     run = verb(verbs, "run", cmd_run, "run one processor, or all of them, in the foreground until SIGINT/SIGTERM")

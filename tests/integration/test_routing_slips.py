@@ -14,6 +14,8 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from ops.produce import produce_orders, produce_records
+from ops.slips import parked as parked_slips
+from ops.slips import resume
 from processors.adapters.catalog import PRODUCTS_BY_SKU
 from processors.adapters.fulfillment_simulators import FulfillmentLedger, default_fulfillment_ledger
 from processors.fulfillment.host import PROCESSOR as ACTIVITIES
@@ -204,6 +206,23 @@ def test_a_compensation_that_fails_parks_the_slip_where_it_is_seen(
     assert isinstance(slip, RoutingSlip)
     assert [entry.name for entry in slip.compensation_log] == ["pick", "pack"], "pack still to undo, then pick"
     assert isinstance(RecordCodec(registry, ROUTING_SLIPS_PARKED.name).decode(parked.value or b""), FulfillmentRequest)
+    assert parked_slips(settings)[crate.order_id].failed_step == "pack"
+
+    # An operator opens the crate by hand and resumes: the step below it is undone and the slip ends.
+    resume(settings, crate.order_id, skip_failed_step=True)
+
+    watcher.wait_until(
+        lambda seen: any(s.key == crate.order_id and s.record_type == "RoutingSlipFaulted" for s in seen),
+        what="the resumed slip faulted",
+    )
+    assert slip_events(watcher.for_order(crate.order_id))[-3:] == [
+        ("RoutingSlipActivityCompensated", "pack"),
+        ("RoutingSlipActivityCompensated", "pick"),
+        ("RoutingSlipFaulted", ""),
+    ]
+    assert crate.order_id not in parked_slips(settings)
+    outstanding = FulfillmentLedger(default_fulfillment_ledger(settings)).outstanding(crate.order_id)
+    assert [effect.kind for effect in outstanding] == ["pack"], "only the crate's box, opened by hand"
 
 
 def test_a_stop_signal_makes_the_next_step_compensate_and_a_finished_slip_says_so(

@@ -1,0 +1,72 @@
+"""Read a compacted topic as a table: the latest committed record per key, from the beginning to the end."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+
+from topology.settings import Settings
+
+METADATA_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+def read_table(settings: Settings, topic: str, timeout_s: float = 30.0) -> dict[str, Row]:
+    """Latest value per key; a tombstone removes its key."""
+    consumer = Consumer(
+        {
+            **settings.kafka_config(),
+            "group.id": f"oms-table-reader-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            # Transaction markers take offsets but never arrive, so the end is known from EOF events.
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        ends = _committed_ends(consumer, topic)
+        consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING) for partition in ends])
+        rows: dict[str, Row] = {}
+        deadline = time.monotonic() + timeout_s
+        while ends:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{topic}: partitions {sorted(ends)} not read to the end")
+            for message in consumer.consume(1000, 0.5):
+                error = message.error()
+                if error is not None and error.code() != KafkaError._PARTITION_EOF:
+                    raise KafkaException(error)
+                partition, offset = message.partition(), message.offset()
+                if error is None:
+                    key, value = (message.key() or b"").decode(), message.value()
+                    if value is None:
+                        rows.pop(key, None)
+                    else:
+                        rows[key] = Row(key, value, list(message.headers() or []))
+                    offset += 1
+                if partition in ends and offset is not None and offset >= ends[partition]:
+                    del ends[partition]
+        return rows
+    finally:
+        consumer.close()
+
+
+def _committed_ends(consumer: Consumer, topic: str) -> dict[int, int]:
+    """The end offset of every non-empty partition."""
+    metadata = consumer.list_topics(topic, timeout=METADATA_TIMEOUT_S).topics[topic]
+    if metadata.error is not None:
+        raise KafkaException(metadata.error)
+    ends = {}
+    for partition in metadata.partitions:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=METADATA_TIMEOUT_S)
+        if high > low:
+            ends[partition] = high
+    return ends
