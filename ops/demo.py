@@ -22,6 +22,7 @@ from topology.topics import (
     ORDERS_COMMANDS,
     ORDERS_EVENTS,
     PAYMENTS_EVENTS,
+    ROUTING_SLIPS_EVENTS,
     WORKFLOW_TOPICS,
 )
 
@@ -34,6 +35,9 @@ TALLIED = (
     ("payment failed", "oms.PaymentFailed"),
     ("reserved", "oms.InventoryReserved"),
     ("short", "oms.InventoryShortage"),
+    ("shipped", "oms.OrderShipped"),
+    ("delivered", "oms.OrderDelivered"),
+    ("slips faulted", "oms.RoutingSlipFaulted"),
     ("notified", "oms.NotificationSent"),
 )
 
@@ -43,7 +47,7 @@ class Tally:
 
     def __init__(self, settings: Settings) -> None:
         self._consumer = Consumer({**settings.kafka_config(), "group.id": f"oms-demo-{uuid.uuid4().hex}"})
-        watched = [ORDERS_EVENTS, PAYMENTS_EVENTS, INVENTORY_EVENTS, NOTIFICATIONS_EVENTS]
+        watched = [ORDERS_EVENTS, PAYMENTS_EVENTS, INVENTORY_EVENTS, NOTIFICATIONS_EVENTS, ROUTING_SLIPS_EVENTS]
         self._dead_letter_topics = {topic.dead_letter_topic.name for topic in WORKFLOW_TOPICS}
         partitions = []
         for name in [*(topic.name for topic in watched), *self._dead_letter_topics]:
