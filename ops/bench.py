@@ -271,8 +271,8 @@ def run(settings: Settings, orders: int = 4000, seed: int = 42, mix: OrderMix | 
         for name, child in children.items():
             if name != "intake":
                 child.start()
-        for group, _ in SERVICES.values():
-            wait_for_group(admin, group, members=1)
+        for service in SERVICES.values():
+            wait_for_group(admin, service.group, members=1)
         backlog_outcomes.wait_for(backlog_ids, timeout_s=300)
         backlog_outcomes.close()
 

@@ -531,6 +531,33 @@ class RefundPayment(AvroRecord):
     reason: str
 
 
+class TimerFired(AvroRecord):
+    """A durable timer came due; produced once, with the timer's tombstone."""
+
+    AVRO_NAME: ClassVar[str] = "oms.sagas.TimerFired"
+    event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
+    order_id: str
+    occurred_at: datetime.datetime
+    timer_id: str
+    due_at: datetime.datetime
+    purpose: str
+    attempt: int = Field(default=0)
+
+
+class TimerScheduled(AvroRecord):
+    """A durable timer, keyed by timer_id on the compacted oms.timers topic; a tombstone cancels it."""
+
+    AVRO_NAME: ClassVar[str] = "oms.sagas.TimerScheduled"
+    event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
+    order_id: str
+    occurred_at: datetime.datetime
+    timer_id: str = Field(description="Unique per timer; scheduling it again replaces it.")
+    due_at: datetime.datetime
+    fire_topic: str = Field(description="Where the TimerFired goes, keyed by order id.")
+    purpose: str = Field(description="What the owner should do when it fires, e.g. refund-timeout.")
+    attempt: int = Field(default=0)
+
+
 RECORD_TYPES: dict[str, type[AvroRecord]] = {
     "oms.fulfillment.FulfillmentRequest": FulfillmentRequest,
     "oms.fulfillment.RoutingSlip": RoutingSlip,
@@ -564,4 +591,6 @@ RECORD_TYPES: dict[str, type[AvroRecord]] = {
     "oms.payments.PaymentRefundFailed": PaymentRefundFailed,
     "oms.payments.PaymentRefunded": PaymentRefunded,
     "oms.payments.RefundPayment": RefundPayment,
+    "oms.sagas.TimerFired": TimerFired,
+    "oms.sagas.TimerScheduled": TimerScheduled,
 }

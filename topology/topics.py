@@ -152,9 +152,17 @@ NOTIFICATIONS_EVENTS = TopicSpec(
 TIMERS = TopicSpec(
     name="oms.timers",
     key="timer_id",
+    records=("oms.sagas.TimerScheduled",),
     cleanup_policy="compact",
     retention_ms=None,
     doc="Pending durable timers of the sagas; a tombstone removes a fired or cancelled timer.",
+)
+
+SAGA_TIMERS = TopicSpec(
+    name="oms.sagas.timers",
+    key="order_id",
+    records=("oms.sagas.TimerFired",),
+    doc="Durable timers of the sagas as they come due, back to the saga that set them.",
 )
 
 # Routing-slip activities of fulfillment, in the order a full itinerary visits them.
@@ -230,6 +238,7 @@ WORKFLOW_TOPICS: tuple[TopicSpec, ...] = (
     ROUTING_SLIPS_EVENTS,
     ROUTING_SLIPS_PARKED,
     SAGAS_EVENTS,
+    SAGA_TIMERS,
     NOTIFICATIONS_EVENTS,
     TIMERS,
 )

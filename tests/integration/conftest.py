@@ -85,6 +85,6 @@ def pipeline(processes: Processes, admin: AdminClient, declared: None) -> Proces
     """Every processor running, one instance each, for the whole session."""
     for name in SERVICES:
         processes.start(name)
-    for group, _ in SERVICES.values():
-        wait_for_group(admin, group, members=1)
+    for service in SERVICES.values():
+        wait_for_group(admin, service.group, members=1)
     return processes
