@@ -60,7 +60,7 @@ from schemas.models import (
     StopFulfillment,
 )
 from schemas.serde import HeaderCodec, UndecodableRecord
-from topology.topics import ROUTING_SLIPS_EVENTS, ROUTING_SLIPS_PARKED, TopicSpec, topic_named
+from topology.topics import ROUTING_SLIPS_EVENTS, ROUTING_SLIPS_PARKED, topic_named
 
 COMPENSATE_SUFFIX = ".compensate"
 
@@ -302,7 +302,7 @@ class ActivityHost:
         message = request.model_copy(
             update={"event_id": derive_event_id(slip.tracking_number, purpose), "occurred_at": utc_now()}
         )
-        return Emit(_topic(address), slip.order_id, message, headers=self._slips.header(slip))
+        return Emit(topic_named(address), slip.order_id, message, headers=self._slips.header(slip))
 
 
 class _SlipFields(TypedDict):
@@ -314,7 +314,3 @@ class _SlipFields(TypedDict):
 def _fields(slip: RoutingSlip, now: datetime.datetime) -> _SlipFields:
     """What every routing-slip event carries."""
     return {"order_id": slip.order_id, "occurred_at": now, "tracking_number": slip.tracking_number}
-
-
-def _topic(address: str) -> TopicSpec:
-    return topic_named(address)
