@@ -1,28 +1,38 @@
 """Payments, the second step of the choreography: an `OrderCreated` is charged through the payment gateway and
-becomes `PaymentProcessed`, or `PaymentFailed` with nothing left charged.
+becomes `PaymentProcessed`, or `PaymentFailed` with nothing left charged. What was charged is refunded on a
+`RefundPayment`, and in full when inventory reports an `InventoryShortage` for the order.
 
 Charging several tenders is a small saga: tenders are charged in order, and when one is refused the ones
 already charged are voided, newest first. The saga is the pure function `decide`, which tells from the answers
 so far which gateway call comes next or what the outcome is; `handle` makes the calls. Every call's
 idempotency key derives from the `OrderCreated` event id, so a re-run after a crash repeats the same calls and
 the gateway answers them from its records, without a second charge.
+
+A refund goes back tender by tender, newest charge first, until the amount asked is covered; the part a tender
+will not take back (its refund declined, or its gateway unavailable) becomes store credit. `decide_refund` is
+the pure decision, as `decide` is for charges. The order's events, the refund commands and inventory's events
+are merged into one stream, so that one per-order state holds the payment and the refunds made of it: what each
+tender has given back, and which requests were carried out, so that none is carried out twice. A request that
+comes before the payment is decided waits in that state, and is carried out once the payment is.
 """
 
 from __future__ import annotations
 
 import datetime
 import functools
+import uuid
 from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from quixstreams import Application, State
 
 from processors.adapters.payment_gateway import (
     ChargeResult,
     PaymentGateway,
+    RefundResult,
     SimulatedPaymentGateway,
     default_ledger_path,
 )
@@ -32,17 +42,24 @@ from processors.runtime.stage import RecordStage, RetryPolicy, TransientError, p
 from processors.runtime.state import StateSlot
 from schemas.models import (
     AvroRecord,
+    InventoryShortage,
+    Money,
     OrderCreated,
     PaymentFailed,
+    PaymentMethod,
     PaymentProcessed,
+    PaymentRefunded,
+    PaymentRefundFailed,
+    RefundPayment,
     StockLine,
     Tender,
     TenderCharge,
 )
 from topology.settings import Settings
-from topology.topics import ORDERS_EVENTS, PAYMENTS_EVENTS
+from topology.topics import INVENTORY_EVENTS, ORDERS_EVENTS, PAYMENTS_COMMANDS, PAYMENTS_EVENTS
 
 PROCESSOR = "oms.payments"
+INPUTS = (ORDERS_EVENTS, PAYMENTS_COMMANDS, INVENTORY_EVENTS)
 
 # Each gateway call: 5 attempts over about 0.75 s before a tender counts as refused for an outage.
 GATEWAY_RETRY = RetryPolicy(attempts=5, first_delay_s=0.02, max_delay_s=0.5)
@@ -92,12 +109,76 @@ class ChargeVoided:
 CallResult = TenderCharged | TenderRefused | ChargeVoided
 
 
-class PaymentState(BaseModel):
-    """What payments remembers per order id: that it decided, and what stays charged (for refunds)."""
+# Gateway calls a refund asks for.
 
-    outcome: Literal["processed", "failed"]
-    order_event_id: str
+
+@dataclass(frozen=True)
+class RefundTender:
+    index: int
+    transaction_id: str
+    amount: Money
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class CreditTender:
+    """Store credit for the part of a refund that tender `index` would not take back."""
+
+    index: int
+    amount: Money
+    idempotency_key: str
+
+
+RefundCall = RefundTender | CreditTender
+
+
+# What came of them.
+
+
+@dataclass(frozen=True)
+class TenderRefunded:
+    index: int
+    transaction_id: str
+
+
+@dataclass(frozen=True)
+class RefundRefused:
+    index: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class TenderCredited:
+    index: int
+    transaction_id: str
+
+
+RefundCallResult = TenderRefunded | RefundRefused | TenderCredited
+
+
+class RefundAsk(BaseModel):
+    """A refund asked for by the event `cause_id`: of `amount`, or of everything still charged when None."""
+
+    model_config = ConfigDict(frozen=True)
+
+    cause_id: uuid.UUID
+    order_id: str
+    amount: Money | None = None
+
+
+class PaymentState(BaseModel):
+    """What payments remembers per order id: the payment's outcome and charges, and the refunds made of them."""
+
+    outcome: Literal["processed", "failed"] | None = None  # None until the OrderCreated is decided
+    order_event_id: str | None = None
     charges: list[TenderCharge] = []
+    returned_minor: dict[int, int] = {}  # per charge index: given back so far, by refund or store credit
+    refunds_done: list[uuid.UUID] = []  # the events whose refunds were carried out
+    refunds_waiting: list[RefundAsk] = []  # asked before the payment was decided
+
+    def refundable_minor(self, index: int) -> int:
+        """What stays charged on charge `index`: its amount less what was given back of it."""
+        return self.charges[index].amount.amount_minor - self.returned_minor.get(index, 0)
 
 
 @dataclass(frozen=True)
@@ -118,15 +199,16 @@ def decide(
     state: PaymentState | None, order: OrderCreated, results: list[CallResult], now: datetime.datetime
 ) -> GatewayCall | Decided:
     """The next gateway call for `order` given the answers to the calls so far, or the outcome once none is left."""
-    if state is not None:
+    if state is not None and state.outcome is not None:
         return Decided(state, [])  # decided before: a replayed OrderCreated changes nothing
+    undecided = state or PaymentState()  # may hold refunds asked before the order came
     mismatch = tender_mismatch(order)
     if mismatch is not None:
-        return payment_failed(order, mismatch, retryable=False, now=now)
+        return payment_failed(undecided, order, mismatch, retryable=False, now=now)
     call = next_call(order, results)
     if call is not None:
         return call
-    return outcome(order, results, now)
+    return outcome(undecided, order, results, now)
 
 
 def tender_mismatch(order: OrderCreated) -> str | None:
@@ -155,10 +237,10 @@ def next_call(order: OrderCreated, results: list[CallResult]) -> GatewayCall | N
     return None
 
 
-def outcome(order: OrderCreated, results: list[CallResult], now: datetime.datetime) -> Decided:
+def outcome(state: PaymentState, order: OrderCreated, results: list[CallResult], now: datetime.datetime) -> Decided:
     refusal = next((result for result in results if isinstance(result, TenderRefused)), None)
     if refusal is not None:
-        return payment_failed(order, refusal_reason(order, refusal), refusal.gateway_unavailable, now)
+        return payment_failed(state, order, refusal_reason(order, refusal), refusal.gateway_unavailable, now)
     charges = [
         TenderCharge(
             method=order.tenders[result.index].method,
@@ -177,12 +259,14 @@ def outcome(order: OrderCreated, results: list[CallResult], now: datetime.dateti
         lines=paid_lines(order),
     )
     return Decided(
-        PaymentState(outcome="processed", order_event_id=str(order.event_id), charges=charges),
+        state.model_copy(update={"outcome": "processed", "order_event_id": str(order.event_id), "charges": charges}),
         [Emit(PAYMENTS_EVENTS, order.order_id, processed)],
     )
 
 
-def payment_failed(order: OrderCreated, reason: str, retryable: bool, now: datetime.datetime) -> Decided:
+def payment_failed(
+    state: PaymentState, order: OrderCreated, reason: str, retryable: bool, now: datetime.datetime
+) -> Decided:
     failed = PaymentFailed(
         event_id=derive_event_id(order.event_id, "payment-failed"),
         order_id=order.order_id,
@@ -192,7 +276,7 @@ def payment_failed(order: OrderCreated, reason: str, retryable: bool, now: datet
         retryable=retryable,
     )
     return Decided(
-        PaymentState(outcome="failed", order_event_id=str(order.event_id)),
+        state.model_copy(update={"outcome": "failed", "order_event_id": str(order.event_id)}),
         [Emit(PAYMENTS_EVENTS, order.order_id, failed)],
     )
 
@@ -211,6 +295,161 @@ def paid_lines(order: OrderCreated) -> list[StockLine]:
     for line in order.lines:
         quantities[line.sku] += line.quantity
     return [StockLine(sku=sku, quantity=quantity) for sku, quantity in quantities.items()]
+
+
+def refund_asked(record: RefundPayment | InventoryShortage) -> RefundAsk:
+    """What `record` asks to refund: a shortage asks for everything still charged, the order cannot be filled."""
+    amount = record.amount if isinstance(record, RefundPayment) else None
+    return RefundAsk(cause_id=record.event_id, order_id=record.order_id, amount=amount)
+
+
+def refund_key(ask: RefundAsk, index: int) -> str:
+    return f"{ask.cause_id}/refund/{index}"
+
+
+def credit_key(ask: RefundAsk, index: int) -> str:
+    return f"{ask.cause_id}/credit/{index}"
+
+
+@dataclass(frozen=True)
+class RefundPart:
+    """What one charge gives back of a refund."""
+
+    index: int
+    amount: Money
+
+
+def decide_refund(
+    state: PaymentState | None, ask: RefundAsk, results: list[RefundCallResult], now: datetime.datetime
+) -> RefundCall | Decided:
+    """The next gateway call for the refund `ask` given the answers to the calls so far, or the outcome once none
+    is left."""
+    current = state or PaymentState()
+    if ask.cause_id in current.refunds_done:
+        return Decided(current, [])  # a redelivered request or a replayed shortage: refunded already
+    if current.outcome is None:
+        return Decided(waiting(current, ask), [])
+    if ask.amount is not None:
+        refusal = refund_refusal(current, ask.amount)
+        if refusal is not None:
+            return Decided(carried_out(current, ask, []), [refund_failed(ask, ask.amount, refusal, now)])
+    parts = refund_parts(current, ask)
+    call = next_refund_call(current, ask, parts, results)
+    if call is not None:
+        return call
+    return refund_outcome(current, ask, parts, results, now)
+
+
+def waiting(state: PaymentState, ask: RefundAsk) -> PaymentState:
+    if any(waiter.cause_id == ask.cause_id for waiter in state.refunds_waiting):
+        return state  # a redelivered request, already waiting
+    return state.model_copy(update={"refunds_waiting": [*state.refunds_waiting, ask]})
+
+
+def refund_refusal(state: PaymentState, amount: Money) -> str | None:
+    """Why none of `amount` can be refunded, if none can."""
+    if state.outcome == "failed":
+        return "the payment failed, nothing was charged"
+    if amount.amount_minor <= 0:
+        return f"a refund must be of a positive amount, not {amount.amount_minor}"
+    paid_in = {charge.amount.currency for charge in state.charges}
+    if paid_in != {amount.currency}:
+        return f"refund asked in {amount.currency}, the order was paid in {', '.join(sorted(paid_in))}"
+    return None
+
+
+def refund_parts(state: PaymentState, ask: RefundAsk) -> list[RefundPart]:
+    """What each charge gives back to cover the refund, newest charge first; never more than stays charged."""
+    left = asked_minor(state, ask)
+    parts = []
+    for index in reversed(range(len(state.charges))):
+        given = min(left, state.refundable_minor(index))
+        if given > 0:
+            currency = state.charges[index].amount.currency
+            parts.append(RefundPart(index, Money(amount_minor=given, currency=currency)))
+            left -= given
+    return parts
+
+
+def asked_minor(state: PaymentState, ask: RefundAsk) -> int:
+    if ask.amount is not None:
+        return ask.amount.amount_minor
+    return sum(state.refundable_minor(index) for index in range(len(state.charges)))
+
+
+def next_refund_call(
+    state: PaymentState, ask: RefundAsk, parts: list[RefundPart], results: list[RefundCallResult]
+) -> RefundCall | None:
+    given = {result.index for result in results if isinstance(result, TenderRefunded | TenderCredited)}
+    refused = {result.index for result in results if isinstance(result, RefundRefused)}
+    for part in parts:
+        if part.index in given:
+            continue
+        if part.index in refused:
+            return CreditTender(part.index, part.amount, credit_key(ask, part.index))
+        charged = state.charges[part.index]
+        return RefundTender(part.index, charged.transaction_id, part.amount, refund_key(ask, part.index))
+    return None
+
+
+def refund_outcome(
+    state: PaymentState,
+    ask: RefundAsk,
+    parts: list[RefundPart],
+    results: list[RefundCallResult],
+    now: datetime.datetime,
+) -> Decided:
+    """One `PaymentRefunded` per charge that gave back, and a `PaymentRefundFailed` for what none could."""
+    given = {result.index: result for result in results if isinstance(result, TenderRefunded | TenderCredited)}
+    emits = [Emit(PAYMENTS_EVENTS, ask.order_id, refunded(state, ask, part, given[part.index], now)) for part in parts]
+    covered = sum(part.amount.amount_minor for part in parts)
+    if ask.amount is not None and covered < ask.amount.amount_minor:
+        missing = ask.amount.model_copy(update={"amount_minor": ask.amount.amount_minor - covered})
+        reason = f"only {covered} of the {ask.amount.amount_minor} {ask.amount.currency} asked stayed charged"
+        emits.append(refund_failed(ask, missing, reason, now))
+    return Decided(carried_out(state, ask, parts), emits)
+
+
+def refunded(
+    state: PaymentState,
+    ask: RefundAsk,
+    part: RefundPart,
+    answer: TenderRefunded | TenderCredited,
+    now: datetime.datetime,
+) -> PaymentRefunded:
+    method = state.charges[part.index].method if isinstance(answer, TenderRefunded) else PaymentMethod.STORE_CREDIT
+    return PaymentRefunded(
+        event_id=derive_event_id(ask.cause_id, f"refunded/{part.index}"),
+        order_id=ask.order_id,
+        occurred_at=now,
+        amount=part.amount,
+        method=method,
+        transaction_id=answer.transaction_id,
+    )
+
+
+def refund_failed(ask: RefundAsk, amount: Money, reason: str, now: datetime.datetime) -> Emit:
+    failed = PaymentRefundFailed(
+        event_id=derive_event_id(ask.cause_id, "refund-failed"),
+        order_id=ask.order_id,
+        occurred_at=now,
+        amount=amount,
+        reason=reason,
+    )
+    return Emit(PAYMENTS_EVENTS, ask.order_id, failed)
+
+
+def carried_out(state: PaymentState, ask: RefundAsk, parts: list[RefundPart]) -> PaymentState:
+    returned = dict(state.returned_minor)
+    for part in parts:
+        returned[part.index] = returned.get(part.index, 0) + part.amount.amount_minor
+    return state.model_copy(
+        update={
+            "returned_minor": returned,
+            "refunds_done": [*state.refunds_done, ask.cause_id],
+            "refunds_waiting": [waiter for waiter in state.refunds_waiting if waiter.cause_id != ask.cause_id],
+        }
+    )
 
 
 def perform(gateway: PaymentGateway, order: OrderCreated, call: GatewayCall, retry: RetryPolicy) -> CallResult:
@@ -235,23 +474,65 @@ def perform(gateway: PaymentGateway, order: OrderCreated, call: GatewayCall, ret
     return TenderRefused(call.index, answer.reason)
 
 
+def perform_refund(gateway: PaymentGateway, ask: RefundAsk, call: RefundCall, retry: RetryPolicy) -> RefundCallResult:
+    """Make one refund call, retrying transient failures; a refund that keeps failing counts as refused."""
+    if isinstance(call, CreditTender):
+        # Store credit is the last resort: a credit that keeps failing propagates, for RecordStage to re-run
+        # the whole message (its keys make that harmless) and at last dead-letter it.
+        credit_id: str = retrying(lambda: gateway.credit(call.idempotency_key, ask.order_id, call.amount), retry)
+        return TenderCredited(call.index, credit_id)
+    try:
+        answer: RefundResult = retrying(
+            lambda: gateway.refund(call.idempotency_key, call.transaction_id, call.amount), retry
+        )
+    except TransientError as error:
+        return RefundRefused(call.index, f"payment gateway unavailable: {error}")
+    if answer.approved:
+        return TenderRefunded(call.index, answer.transaction_id)
+    return RefundRefused(call.index, answer.reason)
+
+
 PAYMENT = StateSlot("payment", PaymentState)
 
 
 def handle(record: AvroRecord, state: State, gateway: PaymentGateway, retry: RetryPolicy = GATEWAY_RETRY) -> list[Emit]:
-    if not isinstance(record, OrderCreated):
-        return []  # the order's other events are not for payments
     known = PAYMENT.load(state)
+    if isinstance(record, OrderCreated):
+        charged = charge(gateway, known, record, retry)
+        known, emits = charged.state, charged.emits
+        asks = known.refunds_waiting  # asked before the payment was decided: their turn has come
+    elif isinstance(record, RefundPayment | InventoryShortage):
+        emits, asks = [], [refund_asked(record)]
+    else:
+        return []  # the order's other events are not for payments
+    for ask in asks:
+        refunds = refund(gateway, known, ask, retry)
+        known, emits = refunds.state, [*emits, *refunds.emits]
+    PAYMENT.save(state, known)
+    return emits
+
+
+def charge(gateway: PaymentGateway, known: PaymentState | None, order: OrderCreated, retry: RetryPolicy) -> Decided:
     results: list[CallResult] = []
-    while not isinstance(step := decide(known, record, results, utc_now()), Decided):
-        results.append(perform(gateway, record, step, retry))
-    PAYMENT.save(state, step.state)
-    return step.emits
+    while not isinstance(step := decide(known, order, results, utc_now()), Decided):
+        results.append(perform(gateway, order, step, retry))
+    return step
+
+
+def refund(gateway: PaymentGateway, known: PaymentState | None, ask: RefundAsk, retry: RetryPolicy) -> Decided:
+    results: list[RefundCallResult] = []
+    while not isinstance(step := decide_refund(known, ask, results, utc_now()), Decided):
+        results.append(perform_refund(gateway, ask, step, retry))
+    return step
 
 
 def build(app: Application, settings: Settings, registry: SchemaRegistryClient) -> None:
-    events = app_topic(app, ORDERS_EVENTS, settings)
-    outputs = [app_topic(app, topic, settings) for topic in (PAYMENTS_EVENTS, ORDERS_EVENTS.dead_letter_topic)]
+    orders, commands, inventory = (app.dataframe(app_topic(app, spec, settings)) for spec in INPUTS)
+    outputs = [
+        app_topic(app, spec, settings) for spec in (PAYMENTS_EVENTS, *(source.dead_letter_topic for source in INPUTS))
+    ]
     gateway = SimulatedPaymentGateway(default_ledger_path(settings))
-    stage = RecordStage(PROCESSOR, events.name, registry, functools.partial(handle, gateway=gateway))
-    publish(app.dataframe(events).apply(stage, stateful=True, expand=True, metadata=True), outputs)
+    stage = RecordStage(PROCESSOR, [spec.name for spec in INPUTS], registry, functools.partial(handle, gateway=gateway))
+    # Merged before the stateful step, so that one per-order store holds the payment and the refunds made of it.
+    requests = orders.concat(commands).concat(inventory)
+    publish(requests.apply(stage, stateful=True, expand=True, metadata=True), outputs)

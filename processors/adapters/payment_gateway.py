@@ -13,12 +13,15 @@ Simulated behaviour, by payment method and token prefix (the order generator rel
 | CARD | `tok_nofunds...` | declined "insufficient funds" |
 | CARD | `tok_flaky...` | `TransientError` on the first 2 attempts of each idempotency key, then approved |
 | CARD | `tok_down...` | always `TransientError` |
+| CARD | `tok_norefund...` | approved as `tok_ok...`; its refunds are declined "card closed, refund refused" |
 | GIFT_CARD | `gc_ok...` | approved |
 | GIFT_CARD | `gc_empty...` | declined "gift card balance too low" |
 | STORE_CREDIT | `sc_...` | approved |
 | any | anything else, or a prefix of another method | declined "unknown token" |
 
-Voids of a `tok_flaky...` charge are flaky the same way, per void idempotency key.
+Voids and refunds of a `tok_flaky...` charge are flaky the same way, per idempotency key, and those of a
+`tok_down...` charge always unavailable. A refund gives back at most what stays charged on its transaction
+(approved, not voided, less earlier refunds); asked for more, it is declined. Store credit is always issued.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from schemas.models import Money, PaymentMethod
 from topology.settings import Settings, get_settings
 
 ChargeStatus = Literal["approved", "declined"]
+RefundStatus = Literal["approved", "declined"]
 
 CARD_LIMIT_MINOR = 5_000_000
 ALWAYS = 2**62
@@ -48,6 +52,19 @@ class ChargeResult:
     """What the gateway answered to a charge; a declined charge has a transaction id too."""
 
     status: ChargeStatus
+    transaction_id: str
+    reason: str = ""
+
+    @property
+    def approved(self) -> bool:
+        return self.status == "approved"
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    """What the gateway answered to a refund; a declined refund has a transaction id too."""
+
+    status: RefundStatus
     transaction_id: str
     reason: str = ""
 
@@ -69,13 +86,19 @@ class PaymentGateway(Protocol):
     def void(self, idempotency_key: str, transaction_id: str) -> None:
         """Cancel an approved charge before it settles, so that nothing stays charged."""
 
+    def refund(self, idempotency_key: str, transaction_id: str, amount: Money) -> RefundResult:
+        """Give `amount` of a charge back to the tender it was taken from; never more than stays charged."""
+
+    def credit(self, idempotency_key: str, order_id: str, amount: Money) -> str:
+        """Issue store credit to the customer of `order_id`; returns the credit's transaction id."""
+
 
 class IdempotencyKeyReused(ValueError):
     """A key already recorded for a different request: a bug in the caller, never retried."""
 
 
 class UnknownTransaction(ValueError):
-    """A void of a transaction the gateway never approved."""
+    """A void or refund of a transaction the gateway never approved."""
 
 
 # The simulator's rules as data.
@@ -97,6 +120,7 @@ class TokenRule:
     prefix: str
     verdict: Verdict
     unavailable_attempts: int = 0  # how many first attempts of each idempotency key fail transiently
+    refund: Verdict = APPROVE  # what refunds of its approved charges come to
 
 
 TOKEN_RULES: tuple[TokenRule, ...] = (
@@ -105,6 +129,7 @@ TOKEN_RULES: tuple[TokenRule, ...] = (
     TokenRule(PaymentMethod.CARD, "tok_nofunds", Verdict("declined", "insufficient funds")),
     TokenRule(PaymentMethod.CARD, "tok_flaky", APPROVE, unavailable_attempts=2),
     TokenRule(PaymentMethod.CARD, "tok_down", APPROVE, unavailable_attempts=ALWAYS),
+    TokenRule(PaymentMethod.CARD, "tok_norefund", APPROVE, refund=Verdict("declined", "card closed, refund refused")),
     TokenRule(PaymentMethod.GIFT_CARD, "gc_ok", APPROVE),
     TokenRule(PaymentMethod.GIFT_CARD, "gc_empty", Verdict("declined", "gift card balance too low")),
     TokenRule(PaymentMethod.STORE_CREDIT, "sc_", APPROVE),
@@ -132,6 +157,20 @@ def judge_void(method: PaymentMethod, token: str, attempt: int) -> Verdict:
     if rule is not None and attempt <= rule.unavailable_attempts:
         return UNAVAILABLE
     return APPROVE
+
+
+def judge_refund(method: PaymentMethod, token: str, amount: Money, refundable: Money, attempt: int) -> Verdict:
+    """The simulated answer to the `attempt`-th try of one refund of a charge of which `refundable` stays charged."""
+    rule = token_rule(method, token)
+    if rule is not None and attempt <= rule.unavailable_attempts:
+        return UNAVAILABLE
+    if amount.currency != refundable.currency:
+        return Verdict("declined", f"refund in {amount.currency} of a charge in {refundable.currency}")
+    if amount.amount_minor <= 0:
+        return Verdict("declined", "refund amount not positive")
+    if amount.amount_minor > refundable.amount_minor:
+        return Verdict("declined", f"refund above the {refundable.amount_minor} that stays charged")
+    return rule.refund if rule is not None else APPROVE
 
 
 def transaction_id_for(idempotency_key: str) -> str:
@@ -162,9 +201,12 @@ class ChargeRecord:
 
 @dataclass(frozen=True)
 class Effect:
-    """Money the gateway moved: an approved charge, or the void of one."""
+    """Money the gateway moved: an approved charge, the void of one, a refund made, or store credit issued.
 
-    kind: Literal["charge", "void"]
+    `transaction_id` is the effect's own, except for a void, which names the charge it cancels.
+    """
+
+    kind: Literal["charge", "void", "refund", "credit"]
     idempotency_key: str
     order_id: str
     transaction_id: str
@@ -192,6 +234,26 @@ CREATE TABLE IF NOT EXISTS voids (
     transaction_id TEXT NOT NULL REFERENCES charges (transaction_id),
     created_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS refunds (
+    idempotency_key TEXT PRIMARY KEY,
+    charge_transaction_id TEXT NOT NULL REFERENCES charges (transaction_id),
+    amount_minor INTEGER NOT NULL,
+    currency TEXT NOT NULL,
+    transaction_id TEXT NOT NULL UNIQUE,
+    status TEXT NOT NULL CHECK (status IN ('approved', 'declined')),
+    reason TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS refunds_by_charge ON refunds (charge_transaction_id);
+CREATE TABLE IF NOT EXISTS credits (
+    idempotency_key TEXT PRIMARY KEY,
+    order_id TEXT NOT NULL,
+    amount_minor INTEGER NOT NULL,
+    currency TEXT NOT NULL,
+    transaction_id TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS credits_by_order ON credits (order_id);
 CREATE TABLE IF NOT EXISTS attempts (
     idempotency_key TEXT PRIMARY KEY,
     count INTEGER NOT NULL
@@ -202,6 +264,14 @@ CHARGE_COLUMNS = (
     "idempotency_key, order_id, method, token, amount_minor, currency, transaction_id, status, reason, "
     "voided, created_at"
 )
+# An approved charge, and the minor units that stay charged on it: its amount unless voided, less refunds made.
+REFUNDABLE = """
+SELECT c.method, c.token, c.currency,
+       CASE WHEN c.voided THEN 0 ELSE c.amount_minor END
+       - (SELECT COALESCE(SUM(r.amount_minor), 0) FROM refunds r
+          WHERE r.charge_transaction_id = c.transaction_id AND r.status = 'approved')
+FROM charges c WHERE c.transaction_id = ? AND c.status = 'approved'
+"""
 BUSY_TIMEOUT_S = 30.0
 
 
@@ -283,6 +353,63 @@ class SimulatedPaymentGateway:
                 return
         raise TransientError(f"{verdict.reason} (attempt {attempt})")
 
+    def refund(self, idempotency_key: str, transaction_id: str, amount: Money) -> RefundResult:
+        with self._transaction() as db:
+            done = db.execute(
+                "SELECT charge_transaction_id, amount_minor, currency, transaction_id, status, reason"
+                " FROM refunds WHERE idempotency_key = ?",
+                (idempotency_key,),
+            ).fetchone()
+            if done is not None:
+                charge_transaction_id, minor, currency, refund_id, status, reason = done
+                if (charge_transaction_id, Money(amount_minor=minor, currency=currency)) != (transaction_id, amount):
+                    raise IdempotencyKeyReused(f"{idempotency_key} was recorded for another refund")
+                return RefundResult(cast(RefundStatus, status), str(refund_id), str(reason))
+            charge = db.execute(REFUNDABLE, (transaction_id,)).fetchone()
+            if charge is None:
+                raise UnknownTransaction(f"no approved charge has transaction id {transaction_id}")
+            method, token, currency, refundable_minor = charge
+            refundable = Money(amount_minor=int(refundable_minor), currency=str(currency))
+            attempt = _count_attempt(db, idempotency_key)
+            verdict = judge_refund(PaymentMethod(method), str(token), amount, refundable, attempt)
+            if verdict.status != "unavailable":
+                result = RefundResult(verdict.status, transaction_id_for(idempotency_key), verdict.reason)
+                db.execute(
+                    "INSERT INTO refunds (idempotency_key, charge_transaction_id, amount_minor, currency,"
+                    " transaction_id, status, reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        idempotency_key,
+                        transaction_id,
+                        amount.amount_minor,
+                        amount.currency,
+                        result.transaction_id,
+                        result.status,
+                        result.reason,
+                        _now(),
+                    ),
+                )
+                return result
+        raise TransientError(f"{verdict.reason} (attempt {attempt})")
+
+    def credit(self, idempotency_key: str, order_id: str, amount: Money) -> str:
+        with self._transaction() as db:
+            done = db.execute(
+                "SELECT order_id, amount_minor, currency, transaction_id FROM credits WHERE idempotency_key = ?",
+                (idempotency_key,),
+            ).fetchone()
+            if done is not None:
+                recorded_order, minor, currency, credit_id = done
+                if (recorded_order, Money(amount_minor=minor, currency=currency)) != (order_id, amount):
+                    raise IdempotencyKeyReused(f"{idempotency_key} was recorded for another credit")
+                return str(credit_id)
+            credit_id = transaction_id_for(idempotency_key)
+            db.execute(
+                "INSERT INTO credits (idempotency_key, order_id, amount_minor, currency, transaction_id, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (idempotency_key, order_id, amount.amount_minor, amount.currency, credit_id, _now()),
+            )
+            return credit_id
+
     # Read helpers for tests and benchmarks.
 
     def charges(self, order_id: str | None = None) -> list[ChargeRecord]:
@@ -303,6 +430,19 @@ class SimulatedPaymentGateway:
         """Minor units that stay charged for the order: approved minus voided."""
         return sum(c.amount.amount_minor for c in self.charges(order_id) if c.status == "approved" and not c.voided)
 
+    def refunded_total(self, order_id: str) -> int:
+        """Minor units refunded to the order's tenders (declined refunds give back nothing)."""
+        return sum(e.amount.amount_minor for e in self.effects(order_id) if e.kind == "refund")
+
+    def credited_total(self, order_id: str) -> int:
+        """Minor units issued as store credit for the order."""
+        return sum(e.amount.amount_minor for e in self.effects(order_id) if e.kind == "credit")
+
+    def out_of_pocket(self, order_id: str) -> int:
+        """Money charged for the order and not returned, in minor units: approved charges that were not voided,
+        less refunds to the tenders, less store credit issued for the order. Store credit counts as returned."""
+        return self.approved_total(order_id) - self.refunded_total(order_id) - self.credited_total(order_id)
+
     def attempts(self, idempotency_key: str) -> int:
         """How many times a call with this key reached the gateway without a recorded answer to return."""
         with self._connection() as db:
@@ -310,7 +450,7 @@ class SimulatedPaymentGateway:
         return 0 if row is None else int(row[0])
 
     def effects(self, order_id: str | None = None) -> list[Effect]:
-        """Money moved, oldest first: approved charges and voids, one per idempotency key."""
+        """Money moved, oldest first: approved charges, voids, refunds made and credits, one per idempotency key."""
         where, params = _by_order(order_id, column="c.order_id")
         with self._connection() as db:
             rows = db.execute(
@@ -322,9 +462,18 @@ class SimulatedPaymentGateway:
                 SELECT 'void', v.idempotency_key, c.order_id, v.transaction_id, c.amount_minor, c.currency,
                        v.created_at
                 FROM voids v JOIN charges c ON c.transaction_id = v.transaction_id {where}
+                UNION ALL
+                SELECT 'refund', r.idempotency_key, c.order_id, r.transaction_id, r.amount_minor, r.currency,
+                       r.created_at
+                FROM refunds r JOIN charges c ON c.transaction_id = r.charge_transaction_id
+                {where} {"AND" if where else "WHERE"} r.status = 'approved'
+                UNION ALL
+                SELECT 'credit', c.idempotency_key, c.order_id, c.transaction_id, c.amount_minor, c.currency,
+                       c.created_at
+                FROM credits c {where}
                 ORDER BY 7, 1
                 """,
-                params * 2,
+                params * 4,
             ).fetchall()
         return [
             Effect(kind, key, order, txn, Money(amount_minor=minor, currency=currency), created_at)

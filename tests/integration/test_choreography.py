@@ -14,6 +14,7 @@ from ops.produce import produce_orders
 from ops.stock import read_stock, set_stock
 from processors.adapters.catalog import OUT_OF_STOCK_SKU
 from processors.adapters.notification_channel import FileNotificationChannel, notifications_file
+from processors.adapters.payment_gateway import SimulatedPaymentGateway, default_ledger_path
 from processors.stock import PROCESSOR as STOCK
 from schemas.models import (
     AvroRecord,
@@ -25,6 +26,7 @@ from schemas.models import (
     OrderRejected,
     PaymentFailed,
     PaymentProcessed,
+    PaymentRefunded,
     StockLevel,
 )
 from tests.integration.harness import Processes, Seen, Watcher
@@ -119,6 +121,18 @@ def test_mixed_orders_each_reach_exactly_one_outcome_of_the_right_kind(settings:
     for sku, units in initial.items():
         assert remaining[sku] == units - reserved[sku], sku
         assert remaining[sku] >= 0
+
+    # Money adds up: reserved orders stay paid; short ones are refunded in full; failed ones cost nothing.
+    gateway = SimulatedPaymentGateway(default_ledger_path(settings))
+    refunded = {o.order_id for o in orders if o.expected == "shortage"}
+    watcher.wait_until(
+        lambda seen: {s.key for s in seen if isinstance(s.record, PaymentRefunded) and s.key in refunded} == refunded,
+        what="short orders refunded",
+    )
+    for order in orders:
+        total = sum(line.quantity * line.unit_price.amount_minor for line in order.record.lines)
+        kept = total if order.expected == "created-paid-reserved" else 0
+        assert gateway.out_of_pocket(order.order_id) == kept, order
 
     # Each kind of notification reaches the customer once per order.
     expected_notices = {

@@ -2,29 +2,40 @@ from __future__ import annotations
 
 import datetime
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 from quixstreams import State
 
-from processors.adapters.payment_gateway import ChargeResult, SimulatedPaymentGateway
+from processors.adapters.payment_gateway import ChargeResult, RefundResult, SimulatedPaymentGateway
 from processors.payments import (
+    INPUTS,
     PAYMENT,
     ChargeTender,
     ChargeVoided,
+    CreditTender,
     Decided,
     PaymentState,
+    RefundAsk,
+    RefundRefused,
+    RefundTender,
     TenderCharged,
+    TenderCredited,
+    TenderRefunded,
     TenderRefused,
     VoidCharge,
     decide,
+    decide_refund,
     handle,
+    refund_asked,
 )
 from processors.runtime.records import Emit, derive_event_id
 from processors.runtime.stage import RetryPolicy, TransientError
 from schemas.models import (
     Address,
+    InventoryShortage,
     Money,
     OrderCreated,
     OrderLine,
@@ -32,6 +43,10 @@ from schemas.models import (
     PaymentFailed,
     PaymentMethod,
     PaymentProcessed,
+    PaymentRefunded,
+    PaymentRefundFailed,
+    RefundPayment,
+    ShortLine,
     StockLine,
     Tender,
     TenderCharge,
@@ -316,6 +331,12 @@ class VoidsNeverSucceed:
     def void(self, idempotency_key: str, transaction_id: str) -> None:
         raise TransientError("void timed out")
 
+    def refund(self, idempotency_key: str, transaction_id: str, amount: Money) -> RefundResult:
+        raise AssertionError("no refund was asked")
+
+    def credit(self, idempotency_key: str, order_id: str, amount: Money) -> str:
+        raise AssertionError("no refund was asked")
+
 
 def test_a_void_that_keeps_failing_raises_and_leaves_no_state_behind() -> None:
     order = order_created(gift_card("gc_ok_1", 300), card("tok_declined_1", 700))
@@ -331,3 +352,411 @@ def test_other_records_on_the_orders_topic_are_ignored(gateway: SimulatedPayment
 
     assert handle(rejected, DictState(), gateway, NO_WAIT) == []
     assert gateway.count_charges() == 0
+
+
+# Refunds: the pure decision.
+
+
+def refund_payment(order_id: str, amount: Money) -> RefundPayment:
+    return RefundPayment(event_id=uuid.uuid4(), order_id=order_id, occurred_at=NOW, amount=amount, reason="returned")
+
+
+def inventory_shortage(order_id: str) -> InventoryShortage:
+    return InventoryShortage(
+        event_id=uuid.uuid4(),
+        order_id=order_id,
+        occurred_at=NOW,
+        short_lines=[ShortLine(sku="SKU-1", requested=1, available=0)],
+    )
+
+
+def paid(*charges: TenderCharge, **refunds: Any) -> PaymentState:
+    return PaymentState(outcome="processed", order_event_id=str(uuid.uuid4()), charges=list(charges), **refunds)
+
+
+def charged(method: PaymentMethod, minor: int, transaction_id: str) -> TenderCharge:
+    return TenderCharge(method=method, amount=eur(minor), transaction_id=transaction_id)
+
+
+GIFT_CARD_300 = charged(PaymentMethod.GIFT_CARD, 300, "t0")
+CARD_700 = charged(PaymentMethod.CARD, 700, "t1")
+
+
+def records(step: Any) -> list[Any]:
+    assert isinstance(step, Decided)
+    assert all((emit.topic, emit.key) == (PAYMENTS_EVENTS, "order-1") for emit in step.emits)
+    return [emit.record for emit in step.emits]
+
+
+def test_a_refund_goes_back_to_the_newest_charge_first_until_the_amount_is_covered() -> None:
+    state = paid(GIFT_CARD_300, CARD_700)
+    ask = refund_asked(refund_payment("order-1", eur(800)))
+
+    first = decide_refund(state, ask, [], NOW)
+    second = decide_refund(state, ask, [TenderRefunded(1, "r1")], NOW)
+    final = decide_refund(state, ask, [TenderRefunded(1, "r1"), TenderRefunded(0, "r0")], NOW)
+
+    assert first == RefundTender(1, "t1", eur(700), f"{ask.cause_id}/refund/1")
+    assert second == RefundTender(0, "t0", eur(100), f"{ask.cause_id}/refund/0")
+    assert records(final) == [
+        PaymentRefunded(
+            event_id=derive_event_id(ask.cause_id, "refunded/1"),
+            order_id="order-1",
+            occurred_at=NOW,
+            amount=eur(700),
+            method=PaymentMethod.CARD,
+            transaction_id="r1",
+        ),
+        PaymentRefunded(
+            event_id=derive_event_id(ask.cause_id, "refunded/0"),
+            order_id="order-1",
+            occurred_at=NOW,
+            amount=eur(100),
+            method=PaymentMethod.GIFT_CARD,
+            transaction_id="r0",
+        ),
+    ]
+    assert isinstance(final, Decided)
+    assert (final.state.returned_minor, final.state.refunds_done) == ({1: 700, 0: 100}, [ask.cause_id])
+
+
+def test_a_partial_refund_takes_only_what_it_needs_of_the_newest_charge() -> None:
+    ask = refund_asked(refund_payment("order-1", eur(250)))
+
+    final = decide_refund(paid(GIFT_CARD_300, CARD_700), ask, [TenderRefunded(1, "r1")], NOW)
+
+    [refunded] = records(final)
+    assert (refunded.amount, refunded.method) == (eur(250), PaymentMethod.CARD)
+
+
+def test_a_tender_that_refuses_the_refund_gives_back_in_store_credit() -> None:
+    state = paid(CARD_700)
+    ask = refund_asked(refund_payment("order-1", eur(700)))
+
+    fallback = decide_refund(state, ask, [RefundRefused(0, "card closed, refund refused")], NOW)
+    final = decide_refund(state, ask, [RefundRefused(0, "card closed, refund refused"), TenderCredited(0, "c0")], NOW)
+
+    assert fallback == CreditTender(0, eur(700), f"{ask.cause_id}/credit/0")
+    [refunded] = records(final)
+    assert (refunded.amount, refunded.method, refunded.transaction_id) == (eur(700), PaymentMethod.STORE_CREDIT, "c0")
+
+
+def test_a_shortage_asks_for_everything_still_charged() -> None:
+    state = paid(GIFT_CARD_300, CARD_700, returned_minor={1: 200})
+    ask = refund_asked(inventory_shortage("order-1"))
+
+    first = decide_refund(state, ask, [], NOW)
+    second = decide_refund(state, ask, [TenderRefunded(1, "r1")], NOW)
+
+    assert ask.amount is None
+    assert first == RefundTender(1, "t1", eur(500), f"{ask.cause_id}/refund/1")
+    assert second == RefundTender(0, "t0", eur(300), f"{ask.cause_id}/refund/0")
+
+
+def test_a_shortage_with_nothing_left_charged_emits_nothing() -> None:
+    ask = refund_asked(inventory_shortage("order-1"))
+
+    final = decide_refund(paid(CARD_700, returned_minor={0: 700}), ask, [], NOW)
+
+    assert records(final) == []
+    assert isinstance(final, Decided) and final.state.refunds_done == [ask.cause_id]
+
+
+def test_a_refund_above_what_stays_charged_gives_back_the_rest_and_fails_the_difference() -> None:
+    state = paid(GIFT_CARD_300, CARD_700, returned_minor={1: 700})
+    ask = refund_asked(refund_payment("order-1", eur(500)))
+
+    call = decide_refund(state, ask, [], NOW)
+    final = decide_refund(state, ask, [TenderRefunded(0, "r0")], NOW)
+
+    assert call == RefundTender(0, "t0", eur(300), f"{ask.cause_id}/refund/0")
+    refunded, failed = records(final)
+    assert (refunded.amount, refunded.method) == (eur(300), PaymentMethod.GIFT_CARD)
+    assert failed == PaymentRefundFailed(
+        event_id=derive_event_id(ask.cause_id, "refund-failed"),
+        order_id="order-1",
+        occurred_at=NOW,
+        amount=eur(200),
+        reason="only 300 of the 500 EUR asked stayed charged",
+    )
+    assert isinstance(final, Decided) and final.state.returned_minor == {0: 300, 1: 700}
+
+
+@pytest.mark.parametrize(
+    ("state", "amount", "reason"),
+    [
+        (PaymentState(outcome="failed", order_event_id="e"), eur(100), "the payment failed, nothing was charged"),
+        (paid(CARD_700), eur(0), "a refund must be of a positive amount, not 0"),
+        (
+            paid(CARD_700),
+            Money(amount_minor=100, currency="USD"),
+            "refund asked in USD, the order was paid in EUR",
+        ),
+    ],
+)
+def test_a_refund_nothing_can_be_given_back_of_fails_whole(state: PaymentState, amount: Money, reason: str) -> None:
+    ask = refund_asked(refund_payment("order-1", amount))
+
+    step = decide_refund(state, ask, [], NOW)
+
+    [failed] = records(step)
+    assert isinstance(failed, PaymentRefundFailed)
+    assert (failed.amount, failed.reason) == (amount, reason)
+    assert isinstance(step, Decided) and step.state.refunds_done == [ask.cause_id]
+
+
+def test_a_refund_asked_before_the_payment_is_decided_waits_once() -> None:
+    ask = refund_asked(refund_payment("order-1", eur(100)))
+
+    first = decide_refund(None, ask, [], NOW)
+    assert isinstance(first, Decided)
+    again = decide_refund(first.state, ask, [], NOW)
+
+    assert first == Decided(PaymentState(refunds_waiting=[ask]), [])
+    assert again == first
+
+
+def test_a_request_carried_out_before_calls_nothing_and_emits_nothing() -> None:
+    ask = refund_asked(refund_payment("order-1", eur(100)))
+    done = paid(CARD_700, returned_minor={0: 100}, refunds_done=[ask.cause_id])
+
+    assert decide_refund(done, ask, [], NOW) == Decided(done, [])
+
+
+def test_an_order_decided_after_refunds_were_asked_keeps_them_waiting_for_their_turn() -> None:
+    order = order_created(card("tok_ok", 1000))
+    ask = RefundAsk(cause_id=uuid.uuid4(), order_id=order.order_id, amount=eur(100))
+
+    step = decide(PaymentState(refunds_waiting=[ask]), order, [TenderCharged(0, "t0")], NOW)
+
+    assert isinstance(step, Decided)
+    assert (step.state.outcome, step.state.refunds_waiting) == ("processed", [ask])
+
+
+# Refunds: handle against the simulated gateway.
+
+
+def refunds_in(emits: list[Emit]) -> list[PaymentRefunded]:
+    """The records of `emits`, every one a `PaymentRefunded`."""
+    refunds = [emit.record for emit in emits if isinstance(emit.record, PaymentRefunded)]
+    assert len(refunds) == len(emits)
+    return refunds
+
+
+def paid_order(gateway: SimulatedPaymentGateway, state: State, *tenders: Tender) -> OrderCreated:
+    order = order_created(*tenders)
+    [emit] = handle(order, state, gateway, NO_WAIT)
+    assert isinstance(emit.record, PaymentProcessed)
+    return order
+
+
+def test_a_refund_of_part_of_a_multi_tender_order_goes_to_the_newest_tenders(
+    gateway: SimulatedPaymentGateway,
+) -> None:
+    state = DictState()
+    order = paid_order(gateway, state, gift_card("gc_ok_1", 300), store_credit("sc_1", 200), card("tok_ok_1", 500))
+
+    refunds = refunds_in(handle(refund_payment(order.order_id, eur(600)), state, gateway, NO_WAIT))
+
+    assert [(refund.method, refund.amount) for refund in refunds] == [
+        (PaymentMethod.CARD, eur(500)),
+        (PaymentMethod.STORE_CREDIT, eur(100)),
+    ]
+    assert [refund.transaction_id for refund in refunds] == [
+        effect.transaction_id for effect in gateway.effects(order.order_id) if effect.kind == "refund"
+    ]
+    assert gateway.refunded_total(order.order_id) == 600
+    assert gateway.out_of_pocket(order.order_id) == 400
+
+
+def test_a_card_that_refuses_refunds_is_made_good_in_store_credit(gateway: SimulatedPaymentGateway) -> None:
+    state = DictState()
+    order = paid_order(gateway, state, gift_card("gc_ok_1", 300), card("tok_norefund_1", 700))
+
+    card_part, gift_card_part = handle(refund_payment(order.order_id, eur(1000)), state, gateway, NO_WAIT)
+
+    assert isinstance(card_part.record, PaymentRefunded) and isinstance(gift_card_part.record, PaymentRefunded)
+    assert (card_part.record.method, card_part.record.amount) == (PaymentMethod.STORE_CREDIT, eur(700))
+    assert (gift_card_part.record.method, gift_card_part.record.amount) == (PaymentMethod.GIFT_CARD, eur(300))
+    [credit] = [effect for effect in gateway.effects(order.order_id) if effect.kind == "credit"]
+    assert credit.transaction_id == card_part.record.transaction_id
+    assert (gateway.refunded_total(order.order_id), gateway.credited_total(order.order_id)) == (300, 700)
+    assert gateway.out_of_pocket(order.order_id) == 0
+
+
+def test_a_refund_the_gateway_stays_unavailable_for_is_made_good_in_store_credit(
+    gateway: SimulatedPaymentGateway,
+) -> None:
+    state = DictState()
+    order = paid_order(gateway, state, card("tok_flaky_1", 1000))
+    two_tries = RetryPolicy(attempts=2, first_delay_s=0, max_delay_s=0)  # a flaky refund fails twice
+    refund = refund_payment(order.order_id, eur(400))
+
+    [emit] = handle(refund, state, gateway, two_tries)
+
+    assert isinstance(emit.record, PaymentRefunded)
+    assert (emit.record.method, emit.record.amount) == (PaymentMethod.STORE_CREDIT, eur(400))
+    assert gateway.attempts(f"{refund.event_id}/refund/0") == 2
+    assert (gateway.refunded_total(order.order_id), gateway.credited_total(order.order_id)) == (0, 400)
+
+
+def test_a_flaky_refund_is_retried_until_made(gateway: SimulatedPaymentGateway) -> None:
+    state = DictState()
+    order = paid_order(gateway, state, card("tok_flaky_1", 1000))
+
+    [emit] = handle(refund_payment(order.order_id, eur(1000)), state, gateway, NO_WAIT)
+
+    assert isinstance(emit.record, PaymentRefunded) and emit.record.method == PaymentMethod.CARD
+    assert gateway.out_of_pocket(order.order_id) == 0
+
+
+def test_a_duplicate_refund_payment_refunds_once(gateway: SimulatedPaymentGateway) -> None:
+    state = DictState()
+    order = paid_order(gateway, state, card("tok_ok_1", 1000))
+    refund = refund_payment(order.order_id, eur(400))
+
+    first = handle(refund, state, gateway, NO_WAIT)
+    again = handle(refund, state, gateway, NO_WAIT)
+
+    assert len(first) == 1 and again == []
+    assert gateway.refunded_total(order.order_id) == 400
+    assert set(Counter(effect.idempotency_key for effect in gateway.effects(order.order_id)).values()) == {1}
+
+
+def test_a_refund_rerun_after_a_crash_emits_the_same_events_and_refunds_once(
+    gateway: SimulatedPaymentGateway,
+) -> None:
+    state = DictState()
+    order = paid_order(gateway, state, gift_card("gc_ok_1", 300), card("tok_norefund_1", 700))
+    before_crash = PAYMENT.load(state)
+    refund = refund_payment(order.order_id, eur(900))
+
+    first = handle(refund, state, gateway, NO_WAIT)
+    PAYMENT.save(state, before_crash)  # the state write was never committed
+    rerun = handle(refund, state, gateway, NO_WAIT)
+
+    assert [e.record.model_dump(exclude={"occurred_at"}) for e in rerun] == [
+        e.record.model_dump(exclude={"occurred_at"}) for e in first
+    ]
+    assert len(gateway.effects(order.order_id)) == 2 + 2  # two charges, then a credit and a refund
+    assert gateway.out_of_pocket(order.order_id) == 100
+
+
+def test_an_inventory_shortage_refunds_the_order_in_full_once(gateway: SimulatedPaymentGateway) -> None:
+    state = DictState()
+    order = paid_order(gateway, state, gift_card("gc_ok_1", 300), card("tok_ok_1", 700))
+    shortage = inventory_shortage(order.order_id)
+
+    refunds = refunds_in(handle(shortage, state, gateway, NO_WAIT))
+    replayed = handle(shortage, state, gateway, NO_WAIT)
+
+    assert [refund.event_id for refund in refunds] == [
+        derive_event_id(shortage.event_id, "refunded/1"),
+        derive_event_id(shortage.event_id, "refunded/0"),
+    ]
+    assert replayed == []
+    assert gateway.refunded_total(order.order_id) == 1000
+    assert gateway.out_of_pocket(order.order_id) == 0
+
+
+def test_refunds_never_give_back_more_than_was_charged(gateway: SimulatedPaymentGateway) -> None:
+    state = DictState()
+    order = paid_order(gateway, state, gift_card("gc_ok_1", 300), card("tok_norefund_1", 700))
+
+    handle(refund_payment(order.order_id, eur(600)), state, gateway, NO_WAIT)
+    *refunded, failed = handle(refund_payment(order.order_id, eur(600)), state, gateway, NO_WAIT)
+    after_shortage = handle(inventory_shortage(order.order_id), state, gateway, NO_WAIT)
+
+    # What stays charged on the card (100, in store credit) and on the gift card (300); the rest fails.
+    assert [refund.amount for refund in refunds_in(refunded)] == [eur(100), eur(300)]
+    assert isinstance(failed.record, PaymentRefundFailed) and failed.record.amount == eur(200)
+    assert after_shortage == []
+    assert gateway.approved_total(order.order_id) == 1000
+    assert gateway.refunded_total(order.order_id) + gateway.credited_total(order.order_id) == 1000
+    assert gateway.out_of_pocket(order.order_id) == 0
+
+
+def test_a_refund_asked_before_the_order_is_carried_out_once_it_is_paid(gateway: SimulatedPaymentGateway) -> None:
+    state = DictState()
+    order = order_created(gift_card("gc_ok_1", 300), card("tok_ok_1", 700))
+    refund = refund_payment(order.order_id, eur(500))
+
+    early = handle(refund, state, gateway, NO_WAIT)
+    processed, refunded = handle(order, state, gateway, NO_WAIT)
+    redelivered = handle(refund, state, gateway, NO_WAIT)
+
+    assert early == [] and redelivered == []
+    assert isinstance(processed.record, PaymentProcessed)
+    assert isinstance(refunded.record, PaymentRefunded)
+    assert (refunded.record.method, refunded.record.amount) == (PaymentMethod.CARD, eur(500))
+    assert gateway.out_of_pocket(order.order_id) == 500
+    known = PAYMENT.load(state)
+    assert known is not None and known.refunds_waiting == []
+
+
+def test_a_refund_asked_before_a_payment_that_fails_is_answered_with_a_failure(
+    gateway: SimulatedPaymentGateway,
+) -> None:
+    state = DictState()
+    order = order_created(card("tok_declined_1", 1000))
+    refund = refund_payment(order.order_id, eur(1000))
+
+    handle(refund, state, gateway, NO_WAIT)
+    payment_failed, refund_failed = handle(order, state, gateway, NO_WAIT)
+
+    assert isinstance(payment_failed.record, PaymentFailed)
+    assert isinstance(refund_failed.record, PaymentRefundFailed)
+    assert refund_failed.record == PaymentRefundFailed(
+        event_id=derive_event_id(refund.event_id, "refund-failed"),
+        order_id=order.order_id,
+        occurred_at=refund_failed.record.occurred_at,
+        amount=eur(1000),
+        reason="the payment failed, nothing was charged",
+    )
+    assert gateway.effects(order.order_id) == []
+
+
+def test_a_refund_after_a_failed_payment_is_answered_with_a_failure(gateway: SimulatedPaymentGateway) -> None:
+    state = DictState()
+    order = order_created(card("tok_nofunds_1", 1000))
+    handle(order, state, gateway, NO_WAIT)
+
+    [emit] = handle(refund_payment(order.order_id, eur(1000)), state, gateway, NO_WAIT)
+
+    assert isinstance(emit.record, PaymentRefundFailed)
+    assert emit.record.reason == "the payment failed, nothing was charged"
+    assert gateway.effects(order.order_id) == []
+
+
+class RefundsNeverAnswer:
+    """A gateway that approves every charge and can neither refund nor credit."""
+
+    def charge(
+        self, idempotency_key: str, method: PaymentMethod, token: str, amount: Money, *, order_id: str
+    ) -> ChargeResult:
+        return ChargeResult("approved", f"txn-{idempotency_key}")
+
+    def void(self, idempotency_key: str, transaction_id: str) -> None:
+        raise AssertionError("no void was asked")
+
+    def refund(self, idempotency_key: str, transaction_id: str, amount: Money) -> RefundResult:
+        raise TransientError("refund timed out")
+
+    def credit(self, idempotency_key: str, order_id: str, amount: Money) -> str:
+        raise TransientError("credit timed out")
+
+
+def test_a_credit_that_keeps_failing_raises_and_leaves_the_state_as_it_was() -> None:
+    state = DictState()
+    order = order_created(card("tok_ok_1", 1000))
+    handle(order, state, RefundsNeverAnswer(), NO_WAIT)
+    paid_state = PAYMENT.load(state)
+
+    with pytest.raises(TransientError):
+        handle(refund_payment(order.order_id, eur(1000)), state, RefundsNeverAnswer(), NO_WAIT)
+    assert PAYMENT.load(state) == paid_state
+
+
+def test_refund_requests_and_shortages_come_from_an_input_topic() -> None:
+    carried = {name for topic in INPUTS for name in topic.records}
+    assert {OrderCreated.AVRO_NAME, RefundPayment.AVRO_NAME, InventoryShortage.AVRO_NAME} <= carried
