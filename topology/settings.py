@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     # How long a processor's consumer waits for a batch; processors that merge topics wait this long per batch
     # to read them in timestamp order, so it bounds their per-hop latency too.
     poll_timeout_s: float = 0.05
-    fetch_wait_ms: int = 25
+    fetch_wait_ms: int = 100
     session_timeout_ms: int = 10_000
     transaction_timeout_ms: int = 30_000
     log_level: str = "WARNING"
