@@ -22,15 +22,15 @@ import datetime
 import hashlib
 import json
 import sqlite3
-import threading
 from collections import Counter
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from processors.adapters.carriers import CARRIERS_BY_NAME, CarrierRefused, PackingKind, Parcel
+from processors.adapters.sqlite_file import SqliteFile
 from processors.runtime.stage import TransientError
 from schemas.models import FulfillmentRequest, Money
 from topology.settings import Settings, get_settings
@@ -166,7 +166,6 @@ CREATE TABLE IF NOT EXISTS attempts (
 """
 
 EFFECT_COLUMNS = "kind, idempotency_key, order_id, subject, detail, created_at"
-BUSY_TIMEOUT_S = 30.0
 
 
 class FulfillmentLedger:
@@ -178,11 +177,7 @@ class FulfillmentLedger:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._connections = threading.local()
-        with self._connection() as db:
-            db.execute("PRAGMA journal_mode = WAL")  # readers and one writer at a time, across processes
-            db.executescript(SCHEMA)
+        self._file = SqliteFile(path, SCHEMA)
 
     def do(
         self,
@@ -256,28 +251,11 @@ class FulfillmentLedger:
             row = db.execute("SELECT count FROM attempts WHERE idempotency_key = ?", (idempotency_key,)).fetchone()
         return 0 if row is None else int(row[0])
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._connection() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self._file.transaction()
 
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        # One connection per thread, kept open: closing the last connection to a WAL database checkpoints
-        # it, an fsync that would cost every call. Autocommit mode: transactions are begun explicitly, and
-        # reads each see the latest commit.
-        db: sqlite3.Connection | None = getattr(self._connections, "db", None)
-        if db is None:
-            db = self._connections.db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-            # Durable across process crashes, which is what a simulator needs; not across power loss.
-            db.execute("PRAGMA synchronous = NORMAL")
-        yield db
+    def _connection(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self._file.connection()
 
     def _find(self, db: sqlite3.Connection, where: str, params: tuple[str, ...]) -> Effect | None:
         row = db.execute(f"SELECT {EFFECT_COLUMNS} FROM effects WHERE {where} ORDER BY seq LIMIT 1", params).fetchone()

@@ -29,13 +29,12 @@ from __future__ import annotations
 import datetime
 import hashlib
 import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, cast
 
+from processors.adapters.sqlite_file import SqliteFile
 from processors.runtime.stage import TransientError
 from schemas.models import Money, PaymentMethod
 from topology.settings import Settings, get_settings
@@ -272,7 +271,6 @@ SELECT c.method, c.token, c.currency,
           WHERE r.charge_transaction_id = c.transaction_id AND r.status = 'approved')
 FROM charges c WHERE c.transaction_id = ? AND c.status = 'approved'
 """
-BUSY_TIMEOUT_S = 30.0
 
 
 class SimulatedPaymentGateway:
@@ -284,11 +282,7 @@ class SimulatedPaymentGateway:
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path if path is not None else default_ledger_path(get_settings())
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._connections = threading.local()
-        with self._connection() as db:
-            db.execute("PRAGMA journal_mode = WAL")  # readers and one writer at a time, across processes
-            db.executescript(SCHEMA)
+        self._file = SqliteFile(self.path, SCHEMA)
 
     def charge(
         self, idempotency_key: str, method: PaymentMethod, token: str, amount: Money, *, order_id: str
@@ -480,28 +474,11 @@ class SimulatedPaymentGateway:
             for kind, key, order, txn, minor, currency, created_at in rows
         ]
 
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        # One connection per thread, kept open: closing the last connection to a WAL database checkpoints
-        # it, an fsync that would cost every call. Autocommit mode: transactions are begun explicitly, and
-        # reads each see the latest commit.
-        db: sqlite3.Connection | None = getattr(self._connections, "db", None)
-        if db is None:
-            db = self._connections.db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-            # Durable across process crashes, which is what a simulator needs; not across power loss.
-            db.execute("PRAGMA synchronous = NORMAL")
-        yield db
+    def _connection(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self._file.connection()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._connection() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self._file.transaction()
 
 
 def _count_attempt(db: sqlite3.Connection, idempotency_key: str) -> int:
