@@ -205,7 +205,3 @@ class TimerService:
 def run(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level, format="[%(asctime)s] [%(levelname)s] [%(name)s] : %(message)s")
     TimerService(settings).run()
-
-
-def seconds_from_now(seconds: float) -> datetime.datetime:
-    return utc_now() + datetime.timedelta(seconds=seconds)
