@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import datetime
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
-from schemas.models import OrderCreated, PlaceOrder
+from processors.adapters.catalog import PRODUCTS_BY_SKU
+from schemas.models import (
+    Address,
+    FulfillmentLine,
+    FulfillmentRequest,
+    Money,
+    OrderCreated,
+    PlaceOrder,
+    ShippingPriority,
+)
 
 NOW = datetime.datetime(2026, 11, 25, 12, 0, tzinfo=datetime.UTC)
 
@@ -40,3 +50,50 @@ def order_created_from(command: PlaceOrder) -> OrderCreated:
     _, [emit] = decide(None, command, NOW)
     assert isinstance(emit.record, OrderCreated)
     return emit.record
+
+
+@dataclass(frozen=True)
+class Order:
+    """An order as fulfillment gets it, told briefly: units per SKU of the demo catalog and the options."""
+
+    units: dict[str, int]
+    country: str = "DE"
+    priority: ShippingPriority = ShippingPriority.STANDARD
+    is_gift: bool = False
+    total: Money | None = None
+    """The lines' sum unless given."""
+    expected: list[str] = field(default_factory=list)
+
+
+def fulfillment_request(order: Order) -> FulfillmentRequest:
+    lines = []
+    for sku, quantity in order.units.items():
+        product = PRODUCTS_BY_SKU[sku]
+        lines.append(
+            FulfillmentLine(
+                sku=sku,
+                quantity=quantity,
+                unit_price=Money(amount_minor=product.unit_price_minor, currency="EUR"),
+                weight_g=product.weight_g,
+                length_cm=product.length_cm,
+                width_cm=product.width_cm,
+                height_cm=product.height_cm,
+                fragile=product.fragile,
+                cold_chain=product.cold_chain,
+            )
+        )
+    total = order.total or Money(
+        amount_minor=sum(line.unit_price.amount_minor * line.quantity for line in lines), currency="EUR"
+    )
+    return FulfillmentRequest(
+        event_id=uuid.uuid4(),
+        order_id="o-1",
+        occurred_at=NOW,
+        lines=lines,
+        shipping_address=Address(
+            recipient="Ada", line1="1 Loop Road", city="X", postal_code="1", country=order.country
+        ),
+        total=total,
+        priority=order.priority,
+        is_gift=order.is_gift,
+    )

@@ -22,7 +22,7 @@ from processors.adapters.fulfillment_simulators import (
     default_fulfillment_ledger,
 )
 from schemas.models import ShippingPriority
-from tests.unit.test_planner import Order, fulfillment_request
+from tests.factories import Order, fulfillment_request
 from topology.settings import Settings
 
 SMALL = Parcel(weight_g=1_000, longest_cm=30, middle_cm=20, shortest_cm=10)

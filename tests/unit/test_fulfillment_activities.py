@@ -26,8 +26,7 @@ from processors.routingslip.activity import (
 from processors.runtime.records import derive_event_id
 from processors.runtime.stage import RetryPolicy, TransientError, retrying
 from schemas.models import AvroRecord, FulfillmentRequest, ItineraryStep, OrderDelivered, OrderShipped, RoutingSlip
-from tests.factories import NOW
-from tests.unit.test_planner import Order, fulfillment_request
+from tests.factories import NOW, Order, fulfillment_request
 from topology.topics import FULFILLMENT_ACTIVITIES, ORDERS_EVENTS, fulfillment_activity, fulfillment_compensation
 
 KEY = "slip-1/execution-1"

@@ -1,71 +1,17 @@
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass, field
-
 import pytest
 
-from processors.adapters.catalog import PRODUCTS_BY_SKU
 from processors.fulfillment.planner import plan
 from schemas.models import (
-    Address,
-    FulfillmentLine,
-    FulfillmentRequest,
     ItineraryStep,
     Money,
     ShippingPriority,
 )
-from tests.factories import NOW
+from tests.factories import Order, fulfillment_request
 from topology.topics import fulfillment_activity
 
 STANDARD, EXPRESS = ShippingPriority.STANDARD, ShippingPriority.EXPRESS
-
-
-@dataclass(frozen=True)
-class Order:
-    """An order as fulfillment gets it, told briefly: units per SKU of the demo catalog and the options."""
-
-    units: dict[str, int]
-    country: str = "DE"
-    priority: ShippingPriority = STANDARD
-    is_gift: bool = False
-    total: Money | None = None
-    """The lines' sum unless given."""
-    expected: list[str] = field(default_factory=list)
-
-
-def fulfillment_request(order: Order) -> FulfillmentRequest:
-    lines = []
-    for sku, quantity in order.units.items():
-        product = PRODUCTS_BY_SKU[sku]
-        lines.append(
-            FulfillmentLine(
-                sku=sku,
-                quantity=quantity,
-                unit_price=Money(amount_minor=product.unit_price_minor, currency="EUR"),
-                weight_g=product.weight_g,
-                length_cm=product.length_cm,
-                width_cm=product.width_cm,
-                height_cm=product.height_cm,
-                fragile=product.fragile,
-                cold_chain=product.cold_chain,
-            )
-        )
-    total = order.total or Money(
-        amount_minor=sum(line.unit_price.amount_minor * line.quantity for line in lines), currency="EUR"
-    )
-    return FulfillmentRequest(
-        event_id=uuid.uuid4(),
-        order_id="o-1",
-        occurred_at=NOW,
-        lines=lines,
-        shipping_address=Address(
-            recipient="Ada", line1="1 Loop Road", city="X", postal_code="1", country=order.country
-        ),
-        total=total,
-        priority=order.priority,
-        is_gift=order.is_gift,
-    )
 
 
 def described(itinerary_step: ItineraryStep) -> str:
