@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from ops.orders import GeneratedOrder, OrderMix, demand_by_sku, generate_orders
@@ -32,6 +32,7 @@ from ops.platform import servers
 from ops.produce import produce_orders
 from ops.stock import set_stock
 from ops.supervisor import Child
+from ops.tables import assign_from_now
 from processors.adapters.catalog import OUT_OF_STOCK_SKU
 from processors.runtime.cloudevents import header
 from processors.services import SERVICES
@@ -154,12 +155,7 @@ class OutcomeClock:
 
     def __post_init__(self) -> None:
         self._consumer = Consumer({**self.settings.kafka_config(), "group.id": f"bench-{uuid.uuid4().hex}"})
-        partitions = []
-        for topic in self.topics:
-            for partition in self._consumer.list_topics(topic, timeout=10).topics[topic].partitions:
-                _, high = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-                partitions.append(TopicPartition(topic, partition, high))
-        self._consumer.assign(partitions)
+        assign_from_now(self._consumer, self.topics)
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 

@@ -6,12 +6,13 @@ import time
 import uuid
 from collections import Counter
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer
 
 from ops.orders import OrderMix, generate_orders
 from ops.produce import produce_orders
 from ops.stock import set_stock
 from ops.supervisor import Supervisor
+from ops.tables import assign_from_now
 from processors.adapters.catalog import DEMO_STOCK
 from processors.runtime.cloudevents import header
 from processors.services import SERVICES
@@ -49,13 +50,7 @@ class Tally:
         self._consumer = Consumer({**settings.kafka_config(), "group.id": f"oms-demo-{uuid.uuid4().hex}"})
         watched = [ORDERS_EVENTS, PAYMENTS_EVENTS, INVENTORY_EVENTS, NOTIFICATIONS_EVENTS, ROUTING_SLIPS_EVENTS]
         self._dead_letter_topics = {topic.dead_letter_topic.name for topic in WORKFLOW_TOPICS}
-        partitions = []
-        for name in [*(topic.name for topic in watched), *self._dead_letter_topics]:
-            metadata = self._consumer.list_topics(name, timeout=10).topics[name]
-            for partition in metadata.partitions:
-                _, high = self._consumer.get_watermark_offsets(TopicPartition(name, partition), timeout=10)
-                partitions.append(TopicPartition(name, partition, high))
-        self._consumer.assign(partitions)
+        assign_from_now(self._consumer, [*(topic.name for topic in watched), *self._dead_letter_topics])
         self.counts: Counter[str] = Counter()
 
     def poll(self, seconds: float) -> None:

@@ -1,9 +1,11 @@
-"""Read a compacted topic as a table: the latest committed record per key, from the beginning to the end."""
+"""Reading topics whole or from now: a compacted topic as a table (latest committed record per key), or
+every partition from its current end."""
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
@@ -57,6 +59,16 @@ def read_table(settings: Settings, topic: str, timeout_s: float = 30.0) -> dict[
         return rows
     finally:
         consumer.close()
+
+
+def assign_from_now(consumer: Consumer, topics: Iterable[str]) -> None:
+    """Read every partition of `topics` from its current end: what is published from now on."""
+    partitions = []
+    for topic in topics:
+        for partition in consumer.list_topics(topic, timeout=METADATA_TIMEOUT_S).topics[topic].partitions:
+            _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=METADATA_TIMEOUT_S)
+            partitions.append(TopicPartition(topic, partition, high))
+    consumer.assign(partitions)
 
 
 def _committed_ends(consumer: Consumer, topic: str) -> dict[int, int]:

@@ -32,9 +32,6 @@ class RecordSchema:
     def to_json(self) -> str:
         return json.dumps(self.definition, separators=(",", ":"))
 
-    def field_names(self) -> list[str]:
-        return [field["name"] for field in self.definition["fields"]]
-
 
 def fullname_of(definition: dict[str, Any]) -> str:
     namespace = definition.get("namespace")

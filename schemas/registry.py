@@ -6,7 +6,6 @@ topic and each evolves on its own.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -116,7 +115,3 @@ def _incompatibilities(reader: avro.schema.Schema, writer: avro.schema.Schema) -
     if result.compatibility is SchemaCompatibilityType.compatible:
         return []
     return sorted(result.messages)
-
-
-def pretty(schema_json: str) -> str:
-    return json.dumps(json.loads(schema_json), indent=2)

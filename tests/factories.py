@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from processors.adapters.catalog import PRODUCTS_BY_SKU
+from processors.fulfillment.starter import fulfillment_line
 from schemas.models import (
     Address,
-    FulfillmentLine,
     FulfillmentRequest,
     Money,
     OrderCreated,
@@ -66,22 +66,15 @@ class Order:
 
 
 def fulfillment_request(order: Order) -> FulfillmentRequest:
-    lines = []
-    for sku, quantity in order.units.items():
-        product = PRODUCTS_BY_SKU[sku]
-        lines.append(
-            FulfillmentLine(
-                sku=sku,
-                quantity=quantity,
-                unit_price=Money(amount_minor=product.unit_price_minor, currency="EUR"),
-                weight_g=product.weight_g,
-                length_cm=product.length_cm,
-                width_cm=product.width_cm,
-                height_cm=product.height_cm,
-                fragile=product.fragile,
-                cold_chain=product.cold_chain,
-            )
+    lines = [
+        fulfillment_line(
+            sku,
+            quantity,
+            Money(amount_minor=PRODUCTS_BY_SKU[sku].unit_price_minor, currency="EUR"),
+            PRODUCTS_BY_SKU[sku],
         )
+        for sku, quantity in order.units.items()
+    ]
     total = order.total or Money(
         amount_minor=sum(line.unit_price.amount_minor * line.quantity for line in lines), currency="EUR"
     )

@@ -28,6 +28,7 @@ from schemas.models import (
     FulfillmentLine,
     FulfillmentRequest,
     InventoryReserved,
+    Money,
     OrderCreated,
     RoutingSlip,
     RoutingSlipCreated,
@@ -55,24 +56,24 @@ class StarterState(BaseModel):
     tracking_number: str | None = None
 
 
+def fulfillment_line(sku: str, quantity: int, unit_price: Money, product: Product) -> FulfillmentLine:
+    """An order line with the product facts packing and shipping need."""
+    return FulfillmentLine(
+        sku=sku,
+        quantity=quantity,
+        unit_price=unit_price,
+        weight_g=product.weight_g,
+        length_cm=product.length_cm,
+        width_cm=product.width_cm,
+        height_cm=product.height_cm,
+        fragile=product.fragile,
+        cold_chain=product.cold_chain,
+    )
+
+
 def fulfillment_request(order: OrderCreated, product: ProductLookup, now: datetime.datetime) -> FulfillmentRequest:
-    """The order as fulfillment sees it: each line with the product facts packing and shipping need."""
-    lines = []
-    for line in order.lines:
-        facts = product(line.sku)
-        lines.append(
-            FulfillmentLine(
-                sku=line.sku,
-                quantity=line.quantity,
-                unit_price=line.unit_price,
-                weight_g=facts.weight_g,
-                length_cm=facts.length_cm,
-                width_cm=facts.width_cm,
-                height_cm=facts.height_cm,
-                fragile=facts.fragile,
-                cold_chain=facts.cold_chain,
-            )
-        )
+    """The order as fulfillment sees it."""
+    lines = [fulfillment_line(line.sku, line.quantity, line.unit_price, product(line.sku)) for line in order.lines]
     return FulfillmentRequest(
         event_id=derive_event_id(order.event_id, "fulfillment"),
         order_id=order.order_id,

@@ -11,9 +11,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from ops.tables import assign_from_now
 from schemas.models import AvroRecord
 from schemas.serde import RecordCodec
 from topology.settings import Settings
@@ -74,13 +75,7 @@ class Watcher:
         """`topics` are decoded into records; `raw` ones (dead letters) are kept as bytes."""
         self._consumer = Consumer({**settings.kafka_config(), "group.id": "test-watcher", "enable.auto.commit": False})
         self._codecs = {topic: RecordCodec(registry, topic) for topic in topics}
-        partitions = []
-        for topic in [*self._codecs, *raw]:
-            metadata = self._consumer.list_topics(topic, timeout=10).topics[topic]
-            for partition in metadata.partitions:
-                _, high = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-                partitions.append(TopicPartition(topic, partition, high))
-        self._consumer.assign(partitions)
+        assign_from_now(self._consumer, [*self._codecs, *raw])
         self.seen: list[Seen] = []
 
     def poll(self, seconds: float = 0.2) -> None:
