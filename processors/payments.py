@@ -145,6 +145,7 @@ class TenderRefunded:
 class RefundRefused:
     index: int
     reason: str
+    gateway_unavailable: bool = False
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,8 @@ class RefundAsk(BaseModel):
     cause_id: uuid.UUID
     order_id: str
     amount: Money | None = None
+    store_credit_if_unavailable: bool = True
+    """False: a tender whose gateway stays unavailable is reported (retryable) for the asker to retry later."""
 
 
 class PaymentState(BaseModel):
@@ -299,8 +302,14 @@ def paid_lines(order: OrderCreated) -> list[StockLine]:
 
 def refund_asked(record: RefundPayment | InventoryShortage) -> RefundAsk:
     """What `record` asks to refund: a shortage asks for everything still charged, the order cannot be filled."""
-    amount = record.amount if isinstance(record, RefundPayment) else None
-    return RefundAsk(cause_id=record.event_id, order_id=record.order_id, amount=amount)
+    if isinstance(record, InventoryShortage):
+        return RefundAsk(cause_id=record.event_id, order_id=record.order_id)
+    return RefundAsk(
+        cause_id=record.event_id,
+        order_id=record.order_id,
+        amount=record.amount,
+        store_credit_if_unavailable=record.store_credit_if_unavailable,
+    )
 
 
 def refund_key(ask: RefundAsk, index: int) -> str:
@@ -381,11 +390,13 @@ def next_refund_call(
     state: PaymentState, ask: RefundAsk, parts: list[RefundPart], results: list[RefundCallResult]
 ) -> RefundCall | None:
     given = {result.index for result in results if isinstance(result, TenderRefunded | TenderCredited)}
-    refused = {result.index for result in results if isinstance(result, RefundRefused)}
+    refused = {result.index: result for result in results if isinstance(result, RefundRefused)}
     for part in parts:
         if part.index in given:
             continue
         if part.index in refused:
+            if refused[part.index].gateway_unavailable and not ask.store_credit_if_unavailable:
+                continue  # left for the asker to ask again later
             return CreditTender(part.index, part.amount, credit_key(ask, part.index))
         charged = state.charges[part.index]
         return RefundTender(part.index, charged.transaction_id, part.amount, refund_key(ask, part.index))
@@ -399,15 +410,22 @@ def refund_outcome(
     results: list[RefundCallResult],
     now: datetime.datetime,
 ) -> Decided:
-    """One `PaymentRefunded` per charge that gave back, and a `PaymentRefundFailed` for what none could."""
+    """One `PaymentRefunded` per charge that gave back, a retryable `PaymentRefundFailed` for what an unavailable
+    gateway kept, and a `PaymentRefundFailed` for what was asked beyond what stayed charged."""
     given = {result.index: result for result in results if isinstance(result, TenderRefunded | TenderCredited)}
-    emits = [Emit(PAYMENTS_EVENTS, ask.order_id, refunded(state, ask, part, given[part.index], now)) for part in parts]
+    made = [part for part in parts if part.index in given]
+    emits = [Emit(PAYMENTS_EVENTS, ask.order_id, refunded(state, ask, part, given[part.index], now)) for part in made]
+    kept = [part for part in parts if part.index not in given]
+    if kept:
+        unavailable = next(r for r in results if isinstance(r, RefundRefused) and r.index == kept[0].index)
+        amount = Money(amount_minor=sum(part.amount.amount_minor for part in kept), currency=kept[0].amount.currency)
+        emits.append(refund_failed(ask, amount, unavailable.reason, now, retryable=True))
     covered = sum(part.amount.amount_minor for part in parts)
     if ask.amount is not None and covered < ask.amount.amount_minor:
         missing = ask.amount.model_copy(update={"amount_minor": ask.amount.amount_minor - covered})
         reason = f"only {covered} of the {ask.amount.amount_minor} {ask.amount.currency} asked stayed charged"
         emits.append(refund_failed(ask, missing, reason, now))
-    return Decided(carried_out(state, ask, parts), emits)
+    return Decided(carried_out(state, ask, made), emits)
 
 
 def refunded(
@@ -425,16 +443,21 @@ def refunded(
         amount=part.amount,
         method=method,
         transaction_id=answer.transaction_id,
+        request_id=str(ask.cause_id),
     )
 
 
-def refund_failed(ask: RefundAsk, amount: Money, reason: str, now: datetime.datetime) -> Emit:
+def refund_failed(
+    ask: RefundAsk, amount: Money, reason: str, now: datetime.datetime, retryable: bool = False
+) -> Emit:
     failed = PaymentRefundFailed(
-        event_id=derive_event_id(ask.cause_id, "refund-failed"),
+        event_id=derive_event_id(ask.cause_id, "refund-unavailable" if retryable else "refund-failed"),
         order_id=ask.order_id,
         occurred_at=now,
         amount=amount,
         reason=reason,
+        request_id=str(ask.cause_id),
+        retryable=retryable,
     )
     return Emit(PAYMENTS_EVENTS, ask.order_id, failed)
 
@@ -486,7 +509,7 @@ def perform_refund(gateway: PaymentGateway, ask: RefundAsk, call: RefundCall, re
             lambda: gateway.refund(call.idempotency_key, call.transaction_id, call.amount), retry
         )
     except TransientError as error:
-        return RefundRefused(call.index, f"payment gateway unavailable: {error}")
+        return RefundRefused(call.index, f"payment gateway unavailable: {error}", gateway_unavailable=True)
     if answer.approved:
         return TenderRefunded(call.index, answer.transaction_id)
     return RefundRefused(call.index, answer.reason)

@@ -377,6 +377,29 @@ class CancelOrder(AvroRecord):
     requested_by: str = Field(default="customer")
 
 
+class OrderCancellationRejected(AvroRecord):
+    """A CancelOrder that cannot be carried out: the order is delivered, already cancelled, ended or unknown."""
+
+    AVRO_NAME: ClassVar[str] = "oms.orders.OrderCancellationRejected"
+    event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
+    order_id: str
+    occurred_at: datetime.datetime
+    cancel_event_id: uuid.UUID = Field(description="The CancelOrder this answers.")
+    reason: str
+
+
+class OrderCancelled(AvroRecord):
+    """The cancellation saga finished: fulfillment stopped and undone, the money refunded, the stock released."""
+
+    AVRO_NAME: ClassVar[str] = "oms.orders.OrderCancelled"
+    event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
+    order_id: str
+    occurred_at: datetime.datetime
+    reason: str = Field(description="Why the cancellation was asked for.")
+    requested_by: str = Field(default="customer")
+    refunded: Money | None = Field(default=None, description="What went back to the customer; null when nothing was charged.")
+
+
 class OrderLine(AvroRecord):
     AVRO_NAME: ClassVar[str] = "oms.common.OrderLine"
     sku: str
@@ -506,6 +529,8 @@ class PaymentRefundFailed(AvroRecord):
     occurred_at: datetime.datetime
     amount: Money
     reason: str
+    request_id: str | None = Field(default=None, description="The event that asked for the refund.")
+    retryable: bool = Field(default=False, description="The gateway was unavailable: asking again later may succeed.")
 
 
 class PaymentRefunded(AvroRecord):
@@ -518,6 +543,7 @@ class PaymentRefunded(AvroRecord):
     amount: Money
     method: PaymentMethod
     transaction_id: str
+    request_id: str | None = Field(default=None, description="The event that asked for the refund (a RefundPayment or an InventoryShortage).")
 
 
 class RefundPayment(AvroRecord):
@@ -529,6 +555,36 @@ class RefundPayment(AvroRecord):
     occurred_at: datetime.datetime
     amount: Money
     reason: str
+    store_credit_if_unavailable: bool = Field(default=True, description="When the gateway stays unavailable for a tender: give store credit (true), or report a retryable PaymentRefundFailed and leave the retry to the asker (false).")
+
+
+class RetrySaga(AvroRecord):
+    """Command (oms.orders.commands): resume the order's saga that ended Failed, from the step that failed."""
+
+    AVRO_NAME: ClassVar[str] = "oms.sagas.RetrySaga"
+    event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
+    order_id: str
+    occurred_at: datetime.datetime
+    saga: str = Field(default="cancellation")
+    requested_by: str = Field(default="operator")
+
+
+class SagaTransitioned(AvroRecord):
+    """A saga instance moved (or stayed, doing something) on a trigger; one per transition, for monitoring."""
+
+    AVRO_NAME: ClassVar[str] = "oms.sagas.SagaTransitioned"
+    event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
+    order_id: str
+    occurred_at: datetime.datetime
+    saga: str = Field(description="Which saga, e.g. cancellation.")
+    saga_id: str = Field(description="The instance: the id of the command that started it.")
+    from_state: str
+    to_state: str
+    trigger: str = Field(description="The record type that caused it, or timeout / retry.")
+    trigger_event_id: str
+    actions: list[str] = Field(description="What the saga did: commands sent, timers set.")
+    attempt: int = Field(description="Attempt of the step the saga is in, from 1.")
+    reason: str | None = Field(default=None, description="Why it failed or was rejected, when it did.")
 
 
 class TimerFired(AvroRecord):
@@ -581,6 +637,8 @@ RECORD_TYPES: dict[str, type[AvroRecord]] = {
     "oms.inventory.StockResult": StockResult,
     "oms.notifications.NotificationSent": NotificationSent,
     "oms.orders.CancelOrder": CancelOrder,
+    "oms.orders.OrderCancellationRejected": OrderCancellationRejected,
+    "oms.orders.OrderCancelled": OrderCancelled,
     "oms.orders.OrderCreated": OrderCreated,
     "oms.orders.OrderDelivered": OrderDelivered,
     "oms.orders.OrderRejected": OrderRejected,
@@ -591,6 +649,8 @@ RECORD_TYPES: dict[str, type[AvroRecord]] = {
     "oms.payments.PaymentRefundFailed": PaymentRefundFailed,
     "oms.payments.PaymentRefunded": PaymentRefunded,
     "oms.payments.RefundPayment": RefundPayment,
+    "oms.sagas.RetrySaga": RetrySaga,
+    "oms.sagas.SagaTransitioned": SagaTransitioned,
     "oms.sagas.TimerFired": TimerFired,
     "oms.sagas.TimerScheduled": TimerScheduled,
 }

@@ -53,8 +53,8 @@ def dead_letters_of(topic: TopicSpec) -> TopicSpec:
 ORDERS_COMMANDS = TopicSpec(
     name="oms.orders.commands",
     key="order_id",
-    records=("oms.orders.PlaceOrder", "oms.orders.CancelOrder"),
-    doc="What users produce: place or cancel an order.",
+    records=("oms.orders.PlaceOrder", "oms.orders.CancelOrder", "oms.sagas.RetrySaga"),
+    doc="What users produce: place or cancel an order; operators resume a failed saga.",
 )
 ORDERS_EVENTS = TopicSpec(
     name="oms.orders.events",
@@ -64,6 +64,8 @@ ORDERS_EVENTS = TopicSpec(
         "oms.orders.OrderRejected",
         "oms.orders.OrderShipped",
         "oms.orders.OrderDelivered",
+        "oms.orders.OrderCancelled",
+        "oms.orders.OrderCancellationRejected",
     ),
     doc="An order's life as facts: created, rejected, shipped, delivered, cancelled.",
 )
@@ -141,6 +143,7 @@ ROUTING_SLIPS_EVENTS = TopicSpec(
 SAGAS_EVENTS = TopicSpec(
     name="oms.sagas.events",
     key="order_id",
+    records=("oms.sagas.SagaTransitioned",),
     doc="Every saga transition, for monitoring.",
 )
 NOTIFICATIONS_EVENTS = TopicSpec(

@@ -14,6 +14,8 @@ Simulated behaviour, by payment method and token prefix (the order generator rel
 | CARD | `tok_flaky...` | `TransientError` on the first 2 attempts of each idempotency key, then approved |
 | CARD | `tok_down...` | always `TransientError` |
 | CARD | `tok_norefund...` | approved as `tok_ok...`; its refunds are declined "card closed, refund refused" |
+| CARD | `tok_refundslow...` | approved as `tok_ok...`; the first 7 refund attempts on the charge, whatever their keys, fail transiently |
+| CARD | `tok_refunddown...` | approved as `tok_ok...`; its refunds always fail transiently |
 | GIFT_CARD | `gc_ok...` | approved |
 | GIFT_CARD | `gc_empty...` | declined "gift card balance too low" |
 | STORE_CREDIT | `sc_...` | approved |
@@ -120,6 +122,7 @@ class TokenRule:
     verdict: Verdict
     unavailable_attempts: int = 0  # how many first attempts of each idempotency key fail transiently
     refund: Verdict = APPROVE  # what refunds of its approved charges come to
+    refund_unavailable_attempts: int = 0  # how many first refund attempts on one charge, any key, fail transiently
 
 
 TOKEN_RULES: tuple[TokenRule, ...] = (
@@ -129,6 +132,8 @@ TOKEN_RULES: tuple[TokenRule, ...] = (
     TokenRule(PaymentMethod.CARD, "tok_flaky", APPROVE, unavailable_attempts=2),
     TokenRule(PaymentMethod.CARD, "tok_down", APPROVE, unavailable_attempts=ALWAYS),
     TokenRule(PaymentMethod.CARD, "tok_norefund", APPROVE, refund=Verdict("declined", "card closed, refund refused")),
+    TokenRule(PaymentMethod.CARD, "tok_refundslow", APPROVE, refund_unavailable_attempts=7),
+    TokenRule(PaymentMethod.CARD, "tok_refunddown", APPROVE, refund_unavailable_attempts=ALWAYS),
     TokenRule(PaymentMethod.GIFT_CARD, "gc_ok", APPROVE),
     TokenRule(PaymentMethod.GIFT_CARD, "gc_empty", Verdict("declined", "gift card balance too low")),
     TokenRule(PaymentMethod.STORE_CREDIT, "sc_", APPROVE),
@@ -158,10 +163,13 @@ def judge_void(method: PaymentMethod, token: str, attempt: int) -> Verdict:
     return APPROVE
 
 
-def judge_refund(method: PaymentMethod, token: str, amount: Money, refundable: Money, attempt: int) -> Verdict:
-    """The simulated answer to the `attempt`-th try of one refund of a charge of which `refundable` stays charged."""
+def judge_refund(
+    method: PaymentMethod, token: str, amount: Money, refundable: Money, attempt: int, charge_attempt: int
+) -> Verdict:
+    """The simulated answer to the `attempt`-th try of one refund (the `charge_attempt`-th refund try on its charge)
+    of a charge of which `refundable` stays charged."""
     rule = token_rule(method, token)
-    if rule is not None and attempt <= rule.unavailable_attempts:
+    if rule is not None and (attempt <= rule.unavailable_attempts or charge_attempt <= rule.refund_unavailable_attempts):
         return UNAVAILABLE
     if amount.currency != refundable.currency:
         return Verdict("declined", f"refund in {amount.currency} of a charge in {refundable.currency}")
@@ -365,7 +373,8 @@ class SimulatedPaymentGateway:
             method, token, currency, refundable_minor = charge
             refundable = Money(amount_minor=int(refundable_minor), currency=str(currency))
             attempt = _count_attempt(db, idempotency_key)
-            verdict = judge_refund(PaymentMethod(method), str(token), amount, refundable, attempt)
+            charge_attempt = _count_attempt(db, f"refunds-of/{transaction_id}")
+            verdict = judge_refund(PaymentMethod(method), str(token), amount, refundable, attempt, charge_attempt)
             if verdict.status != "unavailable":
                 result = RefundResult(verdict.status, transaction_id_for(idempotency_key), verdict.reason)
                 db.execute(

@@ -205,10 +205,33 @@ def test_refunds_are_unavailable_as_charges_of_the_same_token_are(
     answered = (
         attempt
         for attempt in range(1, 11)
-        if judge_refund(CARD, token, eur(100), eur(1000), attempt).status != "unavailable"
+        if judge_refund(CARD, token, eur(100), eur(1000), attempt, charge_attempt=attempt).status != "unavailable"
     )
 
     assert next(answered, None) == first_answered_attempt
+
+
+def test_a_slow_refunding_card_fails_its_first_seven_refund_tries_across_keys(
+    gateway: SimulatedPaymentGateway,
+) -> None:
+    charged = gateway.charge("key-1/charge/0", CARD, "tok_refundslow_1", eur(1000), order_id="o-1")
+
+    for attempt in range(7):
+        with pytest.raises(TransientError):
+            gateway.refund(f"key-{attempt}/refund/0", charged.transaction_id, eur(1000))
+    result = gateway.refund("key-last/refund/0", charged.transaction_id, eur(1000))
+
+    assert result.approved
+    assert gateway.out_of_pocket("o-1") == 0
+
+
+def test_a_card_that_refunds_nothing_is_unavailable_on_every_key(gateway: SimulatedPaymentGateway) -> None:
+    charged = gateway.charge("key-1/charge/0", CARD, "tok_refunddown_1", eur(1000), order_id="o-1")
+
+    for attempt in range(20):
+        with pytest.raises(TransientError):
+            gateway.refund(f"key-{attempt}/refund/0", charged.transaction_id, eur(1000))
+    assert gateway.out_of_pocket("o-1") == 1000
 
 
 def test_a_flaky_card_refund_fails_twice_per_key_then_is_made(gateway: SimulatedPaymentGateway) -> None:

@@ -406,6 +406,7 @@ def test_a_refund_goes_back_to_the_newest_charge_first_until_the_amount_is_cover
             amount=eur(700),
             method=PaymentMethod.CARD,
             transaction_id="r1",
+            request_id=str(ask.cause_id),
         ),
         PaymentRefunded(
             event_id=derive_event_id(ask.cause_id, "refunded/0"),
@@ -414,6 +415,7 @@ def test_a_refund_goes_back_to_the_newest_charge_first_until_the_amount_is_cover
             amount=eur(100),
             method=PaymentMethod.GIFT_CARD,
             transaction_id="r0",
+            request_id=str(ask.cause_id),
         ),
     ]
     assert isinstance(final, Decided)
@@ -478,6 +480,7 @@ def test_a_refund_above_what_stays_charged_gives_back_the_rest_and_fails_the_dif
         occurred_at=NOW,
         amount=eur(200),
         reason="only 300 of the 500 EUR asked stayed charged",
+        request_id=str(ask.cause_id),
     )
     assert isinstance(final, Decided) and final.state.returned_minor == {0: 300, 1: 700}
 
@@ -600,6 +603,27 @@ def test_a_refund_the_gateway_stays_unavailable_for_is_made_good_in_store_credit
     assert (gateway.refunded_total(order.order_id), gateway.credited_total(order.order_id)) == (0, 400)
 
 
+def test_a_refund_asked_without_store_credit_reports_what_the_unavailable_gateway_kept(
+    gateway: SimulatedPaymentGateway,
+) -> None:
+    state = DictState()
+    order = paid_order(gateway, state, gift_card("gc_ok_1", 300), card("tok_refunddown_1", 700))
+    refund = refund_payment(order.order_id, eur(1000)).model_copy(update={"store_credit_if_unavailable": False})
+
+    gift_card_part, failed = handle(refund, state, gateway, NO_WAIT)
+
+    assert isinstance(failed.record, PaymentRefundFailed) and isinstance(gift_card_part.record, PaymentRefunded)
+    assert (failed.record.amount, failed.record.retryable) == (eur(700), True)
+    assert failed.record.request_id == str(refund.event_id)
+    assert (gift_card_part.record.method, gift_card_part.record.amount) == (PaymentMethod.GIFT_CARD, eur(300))
+    assert gateway.credited_total(order.order_id) == 0
+    assert gateway.out_of_pocket(order.order_id) == 700
+    asked_again = refund_payment(order.order_id, eur(700))  # the asker's next try may fall back to credit
+    [credited] = handle(asked_again, state, gateway, NO_WAIT)
+    assert isinstance(credited.record, PaymentRefunded) and credited.record.method == PaymentMethod.STORE_CREDIT
+    assert gateway.out_of_pocket(order.order_id) == 0
+
+
 def test_a_flaky_refund_is_retried_until_made(gateway: SimulatedPaymentGateway) -> None:
     state = DictState()
     order = paid_order(gateway, state, card("tok_flaky_1", 1000))
@@ -712,6 +736,7 @@ def test_a_refund_asked_before_a_payment_that_fails_is_answered_with_a_failure(
         occurred_at=refund_failed.record.occurred_at,
         amount=eur(1000),
         reason="the payment failed, nothing was charged",
+        request_id=str(refund.event_id),
     )
     assert gateway.effects(order.order_id) == []
 
