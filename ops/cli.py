@@ -140,7 +140,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_produce_orders(args: argparse.Namespace, settings: Settings) -> int:
     from ops.orders import OrderMix, generate_orders, stock_shortfalls, summary
-    from ops.produce import DeliveryFailed, produce_orders
+    from ops.produce import CancellationPlan, DeliveryFailed, produce_orders
     from processors.adapters.catalog import DEMO_STOCK
 
     try:
@@ -153,14 +153,19 @@ def cmd_produce_orders(args: argparse.Namespace, settings: Settings) -> int:
     orders = generate_orders(args.count, seed, prefix=prefix, mix=mix)
     for sku, (demand, stock) in stock_shortfalls(orders, DEMO_STOCK).items():
         print(f"note: up to {demand} units of {sku} may be reserved, its demo stock is {stock}; labels may not hold")
+    plan = CancellationPlan(args.cancel_rate, seed, args.cancel_within) if args.cancel_rate else None
     try:
-        report = produce_orders(settings, [order.record for order in orders], args.rate, progress=args.progress)
+        report = produce_orders(
+            settings, [order.record for order in orders], args.rate, progress=args.progress, cancellations=plan
+        )
     except DeliveryFailed as error:
         print(f"oms: {error}", file=sys.stderr)
         return 1
+    cancels = report.delivered - len(orders)
     print(
-        f"produced {report.delivered} orders to {report.topic} in {report.elapsed_s:.2f}s "
-        f"({report.rate_per_s:,.0f}/s); seed {seed}, ids {orders[0].order_id} .. {orders[-1].order_id}"
+        f"produced {len(orders)} orders{f' and {cancels} cancellations' if cancels else ''} to {report.topic} "
+        f"in {report.elapsed_s:.2f}s ({report.rate_per_s:,.0f}/s); "
+        f"seed {seed}, ids {orders[0].order_id} .. {orders[-1].order_id}"
     )
     for line in summary(orders):
         print(line)
@@ -207,6 +212,26 @@ def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
 
     command = produce_cancel(settings, args.order_id, args.reason)
     print(f"asked to cancel {command.order_id} (event id {command.event_id})")
+    return 0
+
+
+def cmd_sagas_retry(args: argparse.Namespace, settings: Settings) -> int:
+    from ops.produce import produce_retry
+
+    command = produce_retry(settings, args.order_id)
+    print(f"asked the failed saga of {command.order_id} to resume (event id {command.event_id}); see oms.sagas.events")
+    return 0
+
+
+def cmd_sagas_diagram(args: argparse.Namespace, settings: Settings) -> int:
+    from ops.sagas import DOCS, diagram_block, write_diagram
+
+    if not args.write:
+        print(diagram_block())
+    elif write_diagram():
+        print(f"updated the diagram in {DOCS}")
+    else:
+        print(f"{DOCS} is up to date")
     return 0
 
 
@@ -314,6 +339,15 @@ def build_parser() -> argparse.ArgumentParser:
     orders.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, help="progress line on stderr (default: on a terminal)"
     )
+    orders.add_argument(
+        "--cancel-rate", type=share, default=0.0, help="share of the orders to cancel (0..1, default 0)"
+    )
+    orders.add_argument(
+        "--cancel-within",
+        type=positive_float,
+        default=3.0,
+        help="a cancellation follows its order by a random delay of up to this many seconds (default 3)",
+    )
 
     stock = verbs.add_parser("stock", help="stock levels per SKU").add_subparsers(
         dest="stock_verb", required=True, metavar="VERB"
@@ -327,6 +361,14 @@ def build_parser() -> argparse.ArgumentParser:
     cancel = verb(verbs, "cancel", cmd_cancel, "ask for an order's cancellation (CancelOrder)")
     cancel.add_argument("order_id")
     cancel.add_argument("--reason", default="customer request", help="why (default: customer request)")
+
+    sagas = verbs.add_parser("sagas", help="orchestrated workflows").add_subparsers(
+        dest="sagas_verb", required=True, metavar="VERB"
+    )
+    retry = verb(sagas, "retry", cmd_sagas_retry, "resume an order's saga that ended Failed (RetrySaga)")
+    retry.add_argument("order_id")
+    diagram = verb(sagas, "diagram", cmd_sagas_diagram, "the cancellation saga's transition table as Mermaid")
+    diagram.add_argument("--write", action="store_true", help="refresh the diagram in docs/sagas.md")
     return parser
 
 
@@ -334,6 +376,13 @@ def positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be above zero, not {text}")
+    return value
+
+
+def share(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {text}")
     return value
 
 

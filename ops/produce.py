@@ -6,6 +6,7 @@ that a benchmark can measure how long the system takes from a command to its out
 
 from __future__ import annotations
 
+import random
 import sys
 import time
 import uuid
@@ -17,7 +18,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from processors.runtime.cloudevents import cloudevent_headers
 from processors.runtime.records import utc_now
-from schemas.models import AvroRecord, CancelOrder, PlaceOrder
+from schemas.models import AvroRecord, CancelOrder, PlaceOrder, RetrySaga
 from schemas.registry import registry_client
 from schemas.serde import RecordCodec
 from topology.settings import Settings
@@ -43,7 +44,7 @@ class ProduceReport:
     failed: int
     elapsed_s: float
     produced_at_ms: dict[str, int]
-    """Key (order id, SKU) -> epoch ms when it was handed to the producer; the message's Kafka timestamp."""
+    """Key (order id, SKU) -> epoch ms when its first record was handed to the producer (its Kafka timestamp)."""
     errors: tuple[str, ...] = ()
     """The first few delivery errors, as librdkafka states them."""
 
@@ -68,25 +69,58 @@ def produce_orders(
     orders: Sequence[PlaceOrder],
     rate_per_s: float | None = None,
     progress: bool | None = None,
+    cancellations: CancellationPlan | None = None,
 ) -> ProduceReport:
     """Each order to `oms.orders.commands`, keyed by order id; at most `rate_per_s` a second when given.
 
+    With `cancellations`, a share of the orders is followed by a `CancelOrder` at a random moment of its life.
     `progress` draws a progress line on stderr; by default only when stderr is a terminal.
     Raises `DeliveryFailed` (carrying the report) when the broker did not take every order.
     """
-    keyed = [(order.order_id, order) for order in orders]
-    return produce_records(settings, ORDERS_COMMANDS, keyed, rate_per_s=rate_per_s, progress=progress)
+    timeline: list[tuple[float, str, AvroRecord]] = [
+        (index / rate_per_s if rate_per_s else 0.0, order.order_id, order) for index, order in enumerate(orders)
+    ]
+    if cancellations is not None:
+        timeline.extend(cancellations.commands(timeline))
+        timeline.sort(key=lambda entry: entry[0])
+    keyed = [(key, record) for _, key, record in timeline]
+    at_s = [at for at, _, _ in timeline] if rate_per_s or cancellations else None
+    return produce_records(settings, ORDERS_COMMANDS, keyed, at_s=at_s, progress=progress)
+
+
+@dataclass(frozen=True)
+class CancellationPlan:
+    """Cancel `share` of the orders (0..1), each after a uniformly random delay of up to `within_s`."""
+
+    share: float
+    seed: int
+    within_s: float = 3.0
+
+    def commands(self, placed: Sequence[tuple[float, str, AvroRecord]]) -> list[tuple[float, str, AvroRecord]]:
+        chance = random.Random(self.seed)
+        return [
+            (at + chance.uniform(0, self.within_s), order_id, cancel_order(order_id, "changed my mind"))
+            for at, order_id, _ in placed
+            if chance.random() < self.share
+        ]
+
+
+def cancel_order(order_id: str, reason: str, requested_by: str = "customer") -> CancelOrder:
+    return CancelOrder(
+        event_id=uuid.uuid4(), order_id=order_id, occurred_at=utc_now(), reason=reason, requested_by=requested_by
+    )
 
 
 def produce_cancel(settings: Settings, order_id: str, reason: str, requested_by: str = "customer") -> CancelOrder:
     """Ask for an order's cancellation; returns the command as produced."""
-    command = CancelOrder(
-        event_id=uuid.uuid4(),
-        order_id=order_id,
-        occurred_at=utc_now(),
-        reason=reason,
-        requested_by=requested_by,
-    )
+    command = cancel_order(order_id, reason, requested_by)
+    produce_records(settings, ORDERS_COMMANDS, [(order_id, command)], progress=False)
+    return command
+
+
+def produce_retry(settings: Settings, order_id: str) -> RetrySaga:
+    """Ask the order's failed saga to resume; returns the command as produced."""
+    command = RetrySaga(event_id=uuid.uuid4(), order_id=order_id, occurred_at=utc_now())
     produce_records(settings, ORDERS_COMMANDS, [(order_id, command)], progress=False)
     return command
 
@@ -97,10 +131,13 @@ def produce_records(
     keyed: Sequence[tuple[str, AvroRecord]],
     *,
     rate_per_s: float | None = None,
+    at_s: Sequence[float] | None = None,
     progress: bool | None = None,
     source: str = CLI_SOURCE,
 ) -> ProduceReport:
-    """Produce `(key, record)` pairs in order, idempotently, and wait until the broker has them all."""
+    """Produce `(key, record)` pairs in order, idempotently, and wait until the broker has them all.
+
+    Paced at `rate_per_s`, or each record at its offset in `at_s` (seconds from the start), or at once."""
     if rate_per_s is not None and rate_per_s <= 0:
         raise ValueError(f"rate must be positive, not {rate_per_s}")
     codec = RecordCodec(registry_client(settings), topic.name)
@@ -110,17 +147,20 @@ def produce_records(
     produced_at_ms: dict[str, int] = {}
     started = time.monotonic()
     for index, (key, record) in enumerate(keyed):
-        if rate_per_s is not None:
+        if at_s is not None:
+            _wait_until(producer, started + at_s[index])
+        elif rate_per_s is not None:
             _wait_until(producer, started + index / rate_per_s)
         value = codec.encode(record)
-        produced_at_ms[key] = time.time_ns() // 1_000_000
+        now_ms = time.time_ns() // 1_000_000
+        produced_at_ms.setdefault(key, now_ms)
         _produce(
             producer,
             topic=topic.name,
             key=key.encode(),
             value=value,
             headers=list(cloudevent_headers(record, source)),
-            timestamp=produced_at_ms[key],
+            timestamp=now_ms,
             on_delivery=deliveries.record,
         )
         producer.poll(0)

@@ -447,9 +447,7 @@ def refunded(
     )
 
 
-def refund_failed(
-    ask: RefundAsk, amount: Money, reason: str, now: datetime.datetime, retryable: bool = False
-) -> Emit:
+def refund_failed(ask: RefundAsk, amount: Money, reason: str, now: datetime.datetime, retryable: bool = False) -> Emit:
     failed = PaymentRefundFailed(
         event_id=derive_event_id(ask.cause_id, "refund-unavailable" if retryable else "refund-failed"),
         order_id=ask.order_id,

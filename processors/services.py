@@ -12,6 +12,7 @@ from processors import intake, inventory, notifications, payments, stock, timers
 from processors.fulfillment import host as activities
 from processors.fulfillment import starter as fulfillment
 from processors.runtime.app import make_application
+from processors.sagas import processor as sagas
 from schemas.registry import registry_client
 from topology.settings import Settings
 
@@ -46,6 +47,7 @@ SERVICES: dict[str, Service] = {
     "fulfillment": stream_processor(fulfillment.PROCESSOR, fulfillment.build),
     "activities": stream_processor(activities.PROCESSOR, activities.build),
     "notifications": stream_processor(notifications.PROCESSOR, notifications.build),
+    "sagas": stream_processor(sagas.PROCESSOR, sagas.build),
     "timers": Service(timers.PROCESSOR, timers.run),
 }
 

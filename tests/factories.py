@@ -7,6 +7,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from quixstreams import State
+
 from processors.adapters.catalog import PRODUCTS_BY_SKU
 from processors.fulfillment.starter import fulfillment_line
 from schemas.models import (
@@ -90,3 +92,25 @@ def fulfillment_request(order: Order) -> FulfillmentRequest:
         priority=order.priority,
         is_gift=order.is_gift,
     )
+
+
+class DictState(State):
+    """The state of one key, in memory."""
+
+    def __init__(self) -> None:
+        self.values: dict[Any, Any] = {}
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def set(self, key: Any, value: Any, ttl: datetime.timedelta | None = None) -> None:
+        self.values[key] = value
+
+    def set_bytes(self, key: Any, value: bytes, ttl: datetime.timedelta | None = None) -> None:
+        self.values[key] = value
+
+    def delete(self, key: Any) -> None:
+        self.values.pop(key, None)
+
+    def exists(self, key: Any) -> bool:
+        return key in self.values

@@ -14,8 +14,8 @@ Simulated behaviour, by payment method and token prefix (the order generator rel
 | CARD | `tok_flaky...` | `TransientError` on the first 2 attempts of each idempotency key, then approved |
 | CARD | `tok_down...` | always `TransientError` |
 | CARD | `tok_norefund...` | approved as `tok_ok...`; its refunds are declined "card closed, refund refused" |
-| CARD | `tok_refundslow...` | approved as `tok_ok...`; the first 7 refund attempts on the charge, whatever their keys, fail transiently |
-| CARD | `tok_refunddown...` | approved as `tok_ok...`; its refunds always fail transiently |
+| CARD | `tok_refundslow...` | approved; the first 7 refund tries on the charge, any key, fail transiently |
+| CARD | `tok_refunddown...` | approved; its refunds always fail transiently |
 | GIFT_CARD | `gc_ok...` | approved |
 | GIFT_CARD | `gc_empty...` | declined "gift card balance too low" |
 | STORE_CREDIT | `sc_...` | approved |
@@ -169,7 +169,9 @@ def judge_refund(
     """The simulated answer to the `attempt`-th try of one refund (the `charge_attempt`-th refund try on its charge)
     of a charge of which `refundable` stays charged."""
     rule = token_rule(method, token)
-    if rule is not None and (attempt <= rule.unavailable_attempts or charge_attempt <= rule.refund_unavailable_attempts):
+    if rule is not None and (
+        attempt <= rule.unavailable_attempts or charge_attempt <= rule.refund_unavailable_attempts
+    ):
         return UNAVAILABLE
     if amount.currency != refundable.currency:
         return Verdict("declined", f"refund in {amount.currency} of a charge in {refundable.currency}")

@@ -51,6 +51,7 @@ from schemas.models import (
     Tender,
     TenderCharge,
 )
+from tests.factories import DictState
 from topology.topics import PAYMENTS_EVENTS
 
 NOW = datetime.datetime(2025, 3, 1, 12, 0, tzinfo=datetime.UTC)
@@ -87,28 +88,6 @@ def order_created(*tenders: Tender, lines: list[OrderLine] | None = None, total:
         tenders=list(tenders),
         total=total or eur(paid),
     )
-
-
-class DictState(State):
-    """The state of one key, in memory."""
-
-    def __init__(self) -> None:
-        self.values: dict[Any, Any] = {}
-
-    def get(self, key: Any, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    def set(self, key: Any, value: Any, ttl: datetime.timedelta | None = None) -> None:
-        self.values[key] = value
-
-    def set_bytes(self, key: Any, value: bytes, ttl: datetime.timedelta | None = None) -> None:
-        self.values[key] = value
-
-    def delete(self, key: Any) -> None:
-        self.values.pop(key, None)
-
-    def exists(self, key: Any) -> bool:
-        return key in self.values
 
 
 def only_emit(step: Any) -> Emit:

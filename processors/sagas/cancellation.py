@@ -1,0 +1,402 @@
+"""The cancellation saga: its states, its transition table and what each step sends, all pure.
+
+`CancelOrder` starts it; where it goes follows from what the order's events established (`OrderFacts`),
+through one choice: reject a delivered, ended or unknown order; wait for an order still in intake, payment
+or reservation to be decided; otherwise stop fulfillment (the routing slip compensates), refund what stays
+charged, release the reserved stock and end `Cancelled` with an `OrderCancelled` (notifications tell the
+customer). Every waiting step has a timeout (a durable timer) and a number of attempts; a refund the gateway
+cannot make is retried with backoff, then made good in store credit; a step that runs out of attempts ends
+the saga `Failed` with its reason, and `RetrySaga` (`oms sagas retry ORDER_ID`) resumes it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from pydantic import BaseModel
+
+from processors.runtime.records import Emit, derive_event_id
+from processors.sagas.facts import OrderFacts
+from processors.sagas.machine import CHOICE, SAME, Branch, Guard, StateMachine, Step, Transition, always
+from schemas.models import (
+    CancelOrder,
+    Money,
+    OrderCancellationRejected,
+    OrderCancelled,
+    RefundPayment,
+    ReleaseInventory,
+    SagaTransitioned,
+    StopFulfillment,
+    TimerScheduled,
+)
+from topology.topics import (
+    FULFILLMENT_CONTROL,
+    INVENTORY_COMMANDS,
+    ORDERS_EVENTS,
+    PAYMENTS_COMMANDS,
+    SAGA_TIMERS,
+    SAGAS_EVENTS,
+    TIMERS,
+)
+
+SAGA = "cancellation"
+
+
+class Phase(StrEnum):
+    IDLE = "Idle"
+    AWAITING_ORDER = "AwaitingOrder"
+    AWAITING_PAYMENT = "AwaitingPayment"
+    AWAITING_INVENTORY = "AwaitingInventory"
+    STOPPING_FULFILLMENT = "StoppingFulfillment"
+    REFUNDING = "Refunding"
+    REFUNDING_TO_STORE_CREDIT = "RefundingToStoreCredit"
+    RELEASING_INVENTORY = "ReleasingInventory"
+    CANCELLED = "Cancelled"
+    REJECTED = "Rejected"
+    FAILED = "Failed"
+
+
+ACTIVE = (
+    Phase.AWAITING_ORDER,
+    Phase.AWAITING_PAYMENT,
+    Phase.AWAITING_INVENTORY,
+    Phase.STOPPING_FULFILLMENT,
+    Phase.REFUNDING,
+    Phase.REFUNDING_TO_STORE_CREDIT,
+    Phase.RELEASING_INVENTORY,
+)
+PAST_INTAKE = ACTIVE[1:]
+REFUND_PHASES = (Phase.REFUNDING, Phase.REFUNDING_TO_STORE_CREDIT)
+
+
+class Trigger(StrEnum):
+    CANCEL = "CancelOrder"
+    PROGRESS = "order progressed"
+    REFUND_UNAVAILABLE = "refund unavailable"
+    REFUND_FAILED = "refund failed"
+    TIMEOUT = "timeout"
+    RETRY = "RetrySaga"
+
+
+class Action(StrEnum):
+    REJECT_REQUEST = "reject the request"
+    SCHEDULE_RETRY = "retry after backoff"
+    REPEAT_STEP = "repeat the step"
+
+
+@dataclass(frozen=True)
+class StepPolicy:
+    """How long a step waits for its answer, how often it is tried, and the first pause before retrying a
+    refund the gateway could not make (doubling each time)."""
+
+    timeout_s: float
+    attempts: int
+    backoff_s: float = 0.0
+
+
+POLICIES: dict[Phase, StepPolicy] = {
+    Phase.AWAITING_ORDER: StepPolicy(timeout_s=30, attempts=2),
+    Phase.AWAITING_PAYMENT: StepPolicy(timeout_s=30, attempts=3),
+    Phase.AWAITING_INVENTORY: StepPolicy(timeout_s=30, attempts=3),
+    Phase.STOPPING_FULFILLMENT: StepPolicy(timeout_s=30, attempts=3),
+    Phase.REFUNDING: StepPolicy(timeout_s=20, attempts=3, backoff_s=1.0),
+    Phase.REFUNDING_TO_STORE_CREDIT: StepPolicy(timeout_s=20, attempts=2),
+    Phase.RELEASING_INVENTORY: StepPolicy(timeout_s=20, attempts=3),
+}
+
+
+class CancellationSaga(BaseModel):
+    """One order's cancellation, as kept in the processor's changelog-backed state."""
+
+    phase: Phase = Phase.IDLE
+    saga_id: str | None = None  # the CancelOrder that started it
+    reason: str = ""
+    requested_by: str = "customer"
+    attempt: int = 1  # of the current step
+    timer_generation: int = 0  # only the timer set last counts when it fires
+    refund_request_id: str | None = None  # the RefundPayment whose answer is awaited
+    failure: str | None = None
+    commands_seen: list[str] = []  # CancelOrder and RetrySaga ids: a duplicate is ignored
+
+
+@dataclass(frozen=True)
+class Situation:
+    """What the guards look at."""
+
+    facts: OrderFacts
+    saga: CancellationSaga
+    cause_reason: str = ""  # the triggering record's reason, e.g. why a refund failed
+
+    @property
+    def attempts_left(self) -> bool:
+        policy = POLICIES.get(self.saga.phase)
+        return policy is not None and self.saga.attempt < policy.attempts
+
+
+Condition = Guard[Situation]
+
+DELIVERED = Condition("delivered", lambda s: s.facts.delivered or s.facts.slip == "completed")
+ENDED = Condition("ended unfulfilled", lambda s: s.facts.ended_without_fulfillment is not None)
+NEVER_PLACED = Condition("never placed", lambda s: not s.facts.placed)
+NOT_CREATED = Condition("in intake", lambda s: not s.facts.created)
+UNPAID = Condition("payment undecided", lambda s: s.facts.charged is None)
+UNRESERVED = Condition("stock undecided", lambda s: s.facts.reserved is None)
+SLIP_STUCK = Condition("slip compensation failed", lambda s: s.facts.slip == "compensation_failed")
+SLIP_BUSY = Condition("slip not over", lambda s: not s.facts.fulfillment_over)
+MONEY_OUT = Condition("money still charged", lambda s: not s.facts.money_back)
+STOCK_HELD = Condition("stock still held", lambda s: not s.facts.released)
+ATTEMPTS_LEFT = Condition("attempts left", lambda s: s.attempts_left)
+OUT_OF_ATTEMPTS = Condition("out of attempts", lambda s: not s.attempts_left)
+MONEY_BACK = Condition("all money back", lambda s: s.facts.money_back)
+
+
+def ended_reason(situation: Situation) -> str:
+    return situation.facts.ended_without_fulfillment or "the order ended"
+
+
+def stuck_reason(situation: Situation) -> str:
+    return (
+        f"the routing slip could not be undone ({situation.facts.slip_problem}); "
+        "resume it with `oms slips resume`, then `oms sagas retry`"
+    )
+
+
+def out_of_attempts(situation: Situation) -> str:
+    policy = POLICIES[situation.saga.phase]
+    return f"{situation.saga.phase} got no answer in {policy.attempts} attempts of {policy.timeout_s:g}s"
+
+
+def refund_failure(situation: Situation) -> str:
+    return f"the refund failed: {situation.cause_reason}"
+
+
+def constant(text: str) -> Callable[[Situation], str]:
+    return lambda _situation: text
+
+
+# fmt: off
+CANCELLATION: StateMachine[Situation] = StateMachine(
+    name=SAGA,
+    initial=Phase.IDLE,
+    final=(Phase.CANCELLED, Phase.REJECTED, Phase.FAILED),
+    choice_name="WhereIsTheOrder",
+    transitions=(
+        Transition((Phase.IDLE, Phase.REJECTED), Trigger.CANCEL, CHOICE),
+        Transition((Phase.CANCELLED,), Trigger.CANCEL, SAME, action=Action.REJECT_REQUEST,
+                   reason=constant("the order is already cancelled")),
+        Transition((Phase.FAILED,), Trigger.CANCEL, SAME, action=Action.REJECT_REQUEST,
+                   reason=constant("cancelling failed earlier; an operator resumes it with `oms sagas retry`")),
+        Transition(ACTIVE, Trigger.CANCEL, SAME, action=Action.REJECT_REQUEST,
+                   reason=constant("the order is already being cancelled")),
+        Transition(ACTIVE, Trigger.PROGRESS, CHOICE),
+        Transition((Phase.REFUNDING,), Trigger.REFUND_UNAVAILABLE, SAME, ATTEMPTS_LEFT, Action.SCHEDULE_RETRY),
+        Transition((Phase.REFUNDING,), Trigger.REFUND_UNAVAILABLE, Phase.REFUNDING_TO_STORE_CREDIT, OUT_OF_ATTEMPTS),
+        Transition(REFUND_PHASES, Trigger.REFUND_FAILED, CHOICE, MONEY_BACK),
+        Transition(REFUND_PHASES, Trigger.REFUND_FAILED, Phase.FAILED, reason=refund_failure),
+        Transition(ACTIVE, Trigger.TIMEOUT, SAME, ATTEMPTS_LEFT, Action.REPEAT_STEP),
+        Transition((Phase.AWAITING_ORDER,), Trigger.TIMEOUT, Phase.REJECTED, OUT_OF_ATTEMPTS,
+                   reason=constant("the order was placed, but intake never decided it")),
+        Transition(PAST_INTAKE, Trigger.TIMEOUT, Phase.FAILED, OUT_OF_ATTEMPTS, reason=out_of_attempts),
+        Transition((Phase.FAILED,), Trigger.RETRY, CHOICE),
+    ),
+    choice=(
+        Branch(DELIVERED, Phase.REJECTED, constant("the order was delivered")),
+        Branch(ENDED, Phase.REJECTED, ended_reason),
+        Branch(NEVER_PLACED, Phase.REJECTED, constant("no such order")),
+        Branch(NOT_CREATED, Phase.AWAITING_ORDER),
+        Branch(UNPAID, Phase.AWAITING_PAYMENT),
+        Branch(UNRESERVED, Phase.AWAITING_INVENTORY),
+        Branch(SLIP_STUCK, Phase.FAILED, stuck_reason),
+        Branch(SLIP_BUSY, Phase.STOPPING_FULFILLMENT),
+        Branch(MONEY_OUT, Phase.REFUNDING),
+        Branch(STOCK_HELD, Phase.RELEASING_INVENTORY),
+        Branch(always(), Phase.CANCELLED),
+    ),
+)
+# fmt: on
+
+
+@dataclass(frozen=True)
+class Cause:
+    """The record that triggered a step: its id seeds the ids of everything the step emits."""
+
+    event_id: str
+    order_id: str
+    type: str
+    reason: str = ""
+
+
+def requested(saga: CancellationSaga, cancel: CancelOrder) -> CancellationSaga:
+    """The saga as `cancel` finds it: a new instance unless one is under way or over."""
+    if saga.phase not in (Phase.IDLE, Phase.REJECTED):
+        return saga
+    return saga.model_copy(
+        update={
+            "saga_id": str(cancel.event_id),
+            "reason": cancel.reason,
+            "requested_by": cancel.requested_by,
+            "attempt": 1,
+            "failure": None,
+        }
+    )
+
+
+@dataclass(frozen=True)
+class Advanced:
+    saga: CancellationSaga
+    emits: list[Emit]
+
+
+def advance(
+    facts: OrderFacts, saga: CancellationSaga, trigger: Trigger, cause: Cause, now: datetime.datetime
+) -> Advanced:
+    """What `trigger` does to the saga: its next state and what it sends; nothing if it means nothing now."""
+    step = CANCELLATION.fire(saga.phase, trigger, Situation(facts, saga, cause.reason))
+    if step is None:
+        return Advanced(saga, [])
+    emits: list[Emit] = []
+    actions: list[str] = []
+    updated = saga.model_copy(update={"phase": Phase(step.target)})
+    if step.action == Action.REJECT_REQUEST:
+        emits.append(rejection(cause.order_id, cause.event_id, step.reason or "", now))
+        actions.append("OrderCancellationRejected")
+    elif step.action == Action.SCHEDULE_RETRY:
+        policy = POLICIES[updated.phase]
+        updated, timer = set_timer(updated, cause, policy.backoff_s * 2 ** (updated.attempt - 1), "retry", now)
+        emits.append(timer)
+        actions.append(describe(timer))
+    if step.moved or step.action == Action.REPEAT_STEP:
+        attempt = updated.attempt + 1 if not step.moved else 1
+        updated = updated.model_copy(update={"attempt": attempt, "failure": step.reason if step.moved else None})
+        updated, entered = enter(facts, updated, cause, step, now)
+        emits.extend(entered)
+        actions.extend(describe(emit) for emit in entered)
+    if not step.moved and not actions and trigger != Trigger.RETRY:
+        return Advanced(updated, [])  # news that does not move the saga: nothing to report
+    emits.insert(0, transitioned(updated, saga.phase, step, cause, actions, now))
+    return Advanced(updated, emits)
+
+
+def enter(
+    facts: OrderFacts, saga: CancellationSaga, cause: Cause, step: Step, now: datetime.datetime
+) -> tuple[CancellationSaga, list[Emit]]:
+    """What (re-)entering the saga's phase sends: the step's command, and the timer that bounds its wait."""
+    order_id = cause.order_id
+    command_id = derive_event_id(cause.event_id, f"{SAGA}/{saga.phase}/{saga.attempt}")
+    emits: list[Emit] = []
+    match saga.phase:
+        case Phase.STOPPING_FULFILLMENT:
+            stop = StopFulfillment(event_id=command_id, order_id=order_id, occurred_at=now, reason=saga.reason)
+            emits.append(Emit(FULFILLMENT_CONTROL, order_id, stop))
+        case Phase.REFUNDING | Phase.REFUNDING_TO_STORE_CREDIT:
+            amount = facts.still_charged()
+            assert amount is not None, "the choice refunds only what stays charged"
+            refund = RefundPayment(
+                event_id=command_id,
+                order_id=order_id,
+                occurred_at=now,
+                amount=amount,
+                reason=f"order cancelled: {saga.reason}",
+                store_credit_if_unavailable=saga.phase == Phase.REFUNDING_TO_STORE_CREDIT,
+            )
+            saga = saga.model_copy(update={"refund_request_id": str(command_id)})
+            emits.append(Emit(PAYMENTS_COMMANDS, order_id, refund))
+        case Phase.RELEASING_INVENTORY:
+            release = ReleaseInventory(
+                event_id=command_id,
+                order_id=order_id,
+                occurred_at=now,
+                lines=facts.reserved or [],
+                reason=f"order cancelled: {saga.reason}",
+            )
+            emits.append(Emit(INVENTORY_COMMANDS, order_id, release))
+        case Phase.CANCELLED:
+            refunded = None
+            if facts.charged is not None:
+                refunded = Money(amount_minor=facts.refunded_minor, currency=facts.charged.currency)
+            cancelled = OrderCancelled(
+                event_id=derive_event_id(saga.saga_id or cause.event_id, "order-cancelled"),
+                order_id=order_id,
+                occurred_at=now,
+                reason=saga.reason,
+                requested_by=saga.requested_by,
+                refunded=refunded,
+            )
+            return saga, [Emit(ORDERS_EVENTS, order_id, cancelled)]
+        case Phase.REJECTED:
+            return saga, [rejection(order_id, saga.saga_id or cause.event_id, step.reason or "", now)]
+        case Phase.FAILED:
+            return saga, []
+    policy = POLICIES[saga.phase]
+    saga, timer = set_timer(saga, cause, policy.timeout_s, "timeout", now)
+    return saga, [*emits, timer]
+
+
+def set_timer(
+    saga: CancellationSaga, cause: Cause, delay_s: float, purpose: str, now: datetime.datetime
+) -> tuple[CancellationSaga, Emit]:
+    """One timer per saga (its id is the order's): setting it again replaces the pending one."""
+    generation = saga.timer_generation + 1
+    timer_id = f"{cause.order_id}/{SAGA}"
+    timer = TimerScheduled(
+        event_id=derive_event_id(cause.event_id, f"{SAGA}/timer/{generation}"),
+        order_id=cause.order_id,
+        occurred_at=now,
+        timer_id=timer_id,
+        due_at=now + datetime.timedelta(seconds=delay_s),
+        fire_topic=SAGA_TIMERS.name,
+        purpose=f"{saga.phase} {purpose}",
+        attempt=generation,
+    )
+    return saga.model_copy(update={"timer_generation": generation}), Emit(TIMERS, timer_id, timer)
+
+
+def rejection(order_id: str, cancel_event_id: str, reason: str, now: datetime.datetime) -> Emit:
+    rejected = OrderCancellationRejected(
+        event_id=derive_event_id(cancel_event_id, "cancellation-rejected"),
+        order_id=order_id,
+        occurred_at=now,
+        cancel_event_id=uuid.UUID(cancel_event_id),
+        reason=reason,
+    )
+    return Emit(ORDERS_EVENTS, order_id, rejected)
+
+
+def describe(emit: Emit) -> str:
+    """An action as `oms.sagas.events` lists it."""
+    fields = emit.record.model_dump()
+    match emit.record:
+        case TimerScheduled():
+            return f"timer {fields['purpose']} at {fields['due_at'].isoformat()}"
+        case RefundPayment(amount=amount, store_credit_if_unavailable=credit):
+            return f"RefundPayment {amount.amount_minor} {amount.currency}" + (" or store credit" if credit else "")
+    return type(emit.record).__name__
+
+
+def transitioned(
+    saga: CancellationSaga,
+    source: str,
+    step: Step,
+    cause: Cause,
+    actions: list[str],
+    now: datetime.datetime,
+) -> Emit:
+    event = SagaTransitioned(
+        event_id=derive_event_id(cause.event_id, f"{SAGA}/{source}->{saga.phase}/{step.action}"),
+        order_id=cause.order_id,
+        occurred_at=now,
+        saga=SAGA,
+        saga_id=saga.saga_id or cause.event_id,
+        from_state=source,
+        to_state=saga.phase,
+        trigger=cause.type if step.trigger in (Trigger.PROGRESS, Trigger.CANCEL, Trigger.RETRY) else step.trigger,
+        trigger_event_id=cause.event_id,
+        actions=actions,
+        attempt=saga.attempt,
+        reason=step.reason,
+    )
+    return Emit(SAGAS_EVENTS, cause.order_id, event)

@@ -1,0 +1,110 @@
+"""The saga processor: the cancellation saga as a keyed Quix Streams processor with changelog-backed state.
+
+It merges everything an order's saga listens to into one per-order stream: the commands users and operators
+send (`oms.orders.commands`), the order's events from intake, payments, inventory and its routing slip, and
+its durable timers as they fire (`oms.sagas.timers`). Per order, the state holds the facts those events
+established and the saga instance; `cancellation.advance` decides, this module only translates records to
+triggers. Events the saga has no use for are skipped by their CloudEvents type before anything is decoded.
+"""
+
+from __future__ import annotations
+
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from quixstreams import Application, State
+
+from processors.runtime.app import app_topic
+from processors.runtime.cloudevents import event_type, header
+from processors.runtime.records import Emit, utc_now
+from processors.runtime.stage import RecordStage, publish
+from processors.runtime.state import StateSlot
+from processors.sagas.cancellation import ACTIVE, CancellationSaga, Cause, Trigger, advance, requested
+from processors.sagas.facts import OrderFacts, observe
+from schemas.models import AvroRecord, CancelOrder, PaymentRefundFailed, RetrySaga, TimerFired
+from topology.settings import Settings
+from topology.topics import (
+    FULFILLMENT_CONTROL,
+    INVENTORY_COMMANDS,
+    INVENTORY_EVENTS,
+    ORDERS_COMMANDS,
+    ORDERS_EVENTS,
+    PAYMENTS_COMMANDS,
+    PAYMENTS_EVENTS,
+    ROUTING_SLIPS_EVENTS,
+    SAGA_TIMERS,
+    SAGAS_EVENTS,
+    TIMERS,
+)
+
+PROCESSOR = "oms.sagas"
+INPUTS = (ORDERS_COMMANDS, ORDERS_EVENTS, PAYMENTS_EVENTS, INVENTORY_EVENTS, ROUTING_SLIPS_EVENTS, SAGA_TIMERS)
+OUTPUTS = (SAGAS_EVENTS, FULFILLMENT_CONTROL, PAYMENTS_COMMANDS, INVENTORY_COMMANDS, ORDERS_EVENTS, TIMERS)
+
+# What is not read: the slip's step-by-step progress, shipping, and the saga's own answers.
+SKIPPED_TYPES = frozenset(
+    {
+        "oms.OrderShipped",
+        "oms.OrderCancelled",
+        "oms.OrderCancellationRejected",
+        "oms.RoutingSlipCreated",
+        "oms.RoutingSlipActivityCompleted",
+        "oms.RoutingSlipActivityFaulted",
+        "oms.RoutingSlipActivityCompensated",
+        "oms.RoutingSlipActivityCompensationFailed",
+        "oms.RoutingSlipRevised",
+    }
+)
+
+FACTS = StateSlot("facts", OrderFacts)
+CANCELLATION = StateSlot("cancellation", CancellationSaga)
+
+
+def handle(record: AvroRecord, state: State) -> list[Emit]:
+    facts = FACTS.load(state) or OrderFacts()
+    saga = known = CANCELLATION.load(state) or CancellationSaga()
+    trigger: Trigger
+    match record:
+        case CancelOrder() | RetrySaga() if str(record.event_id) in saga.commands_seen:
+            return []  # a redelivered or duplicated command
+        case CancelOrder():
+            saga = requested(saga, record)
+            saga = saga.model_copy(update={"commands_seen": [*saga.commands_seen, str(record.event_id)]})
+            trigger = Trigger.CANCEL
+        case RetrySaga():
+            saga = saga.model_copy(update={"commands_seen": [*saga.commands_seen, str(record.event_id)]})
+            trigger = Trigger.RETRY
+        case TimerFired(attempt=generation):
+            if generation != saga.timer_generation or saga.phase not in ACTIVE:
+                return []  # replaced by a later timer, or the step it bounded is over
+            trigger = Trigger.TIMEOUT
+        case PaymentRefundFailed(request_id=request_id) if request_id and request_id == saga.refund_request_id:
+            trigger = Trigger.REFUND_UNAVAILABLE if record.retryable else Trigger.REFUND_FAILED
+        case _:
+            learned = observe(facts, record)
+            if learned is facts:
+                return []  # nothing new
+            FACTS.save(state, facts := learned)
+            trigger = Trigger.PROGRESS
+    fields = record.model_dump()
+    cause = Cause(str(fields["event_id"]), fields["order_id"], event_type(record), str(fields.get("reason", "")))
+    advanced = advance(facts, saga, trigger, cause, utc_now())
+    if advanced.saga != known:
+        CANCELLATION.save(state, advanced.saga)
+    return advanced.emits
+
+
+def wanted(value: bytes | None, key: bytes | None, timestamp: int, headers: list[tuple[str, bytes]] | None) -> bool:
+    """Skip what the saga never reads by its CloudEvents type; what has none is decoded (or dead-lettered)."""
+    return header(headers, "ce_type") not in SKIPPED_TYPES
+
+
+def build(app: Application, settings: Settings, registry: SchemaRegistryClient) -> None:
+    first, *others = (app.dataframe(app_topic(app, spec, settings)) for spec in INPUTS)
+    outputs = [app_topic(app, spec, settings) for spec in (*OUTPUTS, *(source.dead_letter_topic for source in INPUTS))]
+    # Merged before the stateful step: all of an order's topics share its key and partition count, so one
+    # per-order store sees them all, in timestamp order.
+    merged = first
+    for other in others:
+        merged = merged.concat(other)
+    stage = RecordStage(PROCESSOR, [spec.name for spec in INPUTS], registry, handle)
+    relevant = merged.filter(wanted, metadata=True)
+    publish(relevant.apply(stage, stateful=True, expand=True, metadata=True), outputs)
