@@ -8,6 +8,8 @@ In one run, on one broker:
    (`OrderRejected`, `PaymentFailed`, `InventoryShortage`, or the end of its fulfillment routing slip),
    with latencies;
 4. the same at half that rate, for latency under a sustainable load;
+with a share of the orders cancelled at random moments of their lives (both runs), timed from the
+`CancelOrder` to the saga's answer (`OrderCancelled` or `OrderCancellationRejected`); and
 with CPU seconds and peak resident memory of every process. Outcomes are matched by CloudEvents headers
 (`ce_type`, `ce_subject`), so the measuring consumer decodes no body.
 """
@@ -29,7 +31,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from ops.orders import GeneratedOrder, OrderMix, demand_by_sku, generate_orders
 from ops.platform import servers
-from ops.produce import produce_orders
+from ops.produce import CancellationPlan, produce_orders
 from ops.stock import set_stock
 from ops.supervisor import Child
 from ops.tables import assign_from_now
@@ -60,6 +62,7 @@ OUTCOME_TYPES = {
     "oms.RoutingSlipCompensationFailed",
 }
 INTAKE_TYPES = {"oms.OrderCreated", "oms.OrderRejected"}
+CANCELLATION_TYPES = {"oms.OrderCancelled", "oms.OrderCancellationRejected"}
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -151,6 +154,7 @@ class OutcomeClock:
     types: set[str]
     topics: list[str]
     seen_at_ms: dict[str, int] = field(default_factory=dict)
+    kinds: dict[str, str] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
@@ -165,9 +169,12 @@ class OutcomeClock:
                 if message.error():
                     continue
                 headers = message.headers()
-                if header(headers, "ce_type") in self.types:
+                kind = header(headers, "ce_type")
+                if kind in self.types:
                     order_id = header(headers, "ce_subject") or ""
-                    self.seen_at_ms.setdefault(order_id, time.time_ns() // 1_000_000)
+                    if order_id not in self.seen_at_ms:
+                        self.seen_at_ms[order_id] = time.time_ns() // 1_000_000
+                        self.kinds[order_id] = kind
 
     def wait_for(self, order_ids: set[str], timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -189,29 +196,54 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def run_orders(
-    settings: Settings, orders: list[GeneratedOrder], rate_per_s: float | None, types: set[str], topics: list[str]
+    settings: Settings,
+    orders: list[GeneratedOrder],
+    rate_per_s: float | None,
+    types: set[str],
+    topics: list[str],
+    cancellations: CancellationPlan | None = None,
 ) -> dict[str, Any]:
-    """Produce the orders (at most `rate_per_s`), and time each to its outcome."""
+    """Produce the orders (at most `rate_per_s`) and the planned cancellations; time each to its outcome."""
     clock = OutcomeClock(settings, types, topics)
+    answers = OutcomeClock(settings, CANCELLATION_TYPES, [ORDERS_EVENTS.name])
+    order_ids = [order.order_id for order in orders]
+    cancelled = cancellations.cancelled(order_ids) if cancellations else set()
     try:
-        report = produce_orders(settings, [order.record for order in orders], rate_per_s=rate_per_s, progress=False)
-        clock.wait_for({order.order_id for order in orders}, timeout_s=300)
+        report = produce_orders(
+            settings, [order.record for order in orders], rate_per_s, progress=False, cancellations=cancellations
+        )
+        clock.wait_for(set(order_ids), timeout_s=300)
+        answers.wait_for(cancelled, timeout_s=300)
     finally:
         clock.close()
+        answers.close()
     produced = report.produced_at_ms
-    latencies = [(clock.seen_at_ms[key] - produced[key]) / 1000 for key in produced]
-    first, last = min(produced.values()), max(clock.seen_at_ms[key] for key in produced)
-    return {
+    latencies = [(clock.seen_at_ms[key] - produced[key]) / 1000 for key in order_ids]
+    first, last = min(produced.values()), max(clock.seen_at_ms[key] for key in order_ids)
+    result: dict[str, Any] = {
         "orders": len(orders),
         "offered_per_s": round(rate_per_s) if rate_per_s else "max",
         "orders_per_s": round(len(orders) / ((last - first) / 1000), 1),
-        "latency_s": {
-            "p50": round(percentile(latencies, 0.50), 3),
-            "p95": round(percentile(latencies, 0.95), 3),
-            "p99": round(percentile(latencies, 0.99), 3),
-            "max": round(max(latencies), 3),
-            "mean": round(statistics.fmean(latencies), 3),
-        },
+        "latency_s": summarize(latencies),
+    }
+    if cancelled:
+        asked = report.last_produced_at_ms
+        result["cancellations"] = {
+            "asked": len(cancelled),
+            "cancelled": sum(1 for key in cancelled if answers.kinds[key] == "oms.OrderCancelled"),
+            "rejected": sum(1 for key in cancelled if answers.kinds[key] == "oms.OrderCancellationRejected"),
+            "latency_s": summarize([(answers.seen_at_ms[key] - asked[key]) / 1000 for key in cancelled]),
+        }
+    return result
+
+
+def summarize(latencies: list[float]) -> dict[str, float]:
+    return {
+        "p50": round(percentile(latencies, 0.50), 3),
+        "p95": round(percentile(latencies, 0.95), 3),
+        "p99": round(percentile(latencies, 0.99), 3),
+        "max": round(max(latencies), 3),
+        "mean": round(statistics.fmean(latencies), 3),
     }
 
 
@@ -229,7 +261,9 @@ def process_usage(pid: int | None) -> dict[str, float] | None:
     return {"cpu_s": round(cpu_s, 1), "peak_rss_mb": round(peak_kb / 1024, 1)}
 
 
-def run(settings: Settings, orders: int = 4000, seed: int = 42, mix: OrderMix | None = None) -> dict[str, Any]:
+def run(
+    settings: Settings, orders: int = 4000, seed: int = 42, mix: OrderMix | None = None, cancel_rate: float = 0.1
+) -> dict[str, Any]:
     """Every measurement of the module docstring, with fresh processor processes."""
     prefix = f"bench-{uuid.uuid4().hex[:6]}"
     mix = mix or OrderMix()
@@ -272,8 +306,10 @@ def run(settings: Settings, orders: int = 4000, seed: int = 42, mix: OrderMix | 
         backlog_outcomes.wait_for(backlog_ids, timeout_s=300)
         backlog_outcomes.close()
 
-        at_full_speed = run_orders(settings, full, None, OUTCOME_TYPES, outcome_topics)
-        at_half_speed = run_orders(settings, half, at_full_speed["orders_per_s"] / 2, OUTCOME_TYPES, outcome_topics)
+        plan = CancellationPlan(cancel_rate, seed) if cancel_rate else None
+        at_full_speed = run_orders(settings, full, None, OUTCOME_TYPES, outcome_topics, plan)
+        half_rate = at_full_speed["orders_per_s"] / 2
+        at_half_speed = run_orders(settings, half, half_rate, OUTCOME_TYPES, outcome_topics, plan)
         processes = {
             name: process_usage(child.process.pid if child.process else None) for name, child in children.items()
         }
@@ -293,6 +329,7 @@ def run(settings: Settings, orders: int = 4000, seed: int = 42, mix: OrderMix | 
         "machine": {"cpus": os.cpu_count()},
         "commit_interval_s": settings.commit_interval_s,
         "mix": mix.weights(),
+        "cancel_rate": cancel_rate,
         "order_message_bytes": order_size,
         "passthrough_per_s": round(ceiling.per_second),
         "intake_hop_per_s": round(hop.per_second),
@@ -321,6 +358,13 @@ def report_lines(result: dict[str, Any]) -> list[str]:
         f"orders at {half['offered_per_s']}/s (half speed)                    "
         f"latency p50 {half['latency_s']['p50']}s p95 {half['latency_s']['p95']}s p99 {half['latency_s']['p99']}s",
     ]
+    for label, run in (("full speed", full), ("half speed", half)):
+        if "cancellations" in run:
+            asked, latency = run["cancellations"], run["cancellations"]["latency_s"]
+            lines.append(
+                f"cancellations at {label}: {asked['asked']} asked, {asked['cancelled']} cancelled, "
+                f"{asked['rejected']} rejected; answered p50 {latency['p50']}s p99 {latency['p99']}s"
+            )
     for name, usage in result["processes"].items():
         if usage:
             lines.append(f"  {name:<14} cpu {usage['cpu_s']:>7.1f}s   peak rss {usage['peak_rss_mb']:>7.1f} MB")

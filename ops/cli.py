@@ -120,7 +120,8 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from ops import bench
     from ops.orders import OrderMix
 
-    result = bench.run(settings, orders=args.orders, mix=OrderMix.parse(args.mix) if args.mix else None)
+    mix = OrderMix.parse(args.mix) if args.mix else None
+    result = bench.run(settings, orders=args.orders, mix=mix, cancel_rate=args.cancel_rate)
     for line in bench.report_lines(result):
         print(line)
     print(f"saved {bench.save(result)}")
@@ -320,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = verb(verbs, "bench", cmd_bench, "measure the choreography on this machine; figures are saved under .bench/")
     bench.add_argument("--orders", type=int, default=4000, help="orders in the full-speed run")
     bench.add_argument("--mix", help="scenario weights, e.g. valid=0.9,invalid=0.1 (default: the demo mix)")
+    bench.add_argument("--cancel-rate", type=share, default=0.1, help="share of the orders cancelled (default 0.1)")
 
     produce = verbs.add_parser("produce", help="produce commands as users do").add_subparsers(
         dest="produce_verb", required=True, metavar="VERB"

@@ -9,7 +9,7 @@ from collections import Counter
 from confluent_kafka import Consumer
 
 from ops.orders import OrderMix, generate_orders
-from ops.produce import produce_orders
+from ops.produce import CancellationPlan, produce_orders
 from ops.stock import set_stock
 from ops.supervisor import Supervisor
 from ops.tables import assign_from_now
@@ -39,6 +39,8 @@ TALLIED = (
     ("shipped", "oms.OrderShipped"),
     ("delivered", "oms.OrderDelivered"),
     ("slips faulted", "oms.RoutingSlipFaulted"),
+    ("cancelled", "oms.OrderCancelled"),
+    ("cancel rejected", "oms.OrderCancellationRejected"),
     ("notified", "oms.NotificationSent"),
 )
 
@@ -70,6 +72,11 @@ class Tally:
         self._consumer.close()
 
 
+# A share of the demo's orders is cancelled soon after it is placed, most before fulfillment ends.
+CANCEL_RATE = 0.05
+CANCEL_WITHIN_S = 0.5
+
+
 def run(settings: Settings, rate_per_s: float, seed: int, mix: OrderMix | None = None) -> int:
     set_stock(settings, DEMO_STOCK)
     print(f"stock seeded for {len(DEMO_STOCK)} SKUs (`oms stock show` lists live levels)")
@@ -93,7 +100,9 @@ def run(settings: Settings, rate_per_s: float, seed: int, mix: OrderMix | None =
         while not supervisor.stopping:
             started = time.monotonic()
             orders = generate_orders(max(1, round(rate_per_s)), seed + batch, prefix=f"{prefix}-{batch}", mix=mix)
-            produce_orders(settings, [order.record for order in orders], rate_per_s=rate_per_s, progress=False)
+            cancellations = CancellationPlan(CANCEL_RATE, seed + batch, CANCEL_WITHIN_S)
+            records = [order.record for order in orders]
+            produce_orders(settings, records, rate_per_s=rate_per_s, progress=False, cancellations=cancellations)
             produced += len(orders)
             batch += 1
             supervisor.tick()

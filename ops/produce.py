@@ -47,6 +47,8 @@ class ProduceReport:
     """Key (order id, SKU) -> epoch ms when its first record was handed to the producer (its Kafka timestamp)."""
     errors: tuple[str, ...] = ()
     """The first few delivery errors, as librdkafka states them."""
+    last_produced_at_ms: dict[str, int] = field(default_factory=dict)
+    """Key -> epoch ms when its last record was handed to the producer (a cancellation after its order)."""
 
     @property
     def rate_per_s(self) -> float:
@@ -96,7 +98,11 @@ class CancellationPlan:
     seed: int
     within_s: float = 3.0
 
-    def commands(self, placed: Sequence[tuple[float, str, AvroRecord]]) -> list[tuple[float, str, AvroRecord]]:
+    def cancelled(self, order_ids: Sequence[str]) -> set[str]:
+        """Which of the orders `commands` cancels."""
+        return {order_id for _, order_id, _ in self.commands([(0.0, order_id, None) for order_id in order_ids])}
+
+    def commands(self, placed: Sequence[tuple[float, str, Any]]) -> list[tuple[float, str, AvroRecord]]:
         chance = random.Random(self.seed)
         return [
             (at + chance.uniform(0, self.within_s), order_id, cancel_order(order_id, "changed my mind"))
@@ -145,6 +151,7 @@ def produce_records(
     deliveries = _Deliveries()
     bar = _ProgressLine(len(keyed), sys.stderr) if _shows_progress(progress) else None
     produced_at_ms: dict[str, int] = {}
+    last_produced_at_ms: dict[str, int] = {}
     started = time.monotonic()
     for index, (key, record) in enumerate(keyed):
         if at_s is not None:
@@ -154,6 +161,7 @@ def produce_records(
         value = codec.encode(record)
         now_ms = time.time_ns() // 1_000_000
         produced_at_ms.setdefault(key, now_ms)
+        last_produced_at_ms[key] = now_ms
         _produce(
             producer,
             topic=topic.name,
@@ -180,6 +188,7 @@ def produce_records(
         elapsed_s=elapsed,
         produced_at_ms=produced_at_ms,
         errors=tuple(deliveries.errors[:KEPT_ERRORS]),
+        last_produced_at_ms=last_produced_at_ms,
     )
     if report.failed:
         raise DeliveryFailed(report)

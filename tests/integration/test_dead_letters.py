@@ -15,7 +15,7 @@ from schemas.catalog import record
 from schemas.models import OrderCreated
 from schemas.serde import RecordCodec
 from tests.factories import a_valid_order
-from tests.integration.harness import Processes, Watcher
+from tests.integration.harness import Processes, Seen, Watcher
 from topology.settings import Settings
 from topology.topics import ORDERS_COMMANDS, ORDERS_EVENTS
 
@@ -62,15 +62,23 @@ def test_poison_goes_to_the_dead_letter_topic_and_valid_orders_still_flow(
     )
     producer.flush(30)
 
+    # Both processors that read the commands, intake and the sagas, dead-letter each; `dlq.processor` says whose.
+    def letters_by(seen: list[Seen], processor: bytes) -> dict[str, Seen]:
+        return {
+            str(s.key): s
+            for s in seen
+            if s.topic == DLQ and s.key in poison and s.headers["dlq.processor"] == processor
+        }
+
     seen = watcher.wait_until(
         lambda seen: (
-            {s.key for s in seen if s.topic == DLQ} >= set(poison)
+            set(letters_by(seen, b"oms.intake")) == set(letters_by(seen, b"oms.sagas")) == set(poison)
             and any(isinstance(s.record, OrderCreated) and s.key == valid.order_id for s in seen)
         ),
-        what="three dead letters and the valid order created",
+        what="three dead letters from each reader and the valid order created",
     )
 
-    dead = {s.key: s for s in seen if s.topic == DLQ and s.key in poison}
+    dead = letters_by(seen, b"oms.intake")
     for key, letter in dead.items():
         assert letter.value == poison[key], "the original bytes are kept"
         assert letter.headers["trace"] == run.encode(), "the original headers are kept"
