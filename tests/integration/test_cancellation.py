@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 from confluent_kafka.admin import AdminClient
@@ -104,6 +105,25 @@ def cancellation_notices(watcher: Watcher, order_id: str) -> list[NotificationSe
     return [notice for notice in notices if notice.kind == NotificationKind.ORDER_CANCELLED]
 
 
+@contextmanager
+def activities_held_back(pipeline: Processes, admin: AdminClient) -> Iterator[None]:
+    """Fulfillment's activities stopped meanwhile: a slip waits at its first step, so that a cancellation surely
+    comes before it ends (in a simulation a slip takes a second; a saga's reaction, after a rebalance, longer)."""
+    pipeline.stop("activities")
+    try:
+        yield
+    finally:
+        pipeline.start("activities")
+    wait_for_group(admin, ACTIVITIES, members=1)
+
+
+def stopping(watcher: Watcher, order_ids: list[str]) -> None:
+    watcher.wait_until(
+        lambda _: all("StoppingFulfillment" in path(watcher, order_id) for order_id in order_ids),
+        what="every saga stopping fulfillment",
+    )
+
+
 def stage_seen(kind: str, activity: str | None = None) -> Callable[[Seen], bool]:
     def seen(record: Seen) -> bool:
         if record.record_type != kind or record.record is None:
@@ -151,21 +171,12 @@ def test_a_cancellation_at_every_stage_ends_right_and_money_and_stock_balance(
     settings: Settings, pipeline: Processes, admin: AdminClient, watcher: Watcher
 ) -> None:
     set_stock_and_wait(settings, watcher, {SKU: 20})
-    # Until fulfillment: its activities are held back, so that each cancellation surely comes before the slip
-    # ends (in a simulation a slip takes a second, a saga's reaction about as long).
-    pipeline.stop("activities")
-    try:
+    with activities_held_back(pipeline, admin):
         with_the_order = tee_order("cancel-at-once")
         produce_orders(settings, [with_the_order], progress=False)
         cancel(settings, with_the_order.order_id)
         early = [with_the_order.order_id, *cancel_at_stages(settings, watcher, BEFORE_FULFILLMENT)]
-        watcher.wait_until(
-            lambda _: all("StoppingFulfillment" in path(watcher, order_id) for order_id in early),
-            what="every early saga stopping fulfillment",
-        )
-    finally:
-        pipeline.start("activities")
-    wait_for_group(admin, ACTIVITIES, members=1)
+        stopping(watcher, early)
     late = cancel_at_stages(settings, watcher, DURING_FULFILLMENT)
     wait_for_outcomes(watcher, [*early, *late])
 
@@ -193,18 +204,14 @@ def test_a_cancellation_while_the_slip_runs_stops_it_and_compensates_what_it_did
 ) -> None:
     placed = tee_order("cancel-mid-slip")
     set_stock_and_wait(settings, watcher, {SKU: 5})
-    pipeline.stop("activities")
-    try:
+    with activities_held_back(pipeline, admin):
         produce_orders(settings, [placed], progress=False)
         watcher.wait_until(
             lambda seen: any(s.key == placed.order_id and s.record_type == "RoutingSlipCreated" for s in seen),
             what="the slip created",
         )
         cancel(settings, placed.order_id)
-        watcher.wait_until(lambda _: "StoppingFulfillment" in path(watcher, placed.order_id), what="the saga stopping")
-    finally:
-        pipeline.start("activities")
-    wait_for_group(admin, ACTIVITIES, members=1)
+        stopping(watcher, [placed.order_id])
     wait_for_outcomes(watcher, [placed.order_id])
 
     assert path(watcher, placed.order_id) == [
@@ -284,8 +291,10 @@ def test_kill_9_of_the_saga_and_timer_processors_with_timers_pending_loses_and_r
 ) -> None:
     orders = [tee_order(f"kill-saga-{index}", "tok_refundslow_1") for index in range(6)]
     set_stock_and_wait(settings, watcher, {SKU: 10})
-    produce_orders(settings, orders, progress=False)
-    cancel(settings, *(placed.order_id for placed in orders))
+    with activities_held_back(pipeline, admin):
+        produce_orders(settings, orders, progress=False)
+        cancel(settings, *(placed.order_id for placed in orders))
+        stopping(watcher, [placed.order_id for placed in orders])
     watcher.wait_until(
         lambda _: any(path(watcher, placed.order_id)[-2:] == ["Refunding", "Refunding"] for placed in orders),
         what="a refund retry pending on its timer",
@@ -331,3 +340,36 @@ def test_a_slip_that_cannot_be_undone_fails_the_saga_until_an_operator_resumes_b
     gateway = SimulatedPaymentGateway(default_ledger_path(settings))
     assert gateway.out_of_pocket(crate.order_id) == 0
     assert read_stock(settings)["SKU-CRATE-01"] == 2
+
+
+def test_a_second_saga_instance_takes_over_the_partitions_and_saga_state_of_a_stopped_one(
+    settings: Settings, pipeline: Processes, admin: AdminClient, watcher: Watcher
+) -> None:
+    orders = [tee_order(f"scale-saga-{index}", "tok_refundslow_1") for index in range(12)]
+    set_stock_and_wait(settings, watcher, {SKU: 20})
+    pipeline.start("sagas", instance="1")
+    try:
+        wait_for_group(admin, SAGAS, members=2)
+        members = admin.describe_consumer_groups([SAGAS])[SAGAS].result(10).members
+        assert all(member.assignment.topic_partitions for member in members), "both instances own partitions"
+        with activities_held_back(pipeline, admin):
+            produce_orders(settings, orders, progress=False)
+            cancel(settings, *(placed.order_id for placed in orders))
+            stopping(watcher, [placed.order_id for placed in orders])
+        watcher.wait_until(
+            lambda _: sum("Refunding" in path(watcher, placed.order_id) for placed in orders) >= 4,
+            what="refunds under way on both instances",
+        )
+        assert pipeline.stop("sagas", instance="0") == 0
+        wait_for_group(admin, SAGAS, members=1)
+        wait_for_outcomes(watcher, [placed.order_id for placed in orders], timeout_s=180)
+    finally:
+        if ("sagas", "0") not in pipeline.running:
+            pipeline.start("sagas", instance="0")
+        pipeline.stop("sagas", instance="1")
+        wait_for_group(admin, SAGAS, members=1)
+
+    for placed in orders:
+        assert isinstance(outcome(watcher.seen, placed.order_id), OrderCancelled)
+        assert_cancelled_and_balanced(settings, watcher, placed.order_id)
+    assert read_stock(settings)[SKU] == 20
