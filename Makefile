@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-setup: $(STAMP) ## Create .venv, install the project and the tools the tests use (kcat)
+setup: $(STAMP) ## Create .venv, install the project and the tools the tests use (kcat, prometheus)
 	@bash ops/install-tools.sh
 
 up: setup ## Start the local Kafka broker and schema registry (fetched on first use)

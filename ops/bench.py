@@ -38,6 +38,7 @@ from ops.tables import assign_from_now
 from processors.adapters.catalog import OUT_OF_STOCK_SKU
 from processors.runtime.cloudevents import header
 from processors.services import SERVICES
+from processors.tracking.lag import consumer_lag
 from schemas.registry import registry_client
 from schemas.serde import RecordCodec
 from topology.admin import wait_for_group
@@ -190,6 +191,33 @@ class OutcomeClock:
         self._consumer.close()
 
 
+@dataclass
+class LagSampler:
+    """Every second, each `oms.` group's lag summed over its partitions; keeps the largest seen."""
+
+    settings: Settings
+    largest: dict[str, int] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self._admin = AdminClient(self.settings.kafka_config())
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            totals: dict[str, int] = {}
+            for entry in consumer_lag(self._admin):
+                totals[entry.group] = totals.get(entry.group, 0) + entry.lag
+            for group, lag in totals.items():
+                self.largest[group] = max(lag, self.largest.get(group, 0))
+
+    def close(self) -> dict[str, int]:
+        self._stop.set()
+        self._thread.join()
+        return dict(sorted(self.largest.items()))
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
@@ -206,6 +234,7 @@ def run_orders(
     """Produce the orders (at most `rate_per_s`) and the planned cancellations; time each to its outcome."""
     clock = OutcomeClock(settings, types, topics)
     answers = OutcomeClock(settings, CANCELLATION_TYPES, [ORDERS_EVENTS.name])
+    lag = LagSampler(settings)
     order_ids = [order.order_id for order in orders]
     cancelled = cancellations.cancelled(order_ids) if cancellations else set()
     try:
@@ -217,6 +246,7 @@ def run_orders(
     finally:
         clock.close()
         answers.close()
+        largest_lag = lag.close()
     produced = report.produced_at_ms
     latencies = [(clock.seen_at_ms[key] - produced[key]) / 1000 for key in order_ids]
     first, last = min(produced.values()), max(clock.seen_at_ms[key] for key in order_ids)
@@ -225,6 +255,7 @@ def run_orders(
         "offered_per_s": round(rate_per_s) if rate_per_s else "max",
         "orders_per_s": round(len(orders) / ((last - first) / 1000), 1),
         "latency_s": summarize(latencies),
+        "max_consumer_lag": largest_lag,
     }
     if cancelled:
         asked = report.last_produced_at_ms
@@ -364,6 +395,13 @@ def report_lines(result: dict[str, Any]) -> list[str]:
             lines.append(
                 f"cancellations at {label}: {asked['asked']} asked, {asked['cancelled']} cancelled, "
                 f"{asked['rejected']} rejected; answered p50 {latency['p50']}s p99 {latency['p99']}s"
+            )
+    for label, run in (("full speed", full), ("half speed", half)):
+        lags = run.get("max_consumer_lag", {})
+        if lags:
+            lines.append(
+                f"largest consumer lag at {label} (messages): "
+                + ", ".join(f"{group.removeprefix('oms.')} {lag:,}" for group, lag in lags.items())
             )
     for name, usage in result["processes"].items():
         if usage:

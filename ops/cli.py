@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
 import random
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 
@@ -236,6 +240,151 @@ def cmd_sagas_diagram(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_track(args: argparse.Namespace, settings: Settings) -> int:
+    from ops.tracking import as_json, read_view, timeline_lines
+
+    timeline = read_view(settings).get(args.order_id)
+    if timeline is None:
+        print(f"oms: no timeline for {args.order_id} (is `oms run tracker` running?)", file=sys.stderr)
+        return 1
+    print(as_json([timeline]) if args.json else "\n".join(timeline_lines(timeline, stuck_after(settings))))
+    return 0
+
+
+def cmd_slips_list(args: argparse.Namespace, settings: Settings) -> int:
+    from ops.tracking import as_json, read_view, slip_rows
+
+    found = slip_rows(read_view(settings), args.stuck, args.faulted, stuck_after(settings))
+    if args.json:
+        print(as_json(found))
+        return 0
+    print(f"{'order':<30} {'slip':<20} {'status':<13} last progress")
+    for timeline in found:
+        print(f"{timeline.order_id:<30} {timeline.slip:<20} {timeline.status:<13} {timeline.last_progress_at:%H:%M:%S}")
+    print(f"{len(found)} slips")
+    return 0
+
+
+def cmd_sagas_list(args: argparse.Namespace, settings: Settings) -> int:
+    from ops.tracking import as_json, read_view, saga_rows
+
+    found = saga_rows(read_view(settings), args.state)
+    if args.json:
+        print(as_json(found))
+        return 0
+    print(f"{'order':<30} {'state':<24} {'last progress':<14} reason")
+    for timeline in found:
+        print(
+            f"{timeline.order_id:<30} {timeline.saga:<24} {timeline.last_progress_at:%H:%M:%S}       "
+            f"{timeline.saga_reason or ''}"
+        )
+    print(f"{len(found)} sagas")
+    return 0
+
+
+def stuck_after(settings: Settings) -> datetime.timedelta:
+    return datetime.timedelta(seconds=settings.stuck_after_s)
+
+
+def cmd_dashboards_write(args: argparse.Namespace, settings: Settings) -> int:
+    from ops.dashboards import DASHBOARDS, write_dashboards
+
+    changed = write_dashboards()
+    for path in changed:
+        print(f"wrote {path}")
+    print(f"{len(DASHBOARDS)} dashboards, {len(changed)} changed")
+    return 0
+
+
+def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
+    from ops.deadletters import dead_letters, redriven
+
+    letters = dead_letters(settings, args.topic)
+    done = redriven(settings)
+    if args.json:
+        rows = [
+            {
+                "partition": letter.partition,
+                "offset": letter.offset,
+                "key": (letter.key or b"").decode(errors="replace"),
+                "processor": letter.processor,
+                "error": letter.error,
+                "original": letter.original,
+                "redriven": letter.original in done,
+            }
+            for letter in letters
+        ]
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'offset':>8} {'key':<28} {'processor':<18} {'redriven':<8} error")
+    for letter in letters:
+        key = (letter.key or b"").decode(errors="replace")
+        redrove = "yes" if letter.original in done else "no"
+        print(f"{letter.offset:>8} {key:<28} {letter.processor:<18} {redrove:<8} {letter.error[:100]}")
+    print(f"{len(letters)} dead letters")
+    return 0
+
+
+def cmd_dlq_redrive(args: argparse.Namespace, settings: Settings) -> int:
+    from ops.deadletters import matching, redrive
+
+    wanted = matching(processor=args.processor, error=args.error, key=args.key)
+    letters = redrive(settings, args.topic, wanted, dry_run=args.dry_run)
+    verb_done = "would redrive" if args.dry_run else "redrove"
+    for letter in letters:
+        print(f"{verb_done} {letter.original} (key {(letter.key or b'').decode(errors='replace')}): {letter.error}")
+    print(f"{verb_done} {len(letters)} dead letters")
+    return 0
+
+
+def cmd_replay_group(args: argparse.Namespace, settings: Settings) -> int:
+    from ops.replay import GroupActive, apply, plan
+
+    moves = plan(settings, args.group, to_time=args.to_time, to_offset=args.to_offset, topics=args.topic or None)
+    print(f"{'topic':<40} {'partition':>9} {'committed':>10} {'to':>10} {'read again':>10}")
+    for move in moves:
+        current = "-" if move.current is None else str(move.current)
+        again = "-" if move.rereads is None else str(move.rereads)
+        print(f"{move.topic:<40} {move.partition:>9} {current:>10} {move.target:>10} {again:>10}")
+    if not args.execute:
+        print(f"dry run: {len(moves)} partitions of {args.group} would move; --execute moves them")
+        return 0
+    try:
+        apply(settings, args.group, moves)
+    except GroupActive as error:
+        print(f"oms: {error}", file=sys.stderr)
+        return 1
+    print(f"moved {len(moves)} partitions of {args.group}; its processor reads from there when it starts")
+    return 0
+
+
+def cmd_replay_topic(args: argparse.Namespace, settings: Settings) -> int:
+    from ops.replay import reproduce
+
+    count = reproduce(settings, args.topic, args.partition, args.from_offset, args.to_offset)
+    print(f"re-produced {count} records of {args.topic}[{args.partition}] from offset {args.from_offset}")
+    return 0
+
+
+def timestamp(text: str) -> datetime.datetime:
+    moment = datetime.datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
+
+
+def cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
+    from ops.dashboard.server import serve
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    server = serve(settings, args.port)
+    print(f"dashboard on http://127.0.0.1:{server.server_address[1]}/ (the tracker's view, live); Ctrl-C stops it")
+    sys.stdout.flush()
+    stop.wait()
+    server.shutdown()
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from ops import demo
     from ops.orders import OrderMix
@@ -297,9 +446,14 @@ def build_parser() -> argparse.ArgumentParser:
     verb(schemas, "register", cmd_schemas_register, "register every local schema (TopicRecordNameStrategy)")
     verb(schemas, "check", cmd_schemas_check, "test every local schema against the registry's versions")
     verb(schemas, "codegen", cmd_schemas_codegen, "regenerate schemas/models.py from the .avsc files")
-    slips = verbs.add_parser("slips", help="routing slips").add_subparsers(
-        dest="slips_verb", required=True, metavar="VERB"
+    slips_parser = verbs.add_parser(
+        "slips", help="routing slips", description="routing slips: list them (the tracker's view), or act on one"
     )
+    slips_parser.set_defaults(handler=cmd_slips_list)
+    slips_parser.add_argument("--stuck", action="store_true", help="only those without progress for a while")
+    slips_parser.add_argument("--faulted", action="store_true", help="only faulted ones")
+    slips_parser.add_argument("--json", action="store_true")
+    slips = slips_parser.add_subparsers(dest="slips_verb", metavar="VERB")
     verb(slips, "parked", cmd_slips_parked, "list slips parked after a failed compensation")
     resume = verb(slips, "resume", cmd_slips_resume, "send a parked slip to retry its failed compensation")
     resume.add_argument("order_id")
@@ -364,9 +518,49 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("order_id")
     cancel.add_argument("--reason", default="customer request", help="why (default: customer request)")
 
-    sagas = verbs.add_parser("sagas", help="orchestrated workflows").add_subparsers(
-        dest="sagas_verb", required=True, metavar="VERB"
+    sagas_parser = verbs.add_parser(
+        "sagas", help="orchestrated workflows", description="sagas: list them (the tracker's view), or act on one"
     )
+    sagas_parser.set_defaults(handler=cmd_sagas_list)
+    sagas_parser.add_argument("--state", help="only sagas in this state, e.g. Failed")
+    sagas_parser.add_argument("--json", action="store_true")
+    sagas = sagas_parser.add_subparsers(dest="sagas_verb", metavar="VERB")
+    dashboards = verbs.add_parser("dashboards", help="Grafana dashboards as code").add_subparsers(
+        dest="dashboards_verb", required=True, metavar="VERB"
+    )
+    verb(dashboards, "write", cmd_dashboards_write, "write ops/grafana/*.json from ops/dashboards.py")
+    dlq = verbs.add_parser("dlq", help="dead letters").add_subparsers(dest="dlq_verb", required=True, metavar="VERB")
+    dlq_list = verb(dlq, "list", cmd_dlq_list, "each dead letter of a topic with its error")
+    dlq_list.add_argument("topic", help="the original topic, e.g. oms.orders.commands (or its .dlq)")
+    dlq_list.add_argument("--json", action="store_true")
+    dlq_redrive = verb(dlq, "redrive", cmd_dlq_redrive, "send dead letters back to their original topic, once")
+    dlq_redrive.add_argument("topic", help="the original topic, e.g. oms.orders.commands (or its .dlq)")
+    dlq_redrive.add_argument("--processor", help="only those this processor dead-lettered, e.g. oms.intake")
+    dlq_redrive.add_argument("--error", help="only those whose error contains this text")
+    dlq_redrive.add_argument("--key", help="only those with this key")
+    dlq_redrive.add_argument("--dry-run", action="store_true", help="say what would be redriven, send nothing")
+    replay = verbs.add_parser("replay", help="read again for recovery").add_subparsers(
+        dest="replay_verb", required=True, metavar="VERB"
+    )
+    replay_group = verb(
+        replay, "group", cmd_replay_group, "move a stopped processor's group back; a dry run unless --execute"
+    )
+    replay_group.add_argument("group", help="e.g. oms.payments")
+    where = replay_group.add_mutually_exclusive_group()
+    where.add_argument("--to-time", type=timestamp, help="ISO time, UTC unless it says otherwise")
+    where.add_argument("--to-offset", type=int)
+    replay_group.add_argument("--topic", action="append", help="only this input topic (repeatable)")
+    replay_group.add_argument("--execute", action="store_true", help="move the offsets (the group must be stopped)")
+    replay_topic = verb(replay, "topic", cmd_replay_topic, "produce a range of a topic's partition again")
+    replay_topic.add_argument("topic")
+    replay_topic.add_argument("--partition", type=int, required=True)
+    replay_topic.add_argument("--from-offset", type=int, required=True)
+    replay_topic.add_argument("--to-offset", type=int, help="exclusive; default: the partition's end")
+    dashboard = verb(verbs, "dashboard", cmd_dashboard, "serve a live web dashboard of every workflow on 127.0.0.1")
+    dashboard.add_argument("--port", type=int, default=8088, help="default 8088; 0 picks a free one")
+    track = verb(verbs, "track", cmd_track, "an order's timeline across choreography, routing slip and saga")
+    track.add_argument("order_id")
+    track.add_argument("--json", action="store_true")
     retry = verb(sagas, "retry", cmd_sagas_retry, "resume an order's saga that ended Failed (RetrySaga)")
     retry.add_argument("order_id")
     diagram = verb(sagas, "diagram", cmd_sagas_diagram, "the cancellation saga's transition table as Mermaid")

@@ -8,6 +8,7 @@ from collections import Counter
 
 from confluent_kafka import Consumer
 
+from ops.dashboard.server import serve
 from ops.orders import OrderMix, generate_orders
 from ops.produce import CancellationPlan, produce_orders
 from ops.stock import set_stock
@@ -75,6 +76,7 @@ class Tally:
 # A share of the demo's orders is cancelled soon after it is placed, most before fulfillment ends.
 CANCEL_RATE = 0.05
 CANCEL_WITHIN_S = 0.5
+DASHBOARD_PORT = 8088
 
 
 def run(settings: Settings, rate_per_s: float, seed: int, mix: OrderMix | None = None) -> int:
@@ -83,12 +85,17 @@ def run(settings: Settings, rate_per_s: float, seed: int, mix: OrderMix | None =
     supervisor = Supervisor(list(SERVICES), 1, settings.run_dir / "logs")
     supervisor.start()
     tally = Tally(settings)
+    try:
+        dashboard = f"http://127.0.0.1:{serve(settings, DASHBOARD_PORT).server_address[1]}/"
+    except OSError as error:
+        dashboard = f"not served: port {DASHBOARD_PORT}: {error}"
     print(
         f"\nproducing demo orders to {ORDERS_COMMANDS.name} at {rate_per_s:g}/s; Ctrl-C stops everything.\n"
         f"  follow one order:     kcat -b {settings.kafka_bootstrap_servers} -t {ORDERS_EVENTS.name} -C -f "
         "'%k %h\\n'\n"
         f"  dead letters:         kcat -b {settings.kafka_bootstrap_servers} -t {ORDERS_COMMANDS.name}.dlq -C\n"
         f"  processor logs:       {settings.run_dir / 'logs'}\n"
+        f"  dashboard:            {dashboard}\n"
         "  customers' messages:  "
         f"{settings.run_dir / 'simulators' / 'notifications.jsonl'}\n"
     )

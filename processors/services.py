@@ -11,8 +11,10 @@ from quixstreams import Application
 from processors import intake, inventory, notifications, payments, stock, timers
 from processors.fulfillment import host as activities
 from processors.fulfillment import starter as fulfillment
-from processors.runtime.app import make_application
+from processors.runtime.app import instance_id, make_application
+from processors.runtime.metrics import serve_metrics
 from processors.sagas import processor as sagas
+from processors.tracking import tracker
 from schemas.registry import registry_client
 from topology.settings import Settings
 
@@ -49,8 +51,10 @@ SERVICES: dict[str, Service] = {
     "notifications": stream_processor(notifications.PROCESSOR, notifications.build),
     "sagas": stream_processor(sagas.PROCESSOR, sagas.build),
     "timers": Service(timers.PROCESSOR, timers.run),
+    "tracker": Service(tracker.PROCESSOR, tracker.run),
 }
 
 
 def run(name: str, settings: Settings) -> None:
+    serve_metrics(name, instance_id())
     SERVICES[name].run(settings)

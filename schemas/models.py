@@ -614,6 +614,36 @@ class TimerScheduled(AvroRecord):
     attempt: int = Field(default=0)
 
 
+class TimelineStep(AvroRecord):
+    """One step of an order's workflow, as the tracker saw it."""
+
+    AVRO_NAME: ClassVar[str] = "oms.common.TimelineStep"
+    pattern: str = Field(description="choreography, routing-slip or saga.")
+    name: str = Field(description="e.g. payment, pick, Refunding.")
+    status: str = Field(description="pending, started, completed, failed, compensated, compensation-failed.")
+    started_at: datetime.datetime | None = Field(default=None)
+    ended_at: datetime.datetime | None = Field(default=None)
+    error: str | None = Field(default=None)
+
+
+class OrderTimeline(AvroRecord):
+    """Where an order stands across choreography, routing slip and saga: the tracker's view, latest per order on a compacted topic."""
+
+    AVRO_NAME: ClassVar[str] = "oms.tracking.OrderTimeline"
+    event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
+    order_id: str
+    occurred_at: datetime.datetime = Field(description="When the view last changed.")
+    status: str = Field(description="in-flight, completed, compensating or faulted.")
+    outcome: str | None = Field(default=None, description="delivered, cancelled, rejected, payment-failed, out-of-stock.")
+    placed_at: datetime.datetime | None = Field(default=None)
+    last_progress_at: datetime.datetime = Field(description="When its latest event happened.")
+    slip: str | None = Field(default=None, description="The routing slip: running, compensating, completed, faulted, terminated, compensation-failed.")
+    saga: str | None = Field(default=None, description="The cancellation saga's state.")
+    saga_reason: str | None = Field(default=None)
+    steps: list[TimelineStep]
+    seen: list[str] = Field(default_factory=list, description="Ids of the events folded in: a replay folds nothing twice.")
+
+
 RECORD_TYPES: dict[str, type[AvroRecord]] = {
     "oms.fulfillment.FulfillmentRequest": FulfillmentRequest,
     "oms.fulfillment.RoutingSlip": RoutingSlip,
@@ -653,4 +683,5 @@ RECORD_TYPES: dict[str, type[AvroRecord]] = {
     "oms.sagas.SagaTransitioned": SagaTransitioned,
     "oms.sagas.TimerFired": TimerFired,
     "oms.sagas.TimerScheduled": TimerScheduled,
+    "oms.tracking.OrderTimeline": OrderTimeline,
 }

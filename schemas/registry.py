@@ -16,7 +16,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from schemas.catalog import RecordSchema, record
 from topology.settings import Settings
-from topology.topics import HEADERS, WORKFLOW_TOPICS, HeaderSpec, TopicSpec
+from topology.topics import HEADERS, OPERATIONS_TOPICS, WORKFLOW_TOPICS, HeaderSpec, TopicSpec
 
 COMPATIBILITY_LEVEL = "BACKWARD_TRANSITIVE"
 SUBJECT_NOT_FOUND = 40401
@@ -45,7 +45,7 @@ class CompatibilityResult:
 
 
 def declared_subjects(
-    topics: Iterable[TopicSpec] = WORKFLOW_TOPICS, headers: Iterable[HeaderSpec] = HEADERS
+    topics: Iterable[TopicSpec] = (*WORKFLOW_TOPICS, *OPERATIONS_TOPICS), headers: Iterable[HeaderSpec] = HEADERS
 ) -> Iterator[Subject]:
     """One subject per record type a declared topic carries, and one per record carried in a header."""
     for topic in topics:

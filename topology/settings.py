@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     session_timeout_ms: int = 10_000
     transaction_timeout_ms: int = 30_000
     log_level: str = "WARNING"
+    # Monitoring calls an in-flight or compensating order stuck after this long without an event.
+    stuck_after_s: float = 30.0
 
     # Where `oms up` keeps downloaded jars and the local servers' data, logs and pid files.
     cache_dir: Path = PROJECT_ROOT / ".cache"

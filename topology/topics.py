@@ -168,6 +168,26 @@ SAGA_TIMERS = TopicSpec(
     doc="Durable timers of the sagas as they come due, back to the saga that set them.",
 )
 
+TRACKING_ORDERS = TopicSpec(
+    name="oms.tracking.orders",
+    key="order_id",
+    records=("oms.tracking.OrderTimeline",),
+    cleanup_policy="compact",
+    retention_ms=None,
+    doc="The tracker's view: each order's timeline across choreography, routing slip and saga; the latest wins.",
+)
+
+DEAD_LETTERS_REDRIVEN = TopicSpec(
+    name="oms.dead-letters.redriven",
+    key="original topic/partition/offset",
+    partitions=1,
+    cleanup_policy="compact",
+    retention_ms=None,
+    doc="Originals of dead letters already redriven, so that `oms dlq redrive` sends each back once.",
+)
+# Topics of the operators' tools rather than of the workflows: no dead letters of their own.
+OPERATIONS_TOPICS: tuple[TopicSpec, ...] = (TRACKING_ORDERS, DEAD_LETTERS_REDRIVEN)
+
 # Routing-slip activities of fulfillment, in the order a full itinerary visits them.
 FULFILLMENT_ACTIVITIES = ("pick", "pack", "gift-wrap", "customs", "ship", "confirm-delivery")
 
@@ -250,6 +270,7 @@ WORKFLOW_TOPICS: tuple[TopicSpec, ...] = (
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     *WORKFLOW_TOPICS,
     *(dead_letters_of(topic) for topic in WORKFLOW_TOPICS),
+    *OPERATIONS_TOPICS,
 )
 
 

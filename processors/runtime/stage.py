@@ -22,6 +22,7 @@ from quixstreams.models import Topic
 
 from processors.runtime.cloudevents import cloudevent_headers
 from processors.runtime.deadletters import Received, dead_letter
+from processors.runtime.metrics import DEAD_LETTERS, MESSAGES, PROCESSING
 from processors.runtime.records import Emit, Outgoing
 from schemas.models import AvroRecord
 from schemas.serde import RecordCodec
@@ -112,6 +113,16 @@ class RecordStage:
         received = Received(
             context.topic, context.partition, context.offset, timestamp, key, value, tuple(headers or ())
         )
+        with PROCESSING.labels(self.processor).time():
+            outgoing, dead_lettered = self._process(received, state)
+        MESSAGES.labels(self.processor, received.topic, "dead_lettered" if dead_lettered else "ok").inc()
+        if dead_lettered:
+            DEAD_LETTERS.labels(self.processor, received.topic).inc()
+        return outgoing
+
+    def _process(self, received: Received, state: State) -> tuple[list[Outgoing], bool]:
+        """What the message leads to, and whether that is its dead letter."""
+        value = received.value
         try:
             if value is None:
                 raise ValueError("a tombstone (null value) carries no record")
@@ -128,8 +139,8 @@ class RecordStage:
                 type(error).__name__,
                 error,
             )
-            return [dead_letter(received, error, self.processor)]
-        return [self._encode(emit) for emit in emits]
+            return [dead_letter(received, error, self.processor)], True
+        return [self._encode(emit) for emit in emits], False
 
     def _decide(self, record: AvroRecord, state: State, received: Received) -> Iterable[Emit]:
         return self._handle(record, state)

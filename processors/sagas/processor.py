@@ -14,12 +14,13 @@ from quixstreams import Application, State
 
 from processors.runtime.app import app_topic
 from processors.runtime.cloudevents import event_type, header
+from processors.runtime.metrics import SAGA_TRANSITIONS
 from processors.runtime.records import Emit, utc_now
 from processors.runtime.stage import RecordStage, publish
 from processors.runtime.state import StateSlot
 from processors.sagas.cancellation import ACTIVE, CancellationSaga, Cause, Trigger, advance, requested
 from processors.sagas.facts import OrderFacts, observe
-from schemas.models import AvroRecord, CancelOrder, PaymentRefundFailed, RetrySaga, TimerFired
+from schemas.models import AvroRecord, CancelOrder, PaymentRefundFailed, RetrySaga, SagaTransitioned, TimerFired
 from topology.settings import Settings
 from topology.topics import (
     FULFILLMENT_CONTROL,
@@ -89,6 +90,9 @@ def handle(record: AvroRecord, state: State) -> list[Emit]:
     advanced = advance(facts, saga, trigger, cause, utc_now())
     if advanced.saga != known:
         CANCELLATION.save(state, advanced.saga)
+    for emit in advanced.emits:
+        if isinstance(emit.record, SagaTransitioned):
+            SAGA_TRANSITIONS.labels(emit.record.saga, emit.record.from_state, emit.record.to_state).inc()
     return advanced.emits
 
 

@@ -1,0 +1,194 @@
+"""`oms dashboard`: a web page on 127.0.0.1 over the tracker's view, updating live.
+
+A thread follows the compacted `oms.tracking.orders` from its beginning (every order's latest timeline);
+the HTTP server answers from that copy. The page (`page.html`) polls `/api/fleet` and `/api/orders/<id>`.
+Two actions, both safe to repeat: resume a saga that ended `Failed` (a `RetrySaga`), and redrive an
+order's dead letters (each original once, see `ops/deadletters.py`).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import threading
+import uuid
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+from ops.deadletters import matching, redrive
+from ops.produce import produce_retry
+from ops.tracking import steps, summary
+from processors.runtime.records import utc_now
+from processors.tracking.timeline import COMPENSATING, FAULTED, IN_FLIGHT, STATUSES, is_stuck
+from schemas.models import OrderTimeline
+from schemas.registry import registry_client
+from schemas.serde import RecordCodec
+from topology.settings import Settings
+from topology.topics import TRACKING_ORDERS, WORKFLOW_TOPICS
+
+PAGE = Path(__file__).with_name("page.html")
+LISTED = 50  # orders per list on the page, the most recent first
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class View:
+    """The latest timeline of every order, as followed from the compacted topic."""
+
+    timelines: dict[str, OrderTimeline] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    caught_up: threading.Event = field(default_factory=threading.Event)
+
+    def put(self, timeline: OrderTimeline) -> None:
+        with self.lock:
+            self.timelines[timeline.order_id] = timeline
+
+    def get(self, order_id: str) -> OrderTimeline | None:
+        with self.lock:
+            return self.timelines.get(order_id)
+
+    def fleet(self, stuck_after: datetime.timedelta) -> dict[str, Any]:
+        now = utc_now()
+        with self.lock:
+            timelines = list(self.timelines.values())
+        newest_first = sorted(timelines, key=lambda t: t.last_progress_at, reverse=True)
+        stuck = [t for t in newest_first if is_stuck(t, now, stuck_after)]
+        lists = {
+            "in-flight": [t for t in newest_first if t.status == IN_FLIGHT],
+            "stuck": stuck,
+            "compensating": [t for t in newest_first if t.status == COMPENSATING],
+            "faulted": [t for t in newest_first if t.status == FAULTED],
+        }
+        counts = {status: sum(1 for t in timelines if t.status == status) for status in STATUSES}
+        return {
+            "now": now.isoformat(),
+            "stuck_after_s": stuck_after.total_seconds(),
+            "counts": counts | {"stuck": len(stuck), "orders": len(timelines)},
+            "lists": {name: [row(t) for t in found[:LISTED]] for name, found in lists.items()},
+        }
+
+
+def row(timeline: OrderTimeline) -> dict[str, Any]:
+    return summary(timeline)
+
+
+class Follower(threading.Thread):
+    """Reads `oms.tracking.orders` from the beginning, then keeps reading."""
+
+    def __init__(self, settings: Settings, view: View) -> None:
+        super().__init__(name="view-follower", daemon=True)
+        self._settings = settings
+        self._view = view
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        codec = RecordCodec(registry_client(self._settings), TRACKING_ORDERS.name)
+        consumer = Consumer(
+            {
+                **self._settings.kafka_config(),
+                "group.id": f"oms-dashboard-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "enable.partition.eof": True,
+            }
+        )
+        partitions = consumer.list_topics(TRACKING_ORDERS.name, timeout=10).topics[TRACKING_ORDERS.name].partitions
+        consumer.assign([TopicPartition(TRACKING_ORDERS.name, p, OFFSET_BEGINNING) for p in partitions])
+        behind = set(partitions)
+        try:
+            while not self._stop.is_set():
+                for message in consumer.consume(1000, 0.2):
+                    error = message.error()
+                    if error is not None:
+                        if error.code() == KafkaError._PARTITION_EOF:
+                            behind.discard(message.partition())
+                            if not behind:
+                                self._view.caught_up.set()
+                        continue
+                    if message.value() is not None:
+                        timeline = codec.decode(message.value())
+                        if isinstance(timeline, OrderTimeline):
+                            self._view.put(timeline)
+        finally:
+            consumer.close()
+
+
+def handler_for(settings: Settings, view: View) -> type[BaseHTTPRequestHandler]:
+    stuck_after = datetime.timedelta(seconds=settings.stuck_after_s)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = urlparse(self.path).path
+            if path in ("/", "/index.html"):
+                self._send(HTTPStatus.OK, PAGE.read_bytes(), "text/html; charset=utf-8")
+            elif path == "/api/fleet":
+                self._json(HTTPStatus.OK, view.fleet(stuck_after))
+            elif path.startswith("/api/orders/"):
+                timeline = view.get(unquote(path.removeprefix("/api/orders/")))
+                if timeline is None:
+                    self._json(HTTPStatus.NOT_FOUND, {"error": "no such order in the tracker's view"})
+                else:
+                    stuck = is_stuck(timeline, utc_now(), stuck_after)
+                    self._json(HTTPStatus.OK, summary(timeline) | {"stuck": stuck, "steps": steps(timeline)})
+            else:
+                self._json(HTTPStatus.NOT_FOUND, {"error": f"nothing at {path}"})
+
+        def do_POST(self) -> None:
+            url = urlparse(self.path)
+            parts = url.path.strip("/").split("/")
+            if len(parts) == 4 and parts[:2] == ["api", "orders"] and parts[3] in ("retry", "redrive"):
+                order_id = unquote(parts[2])
+                if parts[3] == "retry":
+                    self._retry(order_id)
+                else:
+                    self._redrive(order_id, parse_qs(url.query).get("topic"))
+            else:
+                self._json(HTTPStatus.NOT_FOUND, {"error": f"nothing at {url.path}"})
+
+        def _retry(self, order_id: str) -> None:
+            timeline = view.get(order_id)
+            if timeline is None or timeline.saga != "Failed":
+                self._json(HTTPStatus.CONFLICT, {"error": "only a saga that ended Failed can be retried"})
+                return
+            command = produce_retry(settings, order_id)
+            self._json(HTTPStatus.ACCEPTED, {"retry": str(command.event_id)})
+
+        def _redrive(self, order_id: str, topics: list[str] | None) -> None:
+            names = topics or [topic.name for topic in WORKFLOW_TOPICS]
+            sent = [letter.original for name in names for letter in redrive(settings, name, matching(key=order_id))]
+            self._json(HTTPStatus.OK, {"redriven": sent})
+
+        def _json(self, status: HTTPStatus, body: Any) -> None:
+            self._send(status, json.dumps(body, default=str).encode(), "application/json")
+
+        def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            logger.debug(format, *args)
+
+    return Handler
+
+
+def serve(settings: Settings, port: int) -> ThreadingHTTPServer:
+    """Start following the view and serving it on 127.0.0.1:`port` (0: any free port); the server."""
+    view = View()
+    Follower(settings, view).start()
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler_for(settings, view))
+    threading.Thread(target=server.serve_forever, name="dashboard-http", daemon=True).start()
+    return server

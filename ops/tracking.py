@@ -1,0 +1,81 @@
+"""The tracker's view from the command line: one order's timeline, and lists of slips and sagas."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from ops.tables import read_table
+from processors.runtime.records import utc_now
+from processors.tracking.timeline import is_stuck
+from schemas.models import OrderTimeline
+from schemas.registry import registry_client
+from schemas.serde import RecordCodec
+from topology.settings import Settings
+from topology.topics import TRACKING_ORDERS
+
+
+def read_view(settings: Settings) -> dict[str, OrderTimeline]:
+    """Every order's latest timeline, by order id."""
+    codec = RecordCodec(registry_client(settings), TRACKING_ORDERS.name)
+    view = {}
+    for order_id, row in read_table(settings, TRACKING_ORDERS.name).items():
+        timeline = codec.decode(row.value)
+        if isinstance(timeline, OrderTimeline):
+            view[order_id] = timeline
+    return view
+
+
+def as_json(timelines: Iterable[OrderTimeline]) -> str:
+    return json.dumps([summary(t) | {"steps": steps(t)} for t in timelines], indent=2, default=str)
+
+
+def summary(timeline: OrderTimeline) -> dict[str, Any]:
+    return timeline.model_dump(mode="json", exclude={"steps", "seen", "event_id"})
+
+
+def steps(timeline: OrderTimeline) -> list[dict[str, Any]]:
+    return [step.model_dump(mode="json") | {"duration_ms": duration_ms(step)} for step in timeline.steps]
+
+
+def duration_ms(step: Any) -> int | None:
+    if step.started_at is None or step.ended_at is None:
+        return None
+    return round((step.ended_at - step.started_at).total_seconds() * 1000)
+
+
+def timeline_lines(timeline: OrderTimeline, stuck_after: datetime.timedelta) -> list[str]:
+    stuck = " (stuck)" if is_stuck(timeline, utc_now(), stuck_after) else ""
+    head = [
+        f"order {timeline.order_id}: {timeline.status}{stuck}"
+        + (f", {timeline.outcome}" if timeline.outcome else "")
+        + (f"; slip {timeline.slip}" if timeline.slip else "")
+        + (f"; saga {timeline.saga}" if timeline.saga else ""),
+        f"{'pattern':<13} {'step':<24} {'status':<20} {'started':<13} {'took':>8}  error",
+    ]
+    rows = []
+    for step in timeline.steps:
+        started = step.started_at.strftime("%H:%M:%S.%f")[:-3] if step.started_at else "-"
+        took = duration_ms(step)
+        rows.append(
+            f"{step.pattern:<13} {step.name:<24} {step.status:<20} {started:<13} "
+            f"{f'{took} ms' if took is not None else '-':>8}  {step.error or ''}"
+        )
+    return head + rows
+
+
+def slip_rows(view: dict[str, OrderTimeline], stuck: bool, faulted: bool, stuck_after: datetime.timedelta) -> list:
+    now = utc_now()
+    found = [t for t in view.values() if t.slip is not None]
+    if stuck:
+        found = [t for t in found if is_stuck(t, now, stuck_after)]
+    if faulted:
+        found = [t for t in found if t.slip in ("faulted", "compensation-failed")]
+    return sorted(found, key=lambda t: t.last_progress_at)
+
+
+def saga_rows(view: dict[str, OrderTimeline], state: str | None) -> list[OrderTimeline]:
+    found = [t for t in view.values() if t.saga is not None and (state is None or t.saga == state)]
+    return sorted(found, key=lambda t: t.last_progress_at)

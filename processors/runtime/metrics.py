@@ -1,0 +1,92 @@
+"""Prometheus metrics: what every process counts, and the HTTP endpoint each one serves them on.
+
+Names follow Prometheus conventions: prefix `oms_`, base units (seconds), counters end in `_total`, and no
+label carries an order id. Each process serves on `OMS_METRICS_PORT` when set; otherwise on the port of its
+service in `METRICS_PORTS` (instance 0), or that port plus 100 per further instance, so that
+`ops/prometheus/prometheus.yml` finds `oms run all` without configuration.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+logger = logging.getLogger(__name__)
+
+METRICS_BASE_PORT = 9400
+SERVICE_ORDER = (
+    "intake",
+    "payments",
+    "inventory",
+    "stock",
+    "fulfillment",
+    "activities",
+    "notifications",
+    "sagas",
+    "timers",
+    "tracker",
+)
+METRICS_PORTS = {name: METRICS_BASE_PORT + index for index, name in enumerate(SERVICE_ORDER)}
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+MESSAGES = Counter(
+    "oms_messages_processed_total",
+    "Messages a processor handled, by input topic and outcome (ok, dead_lettered).",
+    ["processor", "topic", "outcome"],
+)
+PROCESSING = Histogram(
+    "oms_processing_seconds",
+    "Time to decode, decide and encode one message, gateway and activity calls included.",
+    ["processor"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+DEAD_LETTERS = Counter(
+    "oms_dead_letters_total", "Messages sent to a dead-letter topic, by original topic.", ["processor", "topic"]
+)
+SAGA_TRANSITIONS = Counter(
+    "oms_saga_transitions_total", "Saga transitions, by saga and states.", ["saga", "from_state", "to_state"]
+)
+SAGA_INSTANCES = Gauge("oms_saga_instances", "Saga instances by state, as the tracker sees them.", ["saga", "state"])
+ORDERS = Gauge(
+    "oms_orders", "Orders by status in the tracker's view (in-flight, compensating, faulted, completed).", ["status"]
+)
+STUCK_ORDERS = Gauge("oms_orders_stuck", "In-flight or compensating orders without progress for the stuck threshold.")
+ROUTING_SLIPS = Counter("oms_routing_slips_total", "Routing slips that ended, by outcome.", ["outcome"])
+ACTIVITY_SECONDS = Histogram(
+    "oms_routing_slip_activity_seconds",
+    "How long routing-slip activities took to execute.",
+    ["activity"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+ORDER_LATENCY = Histogram(
+    "oms_order_latency_seconds",
+    "From PlaceOrder to the order's outcome (delivered, cancelled, rejected, payment-failed, out-of-stock).",
+    ["outcome"],
+    buckets=LATENCY_BUCKETS,
+)
+CONSUMER_LAG = Gauge(
+    "oms_consumer_lag_messages", "Messages not yet consumed, per group and partition.", ["group", "topic", "partition"]
+)
+
+
+def metrics_port(service: str, instance: str) -> int | None:
+    explicit = os.environ.get("OMS_METRICS_PORT")
+    if explicit is not None:
+        return int(explicit) or None
+    base = METRICS_PORTS.get(service)
+    if base is None:
+        return None
+    return base + 100 * int(instance) if instance.isdigit() else None
+
+
+def serve_metrics(service: str, instance: str) -> None:
+    """Serve this process's metrics on its port (127.0.0.1); a port already taken only costs the metrics."""
+    port = metrics_port(service, instance)
+    if port is None:
+        return
+    try:
+        start_http_server(port, addr="127.0.0.1")
+    except OSError as error:
+        logger.warning("metrics not served: port %d: %s", port, error)

@@ -1,0 +1,318 @@
+"""An order's timeline across the three patterns, folded from its events; pure.
+
+Each event moves one step (choreography: intake, payment, inventory, notifications; routing slip: each
+activity; saga: each state the cancellation passes, and the refunds and releases it asks for) and the
+order's summary: its status in the fleet (in-flight, compensating, faulted, completed), its outcome, the
+slip's and the saga's state. Folding an event twice changes nothing (its id is remembered).
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from processors.runtime.records import derive_event_id
+from schemas.models import (
+    AvroRecord,
+    CancelOrder,
+    InventoryReleased,
+    InventoryReserved,
+    InventoryShortage,
+    NotificationSent,
+    OrderCancellationRejected,
+    OrderCancelled,
+    OrderCreated,
+    OrderDelivered,
+    OrderRejected,
+    OrderTimeline,
+    PaymentFailed,
+    PaymentProcessed,
+    PaymentRefunded,
+    PaymentRefundFailed,
+    PlaceOrder,
+    RoutingSlipActivityCompensated,
+    RoutingSlipActivityCompensationFailed,
+    RoutingSlipActivityCompleted,
+    RoutingSlipActivityFaulted,
+    RoutingSlipCompensationFailed,
+    RoutingSlipCompleted,
+    RoutingSlipCreated,
+    RoutingSlipFaulted,
+    RoutingSlipRevised,
+    RoutingSlipTerminated,
+    SagaTransitioned,
+    TimelineStep,
+)
+
+CHOREOGRAPHY, ROUTING_SLIP, SAGA = "choreography", "routing-slip", "saga"
+PENDING, STARTED, COMPLETED, FAILED = "pending", "started", "completed", "failed"
+COMPENSATED, COMPENSATION_FAILED = "compensated", "compensation-failed"
+
+IN_FLIGHT, COMPENSATING, FAULTED, DONE = "in-flight", "compensating", "faulted", "completed"
+STATUSES = (IN_FLIGHT, COMPENSATING, FAULTED, DONE)
+SAGA_OVER = ("Cancelled", "Rejected", "Failed")
+SEEN_KEPT = 200  # event ids remembered per order, newest last
+
+
+def new_timeline(order_id: str, at: datetime.datetime) -> OrderTimeline:
+    return OrderTimeline(
+        event_id=uuid.uuid4(), order_id=order_id, occurred_at=at, status=IN_FLIGHT, last_progress_at=at, steps=[]
+    )
+
+
+def fold(timeline: OrderTimeline | None, record: AvroRecord) -> OrderTimeline | None:
+    """The timeline after `record`, or None when `record` changes nothing (a duplicate, or not an order's)."""
+    fields = record.model_dump()
+    event_id, order_id, at = str(fields["event_id"]), fields.get("order_id"), fields["occurred_at"]
+    if order_id is None or (timeline is not None and event_id in timeline.seen):
+        return None
+    view = Draft(timeline or new_timeline(order_id, at))
+    apply = APPLY.get(type(record))
+    if apply is None:
+        return None
+    apply(view, record)
+    return view.finish(event_id, at)
+
+
+class Draft:
+    """A timeline being changed by one event."""
+
+    def __init__(self, timeline: OrderTimeline) -> None:
+        self.timeline = timeline
+        self.steps: list[dict[str, Any]] = [step.model_dump() for step in timeline.steps]
+        self.changes: dict[str, object] = {}
+
+    def find(self, pattern: str, name: str) -> dict[str, Any] | None:
+        return next((step for step in self.steps if (step["pattern"], step["name"]) == (pattern, name)), None)
+
+    def step(self, pattern: str, name: str) -> dict[str, Any]:
+        """The step's fields, to change in place; a new pending step if there is none yet."""
+        found = self.find(pattern, name)
+        if found is not None:
+            return found
+        step = TimelineStep(pattern=pattern, name=name, status=PENDING).model_dump()
+        self.steps.append(step)
+        return step
+
+    def start(self, pattern: str, name: str, at: datetime.datetime) -> None:
+        step = self.step(pattern, name)
+        if step["status"] == PENDING:
+            step.update(status=STARTED, started_at=at)
+
+    def end(
+        self,
+        pattern: str,
+        name: str,
+        status: str,
+        at: datetime.datetime,
+        started: datetime.datetime | None = None,
+        error: str | None = None,
+    ) -> None:
+        step = self.step(pattern, name)
+        step.update(status=status, ended_at=at, error=error, started_at=started or step["started_at"] or at)
+
+    def mark(self, pattern: str, name: str, status: str, error: str | None = None) -> None:
+        """A new status for a step that ran (its times stay those of its execution)."""
+        self.step(pattern, name).update(status=status, error=error)
+
+    def set(self, **changes: object) -> None:
+        self.changes.update(changes)
+
+    def finish(self, event_id: str, at: datetime.datetime) -> OrderTimeline:
+        steps = [TimelineStep.model_validate(step) for step in self.steps]
+        current = self.timeline.model_copy(update={**self.changes, "steps": steps})
+        seen = [*current.seen, event_id][-SEEN_KEPT:]
+        latest = max(current.last_progress_at, at)
+        return current.model_copy(
+            update={
+                "event_id": derive_event_id(event_id, "timeline"),
+                "occurred_at": latest,
+                "last_progress_at": latest,
+                "seen": seen,
+                "status": status_of(current),
+            }
+        )
+
+
+def status_of(timeline: OrderTimeline) -> str:
+    if timeline.saga == "Failed" or timeline.slip == COMPENSATION_FAILED:
+        return FAULTED
+    if timeline.saga is not None and timeline.saga not in SAGA_OVER:
+        return COMPENSATING
+    if timeline.outcome is not None or timeline.saga == "Cancelled":
+        return DONE
+    if timeline.placed_at is None and timeline.saga in SAGA_OVER:
+        return DONE  # a cancellation of an order never placed: answered, nothing else to come
+    if timeline.slip == "compensating":
+        return COMPENSATING
+    if timeline.slip in ("faulted", "terminated"):
+        return FAULTED
+    return IN_FLIGHT
+
+
+def is_stuck(timeline: OrderTimeline, now: datetime.datetime, after: datetime.timedelta) -> bool:
+    """In flight or compensating, and nothing happened for `after`."""
+    return timeline.status in (IN_FLIGHT, COMPENSATING) and now - timeline.last_progress_at >= after
+
+
+# --- one function per event type --------------------------------------------------------------------
+
+
+def placed(view: Draft, record: PlaceOrder) -> None:
+    view.start(CHOREOGRAPHY, "intake", record.occurred_at)
+    view.set(placed_at=view.timeline.placed_at or record.occurred_at)
+
+
+def created(view: Draft, record: OrderCreated) -> None:
+    view.end(CHOREOGRAPHY, "intake", COMPLETED, record.occurred_at)
+    view.start(CHOREOGRAPHY, "payment", record.occurred_at)
+
+
+def rejected(view: Draft, record: OrderRejected) -> None:
+    view.end(CHOREOGRAPHY, "intake", FAILED, record.occurred_at, error="; ".join(record.reasons))
+    view.set(outcome="rejected")
+
+
+def paid(view: Draft, record: PaymentProcessed) -> None:
+    view.end(CHOREOGRAPHY, "payment", COMPLETED, record.occurred_at)
+    view.start(CHOREOGRAPHY, "inventory", record.occurred_at)
+
+
+def payment_failed(view: Draft, record: PaymentFailed) -> None:
+    view.end(CHOREOGRAPHY, "payment", FAILED, record.occurred_at, error=record.reason)
+    view.set(outcome="payment-failed")
+
+
+def reserved(view: Draft, record: InventoryReserved) -> None:
+    view.end(CHOREOGRAPHY, "inventory", COMPLETED, record.occurred_at)
+
+
+def short(view: Draft, record: InventoryShortage) -> None:
+    lines = ", ".join(f"{line.sku} {line.available}/{line.requested}" for line in record.short_lines)
+    view.end(CHOREOGRAPHY, "inventory", FAILED, record.occurred_at, error=f"short: {lines}")
+    view.set(outcome="out-of-stock")
+
+
+def slip_created(view: Draft, record: RoutingSlipCreated) -> None:
+    for activity in record.itinerary:
+        view.step(ROUTING_SLIP, activity)
+    if record.itinerary:
+        view.start(ROUTING_SLIP, record.itinerary[0], record.occurred_at)
+    view.set(slip="running")
+
+
+def activity_completed(view: Draft, record: RoutingSlipActivityCompleted) -> None:
+    started = record.occurred_at - datetime.timedelta(milliseconds=record.duration_ms)
+    view.end(ROUTING_SLIP, record.activity, COMPLETED, record.occurred_at, started=started)
+    following = next((s for s in view.steps if s["pattern"] == ROUTING_SLIP and s["status"] == PENDING), None)
+    if following is not None:
+        following.update(status=STARTED, started_at=record.occurred_at)
+
+
+def activity_faulted(view: Draft, record: RoutingSlipActivityFaulted) -> None:
+    view.end(ROUTING_SLIP, record.activity, FAILED, record.occurred_at, error=record.reason)
+    view.set(slip="compensating")
+
+
+def activity_compensated(view: Draft, record: RoutingSlipActivityCompensated) -> None:
+    view.mark(ROUTING_SLIP, record.activity, COMPENSATED)
+
+
+def compensation_failed(view: Draft, record: RoutingSlipActivityCompensationFailed) -> None:
+    view.mark(ROUTING_SLIP, record.activity, COMPENSATION_FAILED, error=record.reason)
+
+
+def revised(view: Draft, record: RoutingSlipRevised) -> None:
+    for activity in record.itinerary:
+        view.step(ROUTING_SLIP, activity)
+
+
+def slip_ended(outcome: str) -> Callable[[Draft, AvroRecord], None]:
+    def ended(view: Draft, record: AvroRecord) -> None:
+        view.set(slip=outcome)
+
+    return ended
+
+
+def delivered(view: Draft, record: OrderDelivered) -> None:
+    view.set(outcome="delivered")
+
+
+def notified(view: Draft, record: NotificationSent) -> None:
+    view.end(CHOREOGRAPHY, f"notify {record.kind.value.lower().replace('_', ' ')}", COMPLETED, record.occurred_at)
+
+
+def cancel_asked(view: Draft, record: CancelOrder) -> None:
+    view.end(SAGA, "cancellation asked", COMPLETED, record.occurred_at, error=None)
+
+
+def transitioned(view: Draft, record: SagaTransitioned) -> None:
+    if record.from_state != record.to_state:
+        previous = view.find(SAGA, record.from_state)
+        if previous is not None and previous["status"] == STARTED:
+            previous.update(status=COMPLETED, ended_at=record.occurred_at)
+    ending = {"Cancelled": COMPLETED, "Rejected": COMPLETED, "Failed": FAILED}.get(record.to_state)
+    if ending is not None:
+        view.end(SAGA, record.to_state, ending, record.occurred_at, error=record.reason)
+    else:
+        step = view.step(SAGA, record.to_state)
+        step.update(
+            status=STARTED,
+            started_at=step["started_at"] or record.occurred_at,
+            ended_at=None,
+            error=f"attempt {record.attempt}" if record.attempt > 1 else None,
+        )
+    view.set(saga=record.to_state, saga_reason=record.reason)
+
+
+def refunded(view: Draft, record: PaymentRefunded) -> None:
+    name = f"refund {record.method.value.lower().replace('_', ' ')}"
+    view.end(SAGA, name, COMPLETED, record.occurred_at)
+
+
+def refund_failed(view: Draft, record: PaymentRefundFailed) -> None:
+    view.end(SAGA, "refund", FAILED, record.occurred_at, error=record.reason)
+
+
+def released(view: Draft, record: InventoryReleased) -> None:
+    view.end(SAGA if view.timeline.saga else CHOREOGRAPHY, "release stock", COMPLETED, record.occurred_at)
+
+
+def cancelled(view: Draft, record: OrderCancelled) -> None:
+    view.set(outcome="cancelled")
+
+
+def cancellation_rejected(view: Draft, record: OrderCancellationRejected) -> None:
+    view.end(SAGA, "cancellation rejected", COMPLETED, record.occurred_at, error=record.reason)
+
+
+APPLY: dict[type[AvroRecord], Callable[[Draft, Any], None]] = {
+    PlaceOrder: placed,
+    OrderCreated: created,
+    OrderRejected: rejected,
+    PaymentProcessed: paid,
+    PaymentFailed: payment_failed,
+    InventoryReserved: reserved,
+    InventoryShortage: short,
+    RoutingSlipCreated: slip_created,
+    RoutingSlipActivityCompleted: activity_completed,
+    RoutingSlipActivityFaulted: activity_faulted,
+    RoutingSlipActivityCompensated: activity_compensated,
+    RoutingSlipActivityCompensationFailed: compensation_failed,
+    RoutingSlipRevised: revised,
+    RoutingSlipCompleted: slip_ended("completed"),
+    RoutingSlipFaulted: slip_ended("faulted"),
+    RoutingSlipTerminated: slip_ended("terminated"),
+    RoutingSlipCompensationFailed: slip_ended(COMPENSATION_FAILED),
+    OrderDelivered: delivered,
+    NotificationSent: notified,
+    CancelOrder: cancel_asked,
+    SagaTransitioned: transitioned,
+    PaymentRefunded: refunded,
+    PaymentRefundFailed: refund_failed,
+    InventoryReleased: released,
+    OrderCancelled: cancelled,
+    OrderCancellationRejected: cancellation_rejected,
+}

@@ -1,0 +1,282 @@
+"""The tracker: every order's timeline across the three patterns, kept on the compacted `oms.tracking.orders`.
+
+A plain confluent-kafka consumer rather than a Quix Streams app: it reads a dozen topics and must keep up
+with the whole pipeline, so it folds events in memory and publishes what changed in batches (every
+`FLUSH_EVERY_S`), each batch in one Kafka transaction with the consumer offsets. The compacted topic is its
+state: on every assignment it reads the assigned partitions of `oms.tracking.orders` back to the end before
+folding anything new, so a restart, a rebalance or a second instance loses nothing and folds nothing twice.
+All input topics and the view are keyed by order id with the same partition count, and the range assignor
+gives an instance the same partition numbers of each.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable
+from types import FrameType
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from processors.runtime.app import instance_id
+from processors.runtime.cloudevents import cloudevent_headers, header
+from processors.runtime.metrics import (
+    ACTIVITY_SECONDS,
+    CONSUMER_LAG,
+    ORDER_LATENCY,
+    ORDERS,
+    ROUTING_SLIPS,
+    SAGA_INSTANCES,
+    STUCK_ORDERS,
+)
+from processors.runtime.records import utc_now
+from processors.sagas.cancellation import Phase
+from processors.tracking.lag import consumer_lag
+from processors.tracking.timeline import STATUSES, fold, is_stuck
+from schemas.models import AvroRecord, OrderTimeline, RoutingSlipActivityCompleted
+from schemas.registry import registry_client
+from schemas.serde import RecordCodec
+from topology.settings import Settings
+from topology.topics import (
+    INVENTORY_EVENTS,
+    NOTIFICATIONS_EVENTS,
+    ORDERS_COMMANDS,
+    ORDERS_EVENTS,
+    PAYMENTS_EVENTS,
+    ROUTING_SLIPS_EVENTS,
+    SAGAS_EVENTS,
+    TRACKING_ORDERS,
+)
+
+PROCESSOR = "oms.tracker"
+INPUTS = (
+    ORDERS_COMMANDS,
+    ORDERS_EVENTS,
+    PAYMENTS_EVENTS,
+    INVENTORY_EVENTS,
+    ROUTING_SLIPS_EVENTS,
+    SAGAS_EVENTS,
+    NOTIFICATIONS_EVENTS,
+)
+FLUSH_EVERY_S = 0.5
+GAUGES_EVERY_S = 5.0
+LAG_EVERY_S = 5.0
+SLIP_ENDS = ("completed", "faulted", "terminated", "compensation-failed")
+# Commands the timeline has no use for; skipped by their CloudEvents type before decoding.
+SKIPPED_TYPES = frozenset({"oms.RetrySaga"})
+
+logger = logging.getLogger(__name__)
+
+
+class Tracker:
+    def __init__(self, settings: Settings) -> None:
+        registry = registry_client(settings)
+        self._settings = settings
+        self._codecs = {spec.name: RecordCodec(registry, spec.name) for spec in INPUTS}
+        self._view_codec = RecordCodec(registry, TRACKING_ORDERS.name)
+        self._consumer = Consumer(
+            {
+                **settings.kafka_config(),
+                "group.id": PROCESSOR,
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "auto.offset.reset": "earliest",
+                "partition.assignment.strategy": "range",
+                "session.timeout.ms": settings.session_timeout_ms,
+                "group.instance.id": f"{PROCESSOR}-{instance_id()}",
+            }
+        )
+        self._producer = Producer(
+            {
+                **settings.kafka_config(),
+                "transactional.id": f"{PROCESSOR}-{instance_id()}",
+                "transaction.timeout.ms": settings.transaction_timeout_ms,
+                "partitioner": "murmur2_random",
+                "linger.ms": 20,
+            }
+        )
+        self.timelines: dict[str, OrderTimeline] = {}
+        self._partition_of: dict[str, int] = {}
+        self._dirty: set[str] = set()
+        self._committed: dict[tuple[str, int], int] = {}
+        self._stopping = False
+
+    def run(self) -> None:
+        signal.signal(signal.SIGINT, self._stop)
+        signal.signal(signal.SIGTERM, self._stop)
+        self._producer.init_transactions(30)
+        self._consumer.subscribe([spec.name for spec in INPUTS], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        lag = LagReporter(self._settings)
+        lag.start()
+        last_flush = last_gauges = time.monotonic()
+        try:
+            while not self._stopping:
+                self._read(0.1)
+                if time.monotonic() - last_flush >= FLUSH_EVERY_S:
+                    self._flush()
+                    last_flush = time.monotonic()
+                if time.monotonic() - last_gauges >= GAUGES_EVERY_S:
+                    fleet_gauges(self.timelines.values(), datetime.timedelta(seconds=self._settings.stuck_after_s))
+                    last_gauges = time.monotonic()
+            self._flush()
+        finally:
+            lag.stop()
+            self._consumer.close()
+
+    def _stop(self, signum: int, frame: FrameType | None) -> None:
+        self._stopping = True
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._rebuild({partition.partition for partition in partitions})
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._flush()
+        revoked = {partition.partition for partition in partitions}
+        for order_id in [o for o, p in self._partition_of.items() if p in revoked]:
+            self.timelines.pop(order_id, None)
+            del self._partition_of[order_id]
+
+    def _rebuild(self, partitions: set[int]) -> None:
+        """The view's partitions back into memory, up to their end."""
+        reader = Consumer(
+            {
+                **self._settings.kafka_config(),
+                "group.id": f"{PROCESSOR}-rebuild",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "enable.partition.eof": True,
+            }
+        )
+        try:
+            reader.assign([TopicPartition(TRACKING_ORDERS.name, p, OFFSET_BEGINNING) for p in partitions])
+            left = set(partitions)
+            while left:
+                for message in reader.consume(1000, 1.0):
+                    error = message.error()
+                    if error is not None:
+                        if error.code() == KafkaError._PARTITION_EOF:
+                            left.discard(message.partition())
+                            continue
+                        raise KafkaException(error)
+                    order_id = (message.key() or b"").decode()
+                    if message.value() is None:
+                        self.timelines.pop(order_id, None)
+                        continue
+                    timeline = self._view_codec.decode(message.value())
+                    if isinstance(timeline, OrderTimeline):
+                        self.timelines[order_id] = timeline
+                        self._partition_of[order_id] = message.partition()
+        finally:
+            reader.close()
+        logger.info("rebuilt %d timelines of partitions %s", len(self.timelines), sorted(partitions))
+
+    def _read(self, timeout_s: float) -> None:
+        for message in self._consumer.consume(2000, timeout_s):
+            error = message.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    raise KafkaException(error)
+                continue
+            if message.value() is None or header(message.headers(), "ce_type") in SKIPPED_TYPES:
+                continue
+            try:
+                record = self._codecs[message.topic()].decode(message.value())
+            except Exception as error:  # the processors dead-letter what they cannot read; the view skips it
+                logger.warning("skipping %s[%d]@%d: %s", message.topic(), message.partition(), message.offset(), error)
+                continue
+            self.track(record, message.partition())
+
+    def track(self, record: AvroRecord, partition: int) -> None:
+        order_id = record.model_dump().get("order_id")
+        if order_id is None:
+            return
+        before = self.timelines.get(order_id)
+        updated = fold(before, record)
+        if updated is not None:
+            observe(record, before, updated)
+            self.timelines[order_id] = updated
+            self._partition_of[order_id] = partition
+            self._dirty.add(order_id)
+
+    def _flush(self) -> None:
+        """What changed since the last flush, with the consumer's position, in one transaction."""
+        positions = [tp for tp in self._consumer.position(self._consumer.assignment()) if tp.offset >= 0]
+        read_to = {(tp.topic, tp.partition): tp.offset for tp in positions}
+        if not self._dirty and read_to == self._committed:
+            return
+        self._producer.begin_transaction()
+        for order_id in self._dirty:
+            timeline = self.timelines[order_id]
+            self._producer.produce(
+                TRACKING_ORDERS.name,
+                key=order_id.encode(),
+                value=self._view_codec.encode(timeline),
+                headers=list(cloudevent_headers(timeline, PROCESSOR)),
+            )
+        if positions:
+            self._producer.send_offsets_to_transaction(positions, self._consumer.consumer_group_metadata())
+        self._producer.commit_transaction(30)
+        self._dirty.clear()
+        self._committed = read_to
+
+
+def observe(record: AvroRecord, before: OrderTimeline | None, after: OrderTimeline) -> None:
+    """Metrics of one event, folded for the first time."""
+    if isinstance(record, RoutingSlipActivityCompleted):
+        ACTIVITY_SECONDS.labels(record.activity).observe(record.duration_ms / 1000)
+    if after.slip in SLIP_ENDS and (before is None or before.slip != after.slip):
+        ROUTING_SLIPS.labels(after.slip).inc()
+    if after.outcome and after.placed_at and (before is None or before.outcome != after.outcome):
+        ORDER_LATENCY.labels(after.outcome).observe((after.last_progress_at - after.placed_at).total_seconds())
+
+
+def fleet_gauges(timelines: Iterable[OrderTimeline], stuck_after: datetime.timedelta) -> None:
+    """Orders by status, stuck ones, and saga instances by state, over the whole view."""
+    now = utc_now()
+    statuses: Counter[str] = Counter()
+    sagas: Counter[str] = Counter()
+    stuck = 0
+    for timeline in timelines:
+        statuses[timeline.status] += 1
+        if timeline.saga is not None:
+            sagas[timeline.saga] += 1
+        stuck += is_stuck(timeline, now, stuck_after)
+    for status in STATUSES:
+        ORDERS.labels(status).set(statuses[status])
+    for state in Phase:
+        if state != Phase.IDLE:
+            SAGA_INSTANCES.labels("cancellation", state.value).set(sagas[state.value])
+    STUCK_ORDERS.set(stuck)
+
+
+class LagReporter:
+    """Every `LAG_EVERY_S`, the lag of every `oms.` consumer group into `oms_consumer_lag_messages`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._admin = AdminClient(settings.kafka_config())
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="consumer-lag", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(LAG_EVERY_S):
+            try:
+                for entry in consumer_lag(self._admin):
+                    CONSUMER_LAG.labels(entry.group, entry.topic, str(entry.partition)).set(entry.lag)
+            except Exception as error:  # a metric that could not be measured this time; the next try may
+                logger.warning("consumer lag not measured: %s", error)
+
+
+def run(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level, format="[%(asctime)s] [%(levelname)s] [%(name)s] : %(message)s")
+    Tracker(settings).run()

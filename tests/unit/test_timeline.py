@@ -1,0 +1,165 @@
+"""The tracker's fold: events of one order into its timeline across the three patterns (no broker)."""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from typing import Any
+
+from processors.tracking.timeline import fold, is_stuck
+from schemas.models import (
+    AvroRecord,
+    InventoryReserved,
+    Money,
+    OrderDelivered,
+    OrderTimeline,
+    PaymentProcessed,
+    RoutingSlipActivityCompensated,
+    RoutingSlipActivityCompleted,
+    RoutingSlipActivityFaulted,
+    RoutingSlipCreated,
+    RoutingSlipFaulted,
+    SagaTransitioned,
+    StockLine,
+)
+from tests.factories import NOW, a_valid_order, order_created_from
+
+ORDER = "o-1"
+SLIP = uuid.uuid4()
+
+
+def at(seconds: float) -> dict[str, Any]:
+    return {"event_id": uuid.uuid4(), "order_id": ORDER, "occurred_at": NOW + datetime.timedelta(seconds=seconds)}
+
+
+def folded(*records: AvroRecord) -> OrderTimeline:
+    timeline = None
+    for record in records:
+        timeline = fold(timeline, record) or timeline
+    assert timeline is not None
+    return timeline
+
+
+def happy_path() -> list[AvroRecord]:
+    placed = a_valid_order(ORDER)
+    return [
+        placed,
+        order_created_from(placed).model_copy(update={"occurred_at": NOW + datetime.timedelta(seconds=0.1)}),
+        PaymentProcessed(**at(0.3), amount=Money(amount_minor=3000, currency="EUR"), charges=[], lines=[]),
+        InventoryReserved(**at(0.5), lines=[StockLine(sku="SKU-MUG-01", quantity=2)]),
+        RoutingSlipCreated(**at(0.6), tracking_number=SLIP, itinerary=["pick", "pack", "ship"]),
+        RoutingSlipActivityCompleted(**at(0.9), tracking_number=SLIP, activity="pick", duration_ms=200),
+    ]
+
+
+def test_an_order_s_steps_follow_the_choreography_then_its_slip_with_times_and_durations() -> None:
+    timeline = folded(*happy_path())
+
+    assert [(s.pattern, s.name, s.status) for s in timeline.steps] == [
+        ("choreography", "intake", "completed"),
+        ("choreography", "payment", "completed"),
+        ("choreography", "inventory", "completed"),
+        ("routing-slip", "pick", "completed"),
+        ("routing-slip", "pack", "started"),
+        ("routing-slip", "ship", "pending"),
+    ]
+    pick = timeline.steps[3]
+    assert pick.ended_at is not None and pick.started_at is not None
+    assert (pick.ended_at - pick.started_at).total_seconds() == 0.2
+    assert (timeline.status, timeline.slip, timeline.outcome) == ("in-flight", "running", None)
+    assert timeline.last_progress_at == NOW + datetime.timedelta(seconds=0.9)
+
+
+def test_a_delivered_order_is_completed_and_a_faulted_slip_without_cancellation_is_faulted() -> None:
+    delivered = folded(*happy_path(), OrderDelivered(**at(2), carrier="dhl"))
+    faulted = folded(
+        *happy_path(),
+        RoutingSlipActivityFaulted(**at(1), tracking_number=SLIP, activity="pack", reason="no box"),
+    )
+    assert faulted.status == "compensating"
+    faulted = folded(
+        *happy_path(),
+        RoutingSlipActivityFaulted(**at(1), tracking_number=SLIP, activity="pack", reason="no box"),
+        RoutingSlipActivityCompensated(**at(1.1), tracking_number=SLIP, activity="pick"),
+        RoutingSlipFaulted(**at(1.2), tracking_number=SLIP, reason="no box"),
+    )
+
+    assert (delivered.status, delivered.outcome) == ("completed", "delivered")
+    assert faulted.status == "faulted"
+    assert [(s.name, s.status, s.error) for s in faulted.steps if s.pattern == "routing-slip"][:2] == [
+        ("pick", "compensated", None),
+        ("pack", "failed", "no box"),
+    ]
+
+
+def test_a_cancellation_shows_each_saga_state_and_ends_completed() -> None:
+    def moved(source: str, target: str, seconds: float) -> SagaTransitioned:
+        return SagaTransitioned(
+            **at(seconds),
+            saga="cancellation",
+            saga_id="c-1",
+            from_state=source,
+            to_state=target,
+            trigger="x",
+            trigger_event_id="e",
+            actions=[],
+            attempt=1,
+        )
+
+    during = folded(*happy_path(), moved("Idle", "StoppingFulfillment", 1))
+    done = folded(
+        *happy_path(),
+        moved("Idle", "StoppingFulfillment", 1),
+        moved("StoppingFulfillment", "Refunding", 2),
+        moved("Refunding", "Cancelled", 3),
+    )
+
+    assert (during.status, during.saga) == ("compensating", "StoppingFulfillment")
+    assert [(s.name, s.status) for s in done.steps if s.pattern == "saga"] == [
+        ("StoppingFulfillment", "completed"),
+        ("Refunding", "completed"),
+        ("Cancelled", "completed"),
+    ]
+    assert done.status == "completed"
+
+
+def test_an_event_folded_twice_changes_nothing() -> None:
+    events = happy_path()
+    timeline = folded(*events)
+
+    assert fold(timeline, events[-1]) is None
+
+
+def test_an_order_without_progress_for_the_threshold_is_stuck() -> None:
+    timeline = folded(*happy_path())
+    last = timeline.last_progress_at
+
+    assert not is_stuck(timeline, last + datetime.timedelta(seconds=29), datetime.timedelta(seconds=30))
+    assert is_stuck(timeline, last + datetime.timedelta(seconds=30), datetime.timedelta(seconds=30))
+    delivered = folded(*happy_path(), OrderDelivered(**at(2), carrier="dhl"))
+    assert not is_stuck(delivered, last + datetime.timedelta(hours=1), datetime.timedelta(seconds=30))
+
+
+def test_a_compensated_activity_keeps_the_times_of_its_execution() -> None:
+    timeline = folded(*happy_path(), RoutingSlipActivityCompensated(**at(5), tracking_number=SLIP, activity="pick"))
+
+    [pick] = [s for s in timeline.steps if s.name == "pick"]
+    assert pick.status == "compensated"
+    assert pick.ended_at == NOW + datetime.timedelta(seconds=0.9)
+
+
+def test_a_cancellation_of_an_order_never_placed_is_answered_and_over() -> None:
+    rejected = SagaTransitioned(
+        **at(0),
+        saga="cancellation",
+        saga_id="c-1",
+        from_state="Idle",
+        to_state="Rejected",
+        trigger="oms.CancelOrder",
+        trigger_event_id="e",
+        actions=["OrderCancellationRejected"],
+        attempt=1,
+        reason="no such order",
+    )
+
+    assert folded(rejected).status == "completed"
