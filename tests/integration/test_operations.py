@@ -8,14 +8,15 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from ops.deadletters import dead_letters, matching, redrive
 from ops.produce import produce_orders
-from ops.replay import GroupActive, apply, committed, plan
+from ops.replay import GroupActive, apply, committed, plan, reproduce
 from processors.adapters.payment_gateway import SimulatedPaymentGateway, default_ledger_path
+from processors.intake import PROCESSOR as INTAKE
 from processors.payments import PROCESSOR as PAYMENTS
 from processors.runtime.records import utc_now
 from processors.stock import PROCESSOR as STOCK
@@ -136,3 +137,33 @@ def test_a_processor_whose_state_folder_is_deleted_rebuilds_it_from_its_changelo
     watcher.wait_until(lambda _: records_of(watcher, fits.order_id, "InventoryReserved") == 1, what="3 of 3 left")
     produce_orders(settings, [short], progress=False)
     watcher.wait_until(lambda _: records_of(watcher, short.order_id, "InventoryShortage") == 1, what="none left")
+
+
+def test_a_re_produced_range_of_a_topic_repeats_no_outcome(
+    settings: Settings, admin: AdminClient, watcher: Watcher
+) -> None:
+    placed = tee_order("reproduce")
+    set_stock_and_wait(settings, watcher, {SKU: 5})
+    report = produce_orders(settings, [placed], progress=False)
+    watcher.wait_until(lambda _: records_of(watcher, placed.order_id, "RoutingSlipCompleted") == 1, what="fulfilled")
+    consumer = Consumer({**settings.kafka_config(), "group.id": f"test-{uuid.uuid4().hex}"})
+    try:
+        moment = report.produced_at_ms[placed.order_id]
+        found = consumer.offsets_for_times(
+            [TopicPartition(ORDERS_COMMANDS.name, p, moment) for p in range(ORDERS_COMMANDS.partitions)], timeout=10
+        )
+        [(partition, offset)] = [(tp.partition, tp.offset) for tp in found if tp.offset >= 0]
+
+        assert reproduce(settings, ORDERS_COMMANDS.name, partition, offset, offset + 1) == 1
+        _, end = consumer.get_watermark_offsets(TopicPartition(ORDERS_COMMANDS.name, partition), timeout=10)
+    finally:
+        consumer.close()
+
+    def intake_read_the_copy() -> bool:
+        read_to = {(tp.topic, tp.partition): tp.offset for tp in committed(admin, INTAKE)}
+        return read_to.get((ORDERS_COMMANDS.name, partition), -1) >= end
+
+    watcher.wait_until(lambda _: intake_read_the_copy(), what="intake read the copy")
+    watcher.poll(1.0)  # what it would have published went out with that commit
+    assert records_of(watcher, placed.order_id, "OrderCreated") == 1
+    assert records_of(watcher, placed.order_id, "PaymentProcessed") == 1
