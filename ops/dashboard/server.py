@@ -71,12 +71,8 @@ class View:
             "now": now.isoformat(),
             "stuck_after_s": stuck_after.total_seconds(),
             "counts": counts | {"stuck": len(stuck), "orders": len(timelines)},
-            "lists": {name: [row(t) for t in found[:LISTED]] for name, found in lists.items()},
+            "lists": {name: [summary(t) for t in found[:LISTED]] for name, found in lists.items()},
         }
-
-
-def row(timeline: OrderTimeline) -> dict[str, Any]:
-    return summary(timeline)
 
 
 class Follower(threading.Thread):

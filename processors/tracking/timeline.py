@@ -66,12 +66,10 @@ def fold(timeline: OrderTimeline | None, record: AvroRecord) -> OrderTimeline | 
     """The timeline after `record`, or None when `record` changes nothing (a duplicate, or not an order's)."""
     fields = record.model_dump()
     event_id, order_id, at = str(fields["event_id"]), fields.get("order_id"), fields["occurred_at"]
-    if order_id is None or (timeline is not None and event_id in timeline.seen):
+    apply = APPLY.get(type(record))
+    if apply is None or order_id is None or (timeline is not None and event_id in timeline.seen):
         return None
     view = Draft(timeline or new_timeline(order_id, at))
-    apply = APPLY.get(type(record))
-    if apply is None:
-        return None
     apply(view, record)
     return view.finish(event_id, at)
 
