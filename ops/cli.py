@@ -599,6 +599,7 @@ def non_negative_int(text: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # progress reaches logs and pipes
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `oms sagas | head` ends quietly, as other tools do
     try:
         return int(args.handler(args, get_settings()))
     except (PlatformError, FetchError) as error:

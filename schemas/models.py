@@ -620,7 +620,7 @@ class TimelineStep(AvroRecord):
     AVRO_NAME: ClassVar[str] = "oms.common.TimelineStep"
     pattern: str = Field(description="choreography, routing-slip or saga.")
     name: str = Field(description="e.g. payment, pick, Refunding.")
-    status: str = Field(description="pending, started, completed, failed, compensated, compensation-failed.")
+    status: str = Field(description="pending, started, completed, failed, compensated, compensation-failed, skipped.")
     started_at: datetime.datetime | None = Field(default=None)
     ended_at: datetime.datetime | None = Field(default=None)
     error: str | None = Field(default=None)

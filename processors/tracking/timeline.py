@@ -48,7 +48,7 @@ from schemas.models import (
 
 CHOREOGRAPHY, ROUTING_SLIP, SAGA = "choreography", "routing-slip", "saga"
 PENDING, STARTED, COMPLETED, FAILED = "pending", "started", "completed", "failed"
-COMPENSATED, COMPENSATION_FAILED = "compensated", "compensation-failed"
+COMPENSATED, COMPENSATION_FAILED, SKIPPED = "compensated", "compensation-failed", "skipped"
 
 IN_FLIGHT, COMPENSATING, FAULTED, DONE = "in-flight", "compensating", "faulted", "completed"
 STATUSES = (IN_FLIGHT, COMPENSATING, FAULTED, DONE)
@@ -229,6 +229,9 @@ def revised(view: Draft, record: RoutingSlipRevised) -> None:
 
 def slip_ended(outcome: str) -> Callable[[Draft, AvroRecord], None]:
     def ended(view: Draft, record: AvroRecord) -> None:
+        for step in view.steps:  # addressed, but the slip ended before it ran
+            if step["pattern"] == ROUTING_SLIP and step["status"] == STARTED:
+                step.update(status=SKIPPED, started_at=None)
         view.set(slip=outcome)
 
     return ended

@@ -86,6 +86,7 @@ def test_a_delivered_order_is_completed_and_a_faulted_slip_without_cancellation_
 
     assert (delivered.status, delivered.outcome) == ("completed", "delivered")
     assert faulted.status == "faulted"
+    assert [s.status for s in faulted.steps if s.name in ("ship",)] == ["pending"]
     assert [(s.name, s.status, s.error) for s in faulted.steps if s.pattern == "routing-slip"][:2] == [
         ("pick", "compensated", None),
         ("pack", "failed", "no box"),
@@ -163,3 +164,13 @@ def test_a_cancellation_of_an_order_never_placed_is_answered_and_over() -> None:
     )
 
     assert folded(rejected).status == "completed"
+
+
+def test_a_step_addressed_but_never_run_before_the_slip_ended_is_skipped() -> None:
+    stopped = folded(*happy_path(), RoutingSlipFaulted(**at(1), tracking_number=SLIP, reason="stopped: cancelled"))
+
+    assert [(s.name, s.status) for s in stopped.steps if s.pattern == "routing-slip"] == [
+        ("pick", "completed"),
+        ("pack", "skipped"),
+        ("ship", "pending"),
+    ]
