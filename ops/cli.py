@@ -222,7 +222,13 @@ def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_sagas_retry(args: argparse.Namespace, settings: Settings) -> int:
     from ops.produce import produce_retry
+    from ops.tracking import read_view
 
+    timeline = read_view(settings).get(args.order_id)
+    if timeline is not None and timeline.saga != "Failed" and not args.force:
+        state = timeline.saga or "no saga"
+        print(f"oms: {args.order_id} has {state}; only a saga that ended Failed resumes (--force sends anyway)")
+        return 1
     command = produce_retry(settings, args.order_id)
     print(f"asked the failed saga of {command.order_id} to resume (event id {command.event_id}); see oms.sagas.events")
     return 0
@@ -563,6 +569,7 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--json", action="store_true")
     retry = verb(sagas, "retry", cmd_sagas_retry, "resume an order's saga that ended Failed (RetrySaga)")
     retry.add_argument("order_id")
+    retry.add_argument("--force", action="store_true", help="send it even if the tracker's view says not Failed")
     diagram = verb(sagas, "diagram", cmd_sagas_diagram, "the cancellation saga's transition table as Mermaid")
     diagram.add_argument("--write", action="store_true", help="refresh the diagram in docs/sagas.md")
     return parser
