@@ -13,9 +13,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from ops.tables import read_table
+from processors.runtime.reading import read_to_end
 from topology.settings import Settings
 from topology.topics import DEAD_LETTERS_REDRIVEN
 
@@ -68,25 +69,11 @@ def dead_letters(settings: Settings, topic: str) -> list[DeadLetter]:
     )
     try:
         partitions = consumer.list_topics(dlq, timeout=10).topics[dlq].partitions
-        consumer.assign([TopicPartition(dlq, partition, OFFSET_BEGINNING) for partition in partitions])
-        left, letters = set(partitions), []
-        while left:
-            for message in consumer.consume(1000, 1.0):
-                error = message.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        left.discard(message.partition())
-                        continue
-                    raise KafkaException(error)
-                letters.append(
-                    DeadLetter(
-                        message.partition(),
-                        message.offset(),
-                        message.key(),
-                        message.value(),
-                        list(message.headers() or []),
-                    )
-                )
+        beginnings = [TopicPartition(dlq, partition, OFFSET_BEGINNING) for partition in partitions]
+        letters = [
+            DeadLetter(message.partition(), message.offset(), message.key(), message.value(), message.headers() or [])
+            for message in read_to_end(consumer, beginnings)
+        ]
         return letters
     finally:
         consumer.close()

@@ -119,7 +119,11 @@ class Draft:
         self.changes.update(changes)
 
     def finish(self, event_id: str, at: datetime.datetime) -> OrderTimeline:
-        steps = [TimelineStep.model_validate(step) for step in self.steps]
+        # In the order they started, whatever order their events were folded in (a catch-up reads topics
+        # unevenly); steps not started keep their place after them (an itinerary's order).
+        started = sorted((step for step in self.steps if step["started_at"]), key=lambda step: step["started_at"])
+        waiting = [step for step in self.steps if not step["started_at"]]
+        steps = [TimelineStep.model_validate(step) for step in (*started, *waiting)]
         current = self.timeline.model_copy(update={**self.changes, "steps": steps})
         seen = [*current.seen, event_id][-SEEN_KEPT:]
         latest = max(current.last_progress_at, at)

@@ -34,6 +34,7 @@ from processors.runtime.metrics import (
     SAGA_INSTANCES,
     STUCK_ORDERS,
 )
+from processors.runtime.reading import read_to_end
 from processors.runtime.records import utc_now
 from processors.sagas.cancellation import Phase
 from processors.tracking.lag import consumer_lag
@@ -153,24 +154,16 @@ class Tracker:
             }
         )
         try:
-            reader.assign([TopicPartition(TRACKING_ORDERS.name, p, OFFSET_BEGINNING) for p in partitions])
-            left = set(partitions)
-            while left:
-                for message in reader.consume(1000, 1.0):
-                    error = message.error()
-                    if error is not None:
-                        if error.code() == KafkaError._PARTITION_EOF:
-                            left.discard(message.partition())
-                            continue
-                        raise KafkaException(error)
-                    order_id = (message.key() or b"").decode()
-                    if message.value() is None:
-                        self.timelines.pop(order_id, None)
-                        continue
-                    timeline = self._view_codec.decode(message.value())
-                    if isinstance(timeline, OrderTimeline):
-                        self.timelines[order_id] = timeline
-                        self._partition_of[order_id] = message.partition()
+            beginnings = [TopicPartition(TRACKING_ORDERS.name, p, OFFSET_BEGINNING) for p in partitions]
+            for message in read_to_end(reader, beginnings):
+                order_id = (message.key() or b"").decode()
+                if message.value() is None:
+                    self.timelines.pop(order_id, None)
+                    continue
+                timeline = self._view_codec.decode(message.value())
+                if isinstance(timeline, OrderTimeline):
+                    self.timelines[order_id] = timeline
+                    self._partition_of[order_id] = message.partition()
         finally:
             reader.close()
         logger.info("rebuilt %d timelines of partitions %s", len(self.timelines), sorted(partitions))

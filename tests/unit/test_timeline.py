@@ -174,3 +174,11 @@ def test_a_step_addressed_but_never_run_before_the_slip_ended_is_skipped() -> No
         ("pack", "skipped"),
         ("ship", "pending"),
     ]
+
+
+def test_events_folded_out_of_order_give_the_same_steps_in_the_order_they_started() -> None:
+    in_order = folded(*happy_path())
+    shuffled = folded(*reversed(happy_path()))
+
+    assert [s.name for s in shuffled.steps] == [s.name for s in in_order.steps]
+    assert (shuffled.status, shuffled.slip) == (in_order.status, in_order.slip)
