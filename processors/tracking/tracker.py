@@ -16,8 +16,6 @@ import logging
 import signal
 import threading
 import time
-from collections import Counter
-from collections.abc import Iterable
 from types import FrameType
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -38,6 +36,7 @@ from processors.runtime.reading import read_to_end
 from processors.runtime.records import utc_now
 from processors.sagas.cancellation import Phase
 from processors.tracking.lag import consumer_lag
+from processors.tracking.store import TimelineStore
 from processors.tracking.timeline import STATUSES, fold, is_stuck
 from schemas.models import AvroRecord, OrderTimeline, RoutingSlipActivityCompleted
 from schemas.registry import registry_client
@@ -101,8 +100,11 @@ class Tracker:
                 "linger.ms": 20,
             }
         )
-        self.timelines: dict[str, OrderTimeline] = {}
-        self._partition_of: dict[str, int] = {}
+        self.store = TimelineStore(
+            settings.run_dir / "state" / PROCESSOR / instance_id() / "timelines.sqlite",
+            encode=self._view_codec.encode,
+            decode=self._decode_view,
+        )
         self._dirty: set[str] = set()
         self._committed: dict[tuple[str, int], int] = {}
         self._stopping = False
@@ -122,7 +124,7 @@ class Tracker:
                     self._flush()
                     last_flush = time.monotonic()
                 if time.monotonic() - last_gauges >= GAUGES_EVERY_S:
-                    fleet_gauges(self.timelines.values(), datetime.timedelta(seconds=self._settings.stuck_after_s))
+                    fleet_gauges(self.store, datetime.timedelta(seconds=self._settings.stuck_after_s))
                     last_gauges = time.monotonic()
             self._flush()
         finally:
@@ -137,10 +139,7 @@ class Tracker:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._flush()
-        revoked = {partition.partition for partition in partitions}
-        for order_id in [o for o, p in self._partition_of.items() if p in revoked]:
-            self.timelines.pop(order_id, None)
-            del self._partition_of[order_id]
+        self.store.drop_partitions({partition.partition for partition in partitions})
 
     def _rebuild(self, partitions: set[int]) -> None:
         """The view's partitions back into memory, up to their end."""
@@ -155,18 +154,20 @@ class Tracker:
         )
         try:
             beginnings = [TopicPartition(TRACKING_ORDERS.name, p, OFFSET_BEGINNING) for p in partitions]
-            for message in read_to_end(reader, beginnings):
-                order_id = (message.key() or b"").decode()
-                if message.value() is None:
-                    self.timelines.pop(order_id, None)
-                    continue
-                timeline = self._view_codec.decode(message.value())
-                if isinstance(timeline, OrderTimeline):
-                    self.timelines[order_id] = timeline
-                    self._partition_of[order_id] = message.partition()
+            records = (
+                ((message.key() or b"").decode(), message.value(), message.partition())
+                for message in read_to_end(reader, beginnings)
+            )
+            count = self.store.rebuild(partitions, records)
         finally:
             reader.close()
-        logger.info("rebuilt %d timelines of partitions %s", len(self.timelines), sorted(partitions))
+        logger.info("rebuilt %d timelines of partitions %s", count, sorted(partitions))
+
+    def _decode_view(self, value: bytes) -> OrderTimeline:
+        timeline = self._view_codec.decode(value)
+        if not isinstance(timeline, OrderTimeline):
+            raise TypeError(f"{TRACKING_ORDERS.name} holds a {type(timeline).__name__}, not an OrderTimeline")
+        return timeline
 
     def _read(self, timeout_s: float) -> None:
         for message in self._consumer.consume(2000, timeout_s):
@@ -188,12 +189,11 @@ class Tracker:
         order_id = record.model_dump().get("order_id")
         if order_id is None:
             return
-        before = self.timelines.get(order_id)
+        before = self.store.get(order_id)
         updated = fold(before, record)
         if updated is not None:
             observe(record, before, updated)
-            self.timelines[order_id] = updated
-            self._partition_of[order_id] = partition
+            self.store.put(updated, partition)
             self._dirty.add(order_id)
 
     def _flush(self) -> None:
@@ -203,17 +203,21 @@ class Tracker:
         if not self._dirty and read_to == self._committed:
             return
         self._producer.begin_transaction()
+        encoded = {}
         for order_id in self._dirty:
-            timeline = self.timelines[order_id]
+            timeline = self.store.get(order_id)
+            assert timeline is not None, "a changed timeline is held until saved"
+            encoded[order_id] = self._view_codec.encode(timeline)
             self._producer.produce(
                 TRACKING_ORDERS.name,
                 key=order_id.encode(),
-                value=self._view_codec.encode(timeline),
+                value=encoded[order_id],
                 headers=list(cloudevent_headers(timeline, PROCESSOR)),
             )
         if positions:
             self._producer.send_offsets_to_transaction(positions, self._consumer.consumer_group_metadata())
         self._producer.commit_transaction(30)
+        self.store.save(self._dirty, encoded)
         self._dirty.clear()
         self._committed = read_to
 
@@ -228,17 +232,11 @@ def observe(record: AvroRecord, before: OrderTimeline | None, after: OrderTimeli
         ORDER_LATENCY.labels(after.outcome).observe((after.last_progress_at - after.placed_at).total_seconds())
 
 
-def fleet_gauges(timelines: Iterable[OrderTimeline], stuck_after: datetime.timedelta) -> None:
-    """Orders by status, stuck ones, and saga instances by state, over the whole view."""
+def fleet_gauges(store: TimelineStore, stuck_after: datetime.timedelta) -> None:
+    """Orders by status, stuck ones, and saga instances by state, over this instance's partitions."""
     now = utc_now()
-    statuses: Counter[str] = Counter()
-    sagas: Counter[str] = Counter()
-    stuck = 0
-    for timeline in timelines:
-        statuses[timeline.status] += 1
-        if timeline.saga is not None:
-            sagas[timeline.saga] += 1
-        stuck += is_stuck(timeline, now, stuck_after)
+    statuses, sagas = store.counts()
+    stuck = sum(is_stuck(timeline, now, stuck_after) for timeline in store.unfinished())
     for status in STATUSES:
         ORDERS.labels(status).set(statuses[status])
     for state in Phase:

@@ -1,0 +1,119 @@
+"""The tracker's working copy of its partitions of the view: every timeline on local disk, the unfinished ones
+(and those changed since the last flush) also in memory.
+
+The compacted `oms.tracking.orders` stays the truth: the file is rebuilt from it on every assignment, so it
+can be deleted at any time. Keeping finished orders on disk bounds the tracker's memory by the orders in
+flight rather than by every order retained.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from processors.tracking.timeline import DONE
+from schemas.models import OrderTimeline
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS timelines (
+    order_id TEXT PRIMARY KEY,
+    partition INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    saga TEXT,
+    value BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS timelines_by_partition ON timelines (partition);
+"""
+
+Encode = Callable[[OrderTimeline], bytes]
+Decode = Callable[[bytes], OrderTimeline]
+
+
+class TimelineStore:
+    def __init__(self, path: Path, encode: Encode, decode: Decode) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)  # a cache of the compacted topic, refilled on assignment
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = OFF")  # rebuilt from Kafka after any crash
+        self._db.executescript(SCHEMA)
+        self._encode, self._decode = encode, decode
+        self._memory: dict[str, OrderTimeline] = {}
+        self._partition_of: dict[str, int] = {}
+
+    def get(self, order_id: str) -> OrderTimeline | None:
+        held = self._memory.get(order_id)
+        if held is not None:
+            return held
+        row = self._db.execute("SELECT value FROM timelines WHERE order_id = ?", (order_id,)).fetchone()
+        return None if row is None else self._decode(row[0])
+
+    def put(self, timeline: OrderTimeline, partition: int) -> None:
+        """Changed, not yet saved: held in memory until `save`."""
+        self._memory[timeline.order_id] = timeline
+        self._partition_of[timeline.order_id] = partition
+
+    def save(self, order_ids: Iterable[str], encoded: dict[str, bytes] | None = None) -> None:
+        """Write the timelines to disk; finished ones then leave memory."""
+        rows = []
+        for order_id in order_ids:
+            timeline = self._memory[order_id]
+            value = (encoded or {}).get(order_id) or self._encode(timeline)
+            rows.append((order_id, self._partition_of[order_id], timeline.status, timeline.saga, value))
+        self._db.execute("BEGIN")
+        self._db.executemany("INSERT OR REPLACE INTO timelines VALUES (?, ?, ?, ?, ?)", rows)
+        self._db.execute("COMMIT")
+        for order_id, _, status, _, _ in rows:
+            if status == DONE:
+                del self._memory[order_id]
+                del self._partition_of[order_id]
+
+    def rebuild(self, partitions: set[int], records: Iterable[tuple[str, bytes | None, int]]) -> int:
+        """Refill `partitions` from the compacted topic's records (key, value or tombstone, partition), read in
+        offset order so that the latest of each key wins; the unfinished come back into memory. How many."""
+        self.drop_partitions(partitions)
+        self._db.execute("BEGIN")
+        for order_id, value, partition in records:
+            if value is None:
+                self._db.execute("DELETE FROM timelines WHERE order_id = ?", (order_id,))
+                continue
+            timeline = self._decode(value)
+            self._db.execute(
+                "INSERT OR REPLACE INTO timelines VALUES (?, ?, ?, ?, ?)",
+                (order_id, partition, timeline.status, timeline.saga, value),
+            )
+        self._db.execute("COMMIT")
+        marks = ",".join("?" * len(partitions))
+        unfinished = self._db.execute(
+            f"SELECT value, partition FROM timelines WHERE status != ? AND partition IN ({marks})",
+            (DONE, *partitions),
+        ).fetchall()
+        for value, partition in unfinished:
+            timeline = self._decode(value)
+            self._memory[timeline.order_id] = timeline
+            self._partition_of[timeline.order_id] = partition
+        (count,) = self._db.execute(
+            f"SELECT count(*) FROM timelines WHERE partition IN ({marks})", tuple(partitions)
+        ).fetchone()
+        return int(count)
+
+    def drop_partitions(self, partitions: set[int]) -> None:
+        marks = ",".join("?" * len(partitions))
+        self._db.execute(f"DELETE FROM timelines WHERE partition IN ({marks})", tuple(partitions))
+        for order_id in [o for o, p in self._partition_of.items() if p in partitions]:
+            del self._memory[order_id]
+            del self._partition_of[order_id]
+
+    def unfinished(self) -> list[OrderTimeline]:
+        """In memory: the orders not completed (and any changed since the last save)."""
+        return [timeline for timeline in self._memory.values() if timeline.status != DONE]
+
+    def counts(self) -> tuple[Counter[str], Counter[str]]:
+        """Orders by status and sagas by state, over every saved timeline."""
+        statuses = Counter(dict(self._db.execute("SELECT status, count(*) FROM timelines GROUP BY status")))
+        sagas = Counter(
+            dict(self._db.execute("SELECT saga, count(*) FROM timelines WHERE saga IS NOT NULL GROUP BY saga"))
+        )
+        return statuses, sagas
