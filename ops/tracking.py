@@ -20,12 +20,8 @@ from topology.topics import TRACKING_ORDERS
 def read_view(settings: Settings) -> dict[str, OrderTimeline]:
     """Every order's latest timeline, by order id."""
     codec = RecordCodec(registry_client(settings), TRACKING_ORDERS.name)
-    view = {}
-    for order_id, row in read_table(settings, TRACKING_ORDERS.name).items():
-        timeline = codec.decode(row.value)
-        if isinstance(timeline, OrderTimeline):
-            view[order_id] = timeline
-    return view
+    rows = read_table(settings, TRACKING_ORDERS.name)
+    return {order_id: codec.decode_as(row.value, OrderTimeline) for order_id, row in rows.items()}
 
 
 def as_json(timelines: Iterable[OrderTimeline]) -> str:

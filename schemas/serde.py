@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import struct
+from typing import TypeVar
 
 from confluent_kafka.schema_registry import (
     SchemaRegistryClient,
@@ -22,6 +23,8 @@ from pydantic import ValidationError
 from schemas.catalog import fullname_of, record
 from schemas.models import RECORD_TYPES, AvroRecord
 from topology.topics import HeaderSpec
+
+Record = TypeVar("Record", bound=AvroRecord)
 
 MAGIC_BYTE = 0
 NOT_FOUND = 404
@@ -76,6 +79,13 @@ class RecordCodec:
             return model.model_validate(fields)
         except ValidationError as error:
             raise UndecodableRecord(f"{name} fails validation: {error}") from error
+
+    def decode_as(self, data: bytes, kind: type[Record]) -> Record:
+        """`decode`, for a topic that carries one record type: anything else is undecodable here."""
+        decoded = self.decode(data)
+        if not isinstance(decoded, kind):
+            raise UndecodableRecord(f"{self._topic} carries {kind.AVRO_NAME}, not {type(decoded).AVRO_NAME}")
+        return decoded
 
     def writer_record_name(self, data: bytes) -> str:
         """The full name of the record type the producer wrote, from the schema id in the message."""

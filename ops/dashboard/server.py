@@ -13,6 +13,7 @@ import json
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,7 +27,7 @@ from ops.deadletters import matching, redrive
 from ops.produce import produce_retry
 from ops.tracking import steps, summary
 from processors.runtime.records import utc_now
-from processors.tracking.timeline import COMPENSATING, FAULTED, IN_FLIGHT, STATUSES, is_stuck
+from processors.tracking.timeline import COMPENSATING, DONE, FAULTED, IN_FLIGHT, STATUSES, is_stuck
 from schemas.models import OrderTimeline
 from schemas.registry import registry_client
 from schemas.serde import RecordCodec
@@ -40,24 +41,33 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class View:
-    """The latest timeline of every order, as followed from the compacted topic."""
+    """The latest timeline of every order, as followed from the compacted topic: unfinished orders decoded (the
+    lists show them), completed ones as their Avro bytes (a search decodes one), which costs far less memory."""
 
-    timelines: dict[str, OrderTimeline] = field(default_factory=dict)
+    decode: Callable[[bytes], OrderTimeline]
+    active: dict[str, OrderTimeline] = field(default_factory=dict)
+    completed: dict[str, bytes] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     caught_up: threading.Event = field(default_factory=threading.Event)
 
-    def put(self, timeline: OrderTimeline) -> None:
+    def put(self, timeline: OrderTimeline, value: bytes) -> None:
         with self.lock:
-            self.timelines[timeline.order_id] = timeline
+            if timeline.status == DONE:
+                self.active.pop(timeline.order_id, None)
+                self.completed[timeline.order_id] = value
+            else:
+                self.completed.pop(timeline.order_id, None)
+                self.active[timeline.order_id] = timeline
 
     def get(self, order_id: str) -> OrderTimeline | None:
         with self.lock:
-            return self.timelines.get(order_id)
+            timeline, value = self.active.get(order_id), self.completed.get(order_id)
+        return timeline if timeline is not None or value is None else self.decode(value)
 
     def fleet(self, stuck_after: datetime.timedelta) -> dict[str, Any]:
         now = utc_now()
         with self.lock:
-            timelines = list(self.timelines.values())
+            timelines, completed = list(self.active.values()), len(self.completed)
         newest_first = sorted(timelines, key=lambda t: t.last_progress_at, reverse=True)
         stuck = [t for t in newest_first if is_stuck(t, now, stuck_after)]
         lists = {
@@ -66,11 +76,11 @@ class View:
             "compensating": [t for t in newest_first if t.status == COMPENSATING],
             "faulted": [t for t in newest_first if t.status == FAULTED],
         }
-        counts = {status: sum(1 for t in timelines if t.status == status) for status in STATUSES}
+        counts = {status: sum(1 for t in timelines if t.status == status) for status in STATUSES} | {DONE: completed}
         return {
             "now": now.isoformat(),
             "stuck_after_s": stuck_after.total_seconds(),
-            "counts": counts | {"stuck": len(stuck), "orders": len(timelines)},
+            "counts": counts | {"stuck": len(stuck), "orders": len(timelines) + completed},
             "lists": {name: [summary(t) for t in found[:LISTED]] for name, found in lists.items()},
         }
 
@@ -88,7 +98,6 @@ class Follower(threading.Thread):
         self._stop.set()
 
     def run(self) -> None:
-        codec = RecordCodec(registry_client(self._settings), TRACKING_ORDERS.name)
         consumer = Consumer(
             {
                 **self._settings.kafka_config(),
@@ -112,9 +121,7 @@ class Follower(threading.Thread):
                                 self._view.caught_up.set()
                         continue
                     if message.value() is not None:
-                        timeline = codec.decode(message.value())
-                        if isinstance(timeline, OrderTimeline):
-                            self._view.put(timeline)
+                        self._view.put(self._view.decode(message.value()), message.value())
         finally:
             consumer.close()
 
@@ -183,7 +190,8 @@ def handler_for(settings: Settings, view: View) -> type[BaseHTTPRequestHandler]:
 
 def serve(settings: Settings, port: int) -> ThreadingHTTPServer:
     """Start following the view and serving it on 127.0.0.1:`port` (0: any free port); the server."""
-    view = View()
+    codec = RecordCodec(registry_client(settings), TRACKING_ORDERS.name)
+    view = View(lambda value: codec.decode_as(value, OrderTimeline))
     Follower(settings, view).start()
     server = ThreadingHTTPServer(("127.0.0.1", port), handler_for(settings, view))
     threading.Thread(target=server.serve_forever, name="dashboard-http", daemon=True).start()

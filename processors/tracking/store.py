@@ -8,6 +8,7 @@ flight rather than by every order retained.
 
 from __future__ import annotations
 
+import datetime
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -42,6 +43,7 @@ class TimelineStore:
         self._encode, self._decode = encode, decode
         self._memory: dict[str, OrderTimeline] = {}
         self._partition_of: dict[str, int] = {}
+        self._unsaved: set[str] = set()
 
     def get(self, order_id: str) -> OrderTimeline | None:
         held = self._memory.get(order_id)
@@ -54,9 +56,10 @@ class TimelineStore:
         """Changed, not yet saved: held in memory until `save`."""
         self._memory[timeline.order_id] = timeline
         self._partition_of[timeline.order_id] = partition
+        self._unsaved.add(timeline.order_id)
 
     def save(self, order_ids: Iterable[str], encoded: dict[str, bytes] | None = None) -> None:
-        """Write the timelines to disk; finished ones then leave memory."""
+        """Write the timelines to disk (they stay in memory until `evict`)."""
         rows = []
         for order_id in order_ids:
             timeline = self._memory[order_id]
@@ -65,10 +68,20 @@ class TimelineStore:
         self._db.execute("BEGIN")
         self._db.executemany("INSERT OR REPLACE INTO timelines VALUES (?, ?, ?, ?, ?)", rows)
         self._db.execute("COMMIT")
-        for order_id, _, status, _, _ in rows:
-            if status == DONE:
-                del self._memory[order_id]
-                del self._partition_of[order_id]
+        self._unsaved.difference_update(row[0] for row in rows)
+
+    def evict(self, idle_before: datetime.datetime) -> int:
+        """Finished, saved timelines without an event since `idle_before` leave memory (a late notification
+        usually comes within seconds, and finds its timeline there); how many."""
+        idle = [
+            order_id
+            for order_id, timeline in self._memory.items()
+            if timeline.status == DONE and order_id not in self._unsaved and timeline.last_progress_at < idle_before
+        ]
+        for order_id in idle:
+            del self._memory[order_id]
+            del self._partition_of[order_id]
+        return len(idle)
 
     def rebuild(self, partitions: set[int], records: Iterable[tuple[str, bytes | None, int]]) -> int:
         """Refill `partitions` from the compacted topic's records (key, value or tombstone, partition), read in
@@ -105,9 +118,10 @@ class TimelineStore:
         for order_id in [o for o, p in self._partition_of.items() if p in partitions]:
             del self._memory[order_id]
             del self._partition_of[order_id]
+            self._unsaved.discard(order_id)
 
     def unfinished(self) -> list[OrderTimeline]:
-        """In memory: the orders not completed (and any changed since the last save)."""
+        """The orders not completed (all of them are in memory)."""
         return [timeline for timeline in self._memory.values() if timeline.status != DONE]
 
     def counts(self) -> tuple[Counter[str], Counter[str]]:

@@ -65,6 +65,7 @@ INPUTS = (
 )
 FLUSH_EVERY_S = 0.5
 GAUGES_EVERY_S = 5.0
+KEEP_FINISHED_IN_MEMORY = datetime.timedelta(seconds=60)
 LAG_EVERY_S = 5.0
 SLIP_ENDS = ("completed", "faulted", "terminated", "compensation-failed")
 # Commands the timeline has no use for; skipped by their CloudEvents type before decoding.
@@ -125,6 +126,7 @@ class Tracker:
                     last_flush = time.monotonic()
                 if time.monotonic() - last_gauges >= GAUGES_EVERY_S:
                     fleet_gauges(self.store, datetime.timedelta(seconds=self._settings.stuck_after_s))
+                    self.store.evict(utc_now() - KEEP_FINISHED_IN_MEMORY)
                     last_gauges = time.monotonic()
             self._flush()
         finally:
@@ -164,10 +166,7 @@ class Tracker:
         logger.info("rebuilt %d timelines of partitions %s", count, sorted(partitions))
 
     def _decode_view(self, value: bytes) -> OrderTimeline:
-        timeline = self._view_codec.decode(value)
-        if not isinstance(timeline, OrderTimeline):
-            raise TypeError(f"{TRACKING_ORDERS.name} holds a {type(timeline).__name__}, not an OrderTimeline")
-        return timeline
+        return self._view_codec.decode_as(value, OrderTimeline)
 
     def _read(self, timeout_s: float) -> None:
         for message in self._consumer.consume(2000, timeout_s):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 from pathlib import Path
 
@@ -23,14 +24,17 @@ def timeline(order_id: str, status: str, saga: str | None = None) -> OrderTimeli
     return new_timeline(order_id, NOW).model_copy(update={"status": status, "saga": saga})
 
 
-def test_finished_timelines_leave_memory_once_saved_and_are_still_found(tmp_path: Path) -> None:
+def test_finished_timelines_leave_memory_once_saved_and_idle_and_are_still_found(tmp_path: Path) -> None:
     store = TimelineStore(tmp_path / "t.sqlite", encode, decode)
     done = timeline("done", "completed")
     store.put(done, partition=0)
     store.put(timeline("busy", "in-flight"), partition=1)
 
     assert {t.order_id for t in store.unfinished()} == {"busy"}
+    assert store.evict(NOW + datetime.timedelta(hours=1)) == 0, "not saved yet"
     store.save(["done", "busy"])
+    assert store.evict(NOW) == 0, "not idle long enough"
+    assert store.evict(NOW + datetime.timedelta(seconds=61)) == 1
 
     assert store.get("done") == done
     assert [t.order_id for t in store.unfinished()] == ["busy"]
