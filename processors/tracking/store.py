@@ -12,6 +12,7 @@ import datetime
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from processors.tracking.timeline import DONE
@@ -27,6 +28,25 @@ CREATE TABLE IF NOT EXISTS timelines (
 );
 CREATE INDEX IF NOT EXISTS timelines_by_partition ON timelines (partition);
 """
+
+STATUS_HEADER, SAGA_HEADER = "oms-status", "oms-saga"
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A record of the compacted topic: its body, and the summary its headers carry (so that a rebuild
+    decodes only the unfinished timelines)."""
+
+    order_id: str
+    value: bytes | None
+    partition: int
+    status: str | None = None
+    saga: str | None = None
+
+
+def summary_headers(timeline: OrderTimeline) -> list[tuple[str, bytes]]:
+    return [(STATUS_HEADER, timeline.status.encode()), (SAGA_HEADER, (timeline.saga or "").encode())]
+
 
 Encode = Callable[[OrderTimeline], bytes]
 Decode = Callable[[bytes], OrderTimeline]
@@ -83,19 +103,22 @@ class TimelineStore:
             del self._partition_of[order_id]
         return len(idle)
 
-    def rebuild(self, partitions: set[int], records: Iterable[tuple[str, bytes | None, int]]) -> int:
-        """Refill `partitions` from the compacted topic's records (key, value or tombstone, partition), read in
-        offset order so that the latest of each key wins; the unfinished come back into memory. How many."""
+    def rebuild(self, partitions: set[int], records: Iterable[Stored]) -> int:
+        """Refill `partitions` from the compacted topic's records, read in offset order so that the latest of
+        each key wins; the unfinished come back into memory. How many."""
         self.drop_partitions(partitions)
         self._db.execute("BEGIN")
-        for order_id, value, partition in records:
-            if value is None:
-                self._db.execute("DELETE FROM timelines WHERE order_id = ?", (order_id,))
+        for stored in records:
+            if stored.value is None:
+                self._db.execute("DELETE FROM timelines WHERE order_id = ?", (stored.order_id,))
                 continue
-            timeline = self._decode(value)
+            status, saga = stored.status, stored.saga
+            if status is None:  # written without the summary headers: read the body
+                timeline = self._decode(stored.value)
+                status, saga = timeline.status, timeline.saga
             self._db.execute(
                 "INSERT OR REPLACE INTO timelines VALUES (?, ?, ?, ?, ?)",
-                (order_id, partition, timeline.status, timeline.saga, value),
+                (stored.order_id, stored.partition, status, saga, stored.value),
             )
         self._db.execute("COMMIT")
         marks = ",".join("?" * len(partitions))

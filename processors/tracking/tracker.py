@@ -18,7 +18,7 @@ import threading
 import time
 from types import FrameType
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from processors.runtime.app import instance_id
@@ -36,7 +36,7 @@ from processors.runtime.reading import read_to_end
 from processors.runtime.records import utc_now
 from processors.sagas.cancellation import Phase
 from processors.tracking.lag import consumer_lag
-from processors.tracking.store import TimelineStore
+from processors.tracking.store import SAGA_HEADER, STATUS_HEADER, Stored, TimelineStore, summary_headers
 from processors.tracking.timeline import STATUSES, fold, is_stuck
 from schemas.models import AvroRecord, OrderTimeline, RoutingSlipActivityCompleted
 from schemas.registry import registry_client
@@ -156,10 +156,7 @@ class Tracker:
         )
         try:
             beginnings = [TopicPartition(TRACKING_ORDERS.name, p, OFFSET_BEGINNING) for p in partitions]
-            records = (
-                ((message.key() or b"").decode(), message.value(), message.partition())
-                for message in read_to_end(reader, beginnings)
-            )
+            records = (stored(message) for message in read_to_end(reader, beginnings))
             count = self.store.rebuild(partitions, records)
         finally:
             reader.close()
@@ -211,7 +208,7 @@ class Tracker:
                 TRACKING_ORDERS.name,
                 key=order_id.encode(),
                 value=encoded[order_id],
-                headers=list(cloudevent_headers(timeline, PROCESSOR)),
+                headers=[*cloudevent_headers(timeline, PROCESSOR), *summary_headers(timeline)],
             )
         if positions:
             self._producer.send_offsets_to_transaction(positions, self._consumer.consumer_group_metadata())
@@ -219,6 +216,19 @@ class Tracker:
         self.store.save(self._dirty, encoded)
         self._dirty.clear()
         self._committed = read_to
+
+
+def stored(message: Message) -> Stored:
+    """A record of the view as a rebuild needs it: its status and saga from its headers, when it has them."""
+    headers = message.headers() or []
+    saga = header(headers, SAGA_HEADER)
+    return Stored(
+        order_id=(message.key() or b"").decode(),
+        value=message.value(),
+        partition=message.partition(),
+        status=header(headers, STATUS_HEADER),
+        saga=saga or None,
+    )
 
 
 def observe(record: AvroRecord, before: OrderTimeline | None, after: OrderTimeline) -> None:

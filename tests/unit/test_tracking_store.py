@@ -6,7 +6,7 @@ import datetime
 import json
 from pathlib import Path
 
-from processors.tracking.store import TimelineStore
+from processors.tracking.store import Stored, TimelineStore
 from processors.tracking.timeline import new_timeline
 from schemas.models import OrderTimeline
 from tests.factories import NOW
@@ -49,10 +49,10 @@ def test_a_rebuild_keeps_the_latest_record_per_order_and_drops_tombstoned_ones(t
     count = store.rebuild(
         {2},
         [
-            ("a", encode(timeline("a", "compensating", saga="Refunding")), 2),
-            ("b", encode(timeline("b", "in-flight")), 2),
-            ("a", encode(later), 2),
-            ("b", None, 2),
+            Stored("a", encode(timeline("a", "compensating", saga="Refunding")), 2, "compensating", "Refunding"),
+            Stored("b", encode(timeline("b", "in-flight")), 2),  # no summary headers: its body is read
+            Stored("a", encode(later), 2, "completed", "Cancelled"),
+            Stored("b", None, 2),
         ],
     )
 
