@@ -34,6 +34,8 @@ test: up ## Run the unit and integration tests against the local broker and regi
 	$(BIN)/pytest
 
 bench: up ## Measure the platform and save the figures under .bench/
+	$(OMS) topics apply
+	$(OMS) schemas register
 	$(OMS) bench
 
 lint: setup ## ruff and mypy
