@@ -13,10 +13,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Producer, TopicPartition
 
 from ops.tables import read_table
-from processors.runtime.reading import read_to_end
+from processors.runtime.clients import end_reader, read_to_end
 from topology.settings import Settings
 from topology.topics import DEAD_LETTERS_REDRIVEN
 
@@ -58,15 +58,7 @@ class DeadLetter:
 def dead_letters(settings: Settings, topic: str) -> list[DeadLetter]:
     """Every dead letter of `topic` (`topic` or its `.dlq`), oldest first per partition."""
     dlq = topic if topic.endswith(".dlq") else f"{topic}.dlq"
-    consumer = Consumer(
-        {
-            **settings.kafka_config(),
-            "group.id": f"oms-dlq-reader-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-            "enable.partition.eof": True,
-        }
-    )
+    consumer = end_reader(settings, "oms-dlq-reader")
     try:
         partitions = consumer.list_topics(dlq, timeout=10).topics[dlq].partitions
         beginnings = [TopicPartition(dlq, partition, OFFSET_BEGINNING) for partition in partitions]

@@ -25,6 +25,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient
 
+from processors.runtime.clients import end_reader
 from topology.settings import Settings
 
 TIMEOUT_S = 10.0
@@ -96,15 +97,7 @@ def apply(settings: Settings, group: str, moves: list[Move]) -> None:
 def reproduce(settings: Settings, topic: str, partition: int, start: int, end: int | None = None) -> int:
     """Produce the records of `topic[partition]` from offset `start` up to `end` (exclusive; default: the end)
     again, with their keys, values and headers; how many."""
-    consumer = Consumer(
-        {
-            **settings.kafka_config(),
-            "group.id": f"oms-replay-reader-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-            "enable.partition.eof": True,
-        }
-    )
+    consumer = end_reader(settings, "oms-replay-reader")
     producer = Producer({**settings.kafka_config(), "enable.idempotence": True, "partitioner": "murmur2_random"})
     count = 0
     try:

@@ -4,12 +4,12 @@ every partition from its current end."""
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
+from processors.runtime.clients import end_reader
 from topology.settings import Settings
 
 METADATA_TIMEOUT_S = 10.0
@@ -24,16 +24,7 @@ class Row:
 
 def read_table(settings: Settings, topic: str, timeout_s: float = 30.0) -> dict[str, Row]:
     """Latest value per key; a tombstone removes its key."""
-    consumer = Consumer(
-        {
-            **settings.kafka_config(),
-            "group.id": f"oms-table-reader-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-            # Transaction markers take offsets but never arrive, so the end is known from EOF events.
-            "enable.partition.eof": True,
-        }
-    )
+    consumer = end_reader(settings, "oms-table-reader")
     try:
         ends = _committed_ends(consumer, topic)
         consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING) for partition in ends])

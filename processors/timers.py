@@ -17,9 +17,9 @@ import signal
 from dataclasses import dataclass, field
 from types import FrameType
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
-from processors.runtime.app import instance_id
+from processors.runtime.clients import member_consumer, transactional_producer
 from processors.runtime.cloudevents import cloudevent_headers
 from processors.runtime.records import derive_event_id, utc_now
 from schemas.models import TimerFired, TimerScheduled
@@ -90,26 +90,8 @@ class TimerService:
         self._codec = RecordCodec(registry, TIMERS.name)
         self._fired_codecs: dict[str, RecordCodec] = {}
         self._registry = registry
-        self._consumer = Consumer(
-            {
-                **settings.kafka_config(),
-                "group.id": PROCESSOR,
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-                "enable.partition.eof": True,
-                "session.timeout.ms": settings.session_timeout_ms,
-                # Static membership: a restarted instance takes its partitions back at once.
-                "group.instance.id": f"{PROCESSOR}-{instance_id()}",
-            }
-        )
-        self._producer = Producer(
-            {
-                **settings.kafka_config(),
-                "transactional.id": f"{PROCESSOR}-{instance_id()}",
-                "transaction.timeout.ms": settings.transaction_timeout_ms,
-                "partitioner": "murmur2_random",
-            }
-        )
+        self._consumer = member_consumer(settings, PROCESSOR, **{"enable.partition.eof": True})
+        self._producer = transactional_producer(settings, PROCESSOR)
         self.pending = PendingTimers()
         self._partition_of: dict[str, int] = {}
         self._catching_up: set[int] = set()

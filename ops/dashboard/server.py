@@ -12,7 +12,6 @@ import datetime
 import json
 import logging
 import threading
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -21,11 +20,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 
 from ops.deadletters import matching, redrive
 from ops.produce import produce_retry
 from ops.tracking import steps, summary
+from processors.runtime.clients import end_reader
 from processors.runtime.records import utc_now
 from processors.tracking.timeline import COMPENSATING, DONE, FAULTED, IN_FLIGHT, STATUSES, is_stuck
 from schemas.models import OrderTimeline
@@ -48,7 +48,6 @@ class View:
     active: dict[str, OrderTimeline] = field(default_factory=dict)
     completed: dict[str, bytes] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    caught_up: threading.Event = field(default_factory=threading.Event)
 
     def put(self, timeline: OrderTimeline, value: bytes) -> None:
         with self.lock:
@@ -86,39 +85,24 @@ class View:
 
 
 class Follower(threading.Thread):
-    """Reads `oms.tracking.orders` from the beginning, then keeps reading."""
+    """Reads `oms.tracking.orders` from the beginning, then keeps reading, for the life of the process."""
 
     def __init__(self, settings: Settings, view: View) -> None:
         super().__init__(name="view-follower", daemon=True)
         self._settings = settings
         self._view = view
-        self._stop = threading.Event()
-
-    def stop(self) -> None:
-        self._stop.set()
 
     def run(self) -> None:
-        consumer = Consumer(
-            {
-                **self._settings.kafka_config(),
-                "group.id": f"oms-dashboard-{uuid.uuid4().hex}",
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-                "enable.partition.eof": True,
-            }
-        )
-        partitions = consumer.list_topics(TRACKING_ORDERS.name, timeout=10).topics[TRACKING_ORDERS.name].partitions
-        consumer.assign([TopicPartition(TRACKING_ORDERS.name, p, OFFSET_BEGINNING) for p in partitions])
-        behind = set(partitions)
+        consumer = end_reader(self._settings, "oms-dashboard")
         try:
-            while not self._stop.is_set():
+            topic = consumer.list_topics(TRACKING_ORDERS.name, timeout=10).topics[TRACKING_ORDERS.name]
+            consumer.assign([TopicPartition(TRACKING_ORDERS.name, p, OFFSET_BEGINNING) for p in topic.partitions])
+            while True:
                 for message in consumer.consume(1000, 0.2):
                     error = message.error()
                     if error is not None:
-                        if error.code() == KafkaError._PARTITION_EOF:
-                            behind.discard(message.partition())
-                            if not behind:
-                                self._view.caught_up.set()
+                        if error.code() != KafkaError._PARTITION_EOF:
+                            logger.warning("reading %s: %s", TRACKING_ORDERS.name, error)
                         continue
                     if message.value() is not None:
                         self._view.put(self._view.decode(message.value()), message.value())

@@ -119,7 +119,6 @@ class CancellationSaga(BaseModel):
     attempt: int = 1  # of the current step
     timer_generation: int = 0  # only the timer set last counts when it fires
     refund_request_id: str | None = None  # the RefundPayment whose answer is awaited
-    failure: str | None = None
     commands_seen: list[str] = []  # CancelOrder and RetrySaga ids: a duplicate is ignored
 
 
@@ -240,7 +239,6 @@ def requested(saga: CancellationSaga, cancel: CancelOrder) -> CancellationSaga:
             "reason": cancel.reason,
             "requested_by": cancel.requested_by,
             "attempt": 1,
-            "failure": None,
         }
     )
 
@@ -271,7 +269,7 @@ def advance(
         actions.append(describe(timer))
     if step.moved or step.action == Action.REPEAT_STEP:
         attempt = updated.attempt + 1 if not step.moved else 1
-        updated = updated.model_copy(update={"attempt": attempt, "failure": step.reason if step.moved else None})
+        updated = updated.model_copy(update={"attempt": attempt})
         updated, entered = enter(facts, updated, cause, step, now)
         emits.extend(entered)
         actions.extend(describe(emit) for emit in entered)

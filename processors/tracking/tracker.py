@@ -18,10 +18,11 @@ import threading
 import time
 from types import FrameType
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from processors.runtime.app import instance_id
+from processors.runtime.clients import end_reader, member_consumer, read_to_end, transactional_producer
 from processors.runtime.cloudevents import cloudevent_headers, header
 from processors.runtime.metrics import (
     ACTIVITY_SECONDS,
@@ -32,7 +33,6 @@ from processors.runtime.metrics import (
     SAGA_INSTANCES,
     STUCK_ORDERS,
 )
-from processors.runtime.reading import read_to_end
 from processors.runtime.records import utc_now
 from processors.sagas.cancellation import Phase
 from processors.tracking.lag import consumer_lag
@@ -80,27 +80,10 @@ class Tracker:
         self._settings = settings
         self._codecs = {spec.name: RecordCodec(registry, spec.name) for spec in INPUTS}
         self._view_codec = RecordCodec(registry, TRACKING_ORDERS.name)
-        self._consumer = Consumer(
-            {
-                **settings.kafka_config(),
-                "group.id": PROCESSOR,
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-                "auto.offset.reset": "earliest",
-                "partition.assignment.strategy": "range",
-                "session.timeout.ms": settings.session_timeout_ms,
-                "group.instance.id": f"{PROCESSOR}-{instance_id()}",
-            }
+        self._consumer = member_consumer(
+            settings, PROCESSOR, **{"auto.offset.reset": "earliest", "partition.assignment.strategy": "range"}
         )
-        self._producer = Producer(
-            {
-                **settings.kafka_config(),
-                "transactional.id": f"{PROCESSOR}-{instance_id()}",
-                "transaction.timeout.ms": settings.transaction_timeout_ms,
-                "partitioner": "murmur2_random",
-                "linger.ms": 20,
-            }
-        )
+        self._producer = transactional_producer(settings, PROCESSOR, **{"linger.ms": 20})
         self.store = TimelineStore(
             settings.run_dir / "state" / PROCESSOR / instance_id() / "timelines.sqlite",
             encode=self._view_codec.encode,
@@ -145,15 +128,7 @@ class Tracker:
 
     def _rebuild(self, partitions: set[int]) -> None:
         """The view's partitions back into memory, up to their end."""
-        reader = Consumer(
-            {
-                **self._settings.kafka_config(),
-                "group.id": f"{PROCESSOR}-rebuild",
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-                "enable.partition.eof": True,
-            }
-        )
+        reader = end_reader(self._settings, f"{PROCESSOR}-rebuild")
         try:
             beginnings = [TopicPartition(TRACKING_ORDERS.name, p, OFFSET_BEGINNING) for p in partitions]
             records = (stored(message) for message in read_to_end(reader, beginnings))
