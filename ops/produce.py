@@ -16,11 +16,10 @@ from typing import Any, TextIO
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from processors.runtime.cloudevents import cloudevent_headers
-from processors.runtime.records import utc_now
+from processors.runtime.encoder import Encoder
+from processors.runtime.records import Emit, utc_now
 from schemas.models import AvroRecord, CancelOrder, PlaceOrder, RetrySaga
 from schemas.registry import registry_client
-from schemas.serde import RecordCodec
 from topology.settings import Settings
 from topology.topics import ORDERS_COMMANDS, TopicSpec
 
@@ -146,7 +145,7 @@ def produce_records(
     Paced at `rate_per_s`, or each record at its offset in `at_s` (seconds from the start), or at once."""
     if rate_per_s is not None and rate_per_s <= 0:
         raise ValueError(f"rate must be positive, not {rate_per_s}")
-    codec = RecordCodec(registry_client(settings), topic.name)
+    encode = Encoder(registry_client(settings), source)
     producer = Producer({**settings.kafka_config(), **PRODUCER_CONFIG})
     deliveries = _Deliveries()
     bar = _ProgressLine(len(keyed), sys.stderr) if _shows_progress(progress) else None
@@ -158,16 +157,16 @@ def produce_records(
             _wait_until(producer, started + at_s[index])
         elif rate_per_s is not None:
             _wait_until(producer, started + index / rate_per_s)
-        value = codec.encode(record)
+        outgoing = encode(Emit(topic, key, record))
         now_ms = time.time_ns() // 1_000_000
         produced_at_ms.setdefault(key, now_ms)
         last_produced_at_ms[key] = now_ms
         _produce(
             producer,
-            topic=topic.name,
-            key=key.encode(),
-            value=value,
-            headers=list(cloudevent_headers(record, source)),
+            topic=outgoing.topic,
+            key=outgoing.key,
+            value=outgoing.value,
+            headers=list(outgoing.headers),
             timestamp=now_ms,
             on_delivery=deliveries.record,
         )

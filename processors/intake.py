@@ -155,13 +155,14 @@ ORDER = StateSlot("order", IntakeState)
 def handle(record: AvroRecord, state: State) -> list[Emit]:
     if not isinstance(record, PlaceOrder):
         return []  # CancelOrder is the cancellation saga's
-    new_state, emits = decide(ORDER.load(state), record, utc_now())
-    ORDER.save(state, new_state)
+    known = ORDER.load(state)
+    new_state, emits = decide(known, record, utc_now())
+    ORDER.update(state, known, new_state)
     return emits
 
 
 def build(app: Application, settings: Settings, registry: SchemaRegistryClient) -> None:
     commands = app_topic(app, ORDERS_COMMANDS, settings)
     outputs = [app_topic(app, topic, settings) for topic in (ORDERS_EVENTS, ORDERS_COMMANDS.dead_letter_topic)]
-    stage = RecordStage(PROCESSOR, commands.name, registry, handle)
+    stage = RecordStage(PROCESSOR, commands.name, registry, handle, handles=[PlaceOrder])
     publish(app.dataframe(commands).apply(stage, stateful=True, expand=True, metadata=True), outputs)

@@ -184,11 +184,11 @@ def build(app: Application, settings: Settings, registry: SchemaRegistryClient) 
         )
     ]
     # Three inputs, each with a state of its own: no merge, so no waiting to read them in timestamp order.
-    for spec, step in (
-        (PAYMENTS_EVENTS, request_reservation),
-        (INVENTORY_COMMANDS, request_release),
-        (STOCK_RESULTS, collect_result),
+    for spec, step, kind in (
+        (PAYMENTS_EVENTS, request_reservation, PaymentProcessed),
+        (INVENTORY_COMMANDS, request_release, ReleaseInventory),
+        (STOCK_RESULTS, collect_result, StockResult),
     ):
         topic = app_topic(app, spec, settings)
-        stage = RecordStage(PROCESSOR, topic.name, registry, step)
+        stage = RecordStage(PROCESSOR, topic.name, registry, step, handles=[kind])
         publish(app.dataframe(topic).apply(stage, stateful=True, expand=True, metadata=True), outputs)

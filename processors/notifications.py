@@ -23,9 +23,10 @@ from processors.adapters.notification_channel import (
 )
 from processors.runtime.app import app_topic
 from processors.runtime.records import Emit, derive_event_id, utc_now
-from processors.runtime.stage import RecordStage, publish
+from processors.runtime.stage import RecordStage, RetryPolicy, publish, retrying
 from processors.runtime.state import StateSlot
 from schemas.models import (
+    RECORD_TYPES,
     AvroRecord,
     InventoryShortage,
     Money,
@@ -38,6 +39,8 @@ from topology.settings import Settings
 from topology.topics import INVENTORY_EVENTS, NOTIFICATIONS_EVENTS, ORDERS_EVENTS, PAYMENTS_EVENTS
 
 PROCESSOR = "oms.notifications"
+# A channel that cannot answer now is tried this way; what still fails is the message's dead letter.
+CHANNEL_RETRY = RetryPolicy(attempts=4, first_delay_s=0.05, max_delay_s=1.0)
 INPUTS = (ORDERS_EVENTS, PAYMENTS_EVENTS, INVENTORY_EVENTS)
 
 # The records a customer hears about, by Avro full name; every other record is ignored. Names rather than
@@ -172,9 +175,10 @@ NOTIFICATIONS = StateSlot("notifications", NotificationsState)
 
 def handle(record: AvroRecord, state: State, channel: NotificationChannel) -> list[Emit]:
     now = utc_now()
-    new_state, notifications = decide(NOTIFICATIONS.load(state), record, now)
+    known = NOTIFICATIONS.load(state)
+    new_state, notifications = decide(known, record, now)
     emits = [Emit(NOTIFICATIONS_EVENTS, n.order_id, send(channel, n, now)) for n in notifications]
-    NOTIFICATIONS.save(state, new_state)  # only once all were sent: a failure leaves the state as it was
+    NOTIFICATIONS.update(state, known, new_state)  # only once all were sent: a failure leaves the state as it was
     return emits
 
 
@@ -183,12 +187,15 @@ def send(
     notification: Notification,
     now: datetime.datetime,
 ) -> NotificationSent:
-    message_id = channel.send(
-        idempotency_key(notification),
-        notification.recipient,
-        notification.kind,
-        notification.order_id,
-        notification.text,
+    message_id: str = retrying(
+        lambda: channel.send(
+            idempotency_key(notification),
+            notification.recipient,
+            notification.kind,
+            notification.order_id,
+            notification.text,
+        ),
+        CHANNEL_RETRY,
     )
     return NotificationSent(
         event_id=derive_event_id(notification.caused_by, f"notified/{notification.kind}"),
@@ -215,7 +222,8 @@ def build(
         for spec in (NOTIFICATIONS_EVENTS, *(source.dead_letter_topic for source in INPUTS))
     ]
     notify = functools.partial(handle, channel=channel)
-    stage = RecordStage(PROCESSOR, [spec.name for spec in INPUTS], registry, notify)
+    notified = [RECORD_TYPES[name] for name in NOTIFIED_RECORDS if name in RECORD_TYPES]
+    stage = RecordStage(PROCESSOR, [spec.name for spec in INPUTS], registry, notify, handles=notified)
     # Merged before the stateful step, so that one per-order store sees the order's news from all three.
     events = orders.concat(payments).concat(inventory)
     publish(events.apply(stage, stateful=True, expand=True, metadata=True), outputs)

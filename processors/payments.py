@@ -517,7 +517,7 @@ PAYMENT = StateSlot("payment", PaymentState)
 
 
 def handle(record: AvroRecord, state: State, gateway: PaymentGateway, retry: RetryPolicy = GATEWAY_RETRY) -> list[Emit]:
-    known = PAYMENT.load(state)
+    known = before = PAYMENT.load(state)
     if isinstance(record, OrderCreated):
         charged = charge(gateway, known, record, retry)
         known, emits = charged.state, charged.emits
@@ -529,7 +529,7 @@ def handle(record: AvroRecord, state: State, gateway: PaymentGateway, retry: Ret
     for ask in asks:
         refunds = refund(gateway, known, ask, retry)
         known, emits = refunds.state, [*emits, *refunds.emits]
-    PAYMENT.save(state, known)
+    PAYMENT.update(state, before, known)
     return emits
 
 
@@ -553,7 +553,13 @@ def build(app: Application, settings: Settings, registry: SchemaRegistryClient) 
         app_topic(app, spec, settings) for spec in (PAYMENTS_EVENTS, *(source.dead_letter_topic for source in INPUTS))
     ]
     gateway = SimulatedPaymentGateway(default_ledger_path(settings))
-    stage = RecordStage(PROCESSOR, [spec.name for spec in INPUTS], registry, functools.partial(handle, gateway=gateway))
+    stage = RecordStage(
+        PROCESSOR,
+        [spec.name for spec in INPUTS],
+        registry,
+        functools.partial(handle, gateway=gateway),
+        handles=[OrderCreated, RefundPayment, InventoryShortage],
+    )
     # Merged before the stateful step, so that one per-order store holds the payment and the refunds made of it.
     requests = orders.concat(commands).concat(inventory)
     publish(requests.apply(stage, stateful=True, expand=True, metadata=True), outputs)

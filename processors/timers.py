@@ -20,13 +20,13 @@ from types import FrameType
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from processors.runtime.clients import member_consumer, transactional_producer
-from processors.runtime.cloudevents import cloudevent_headers
-from processors.runtime.records import derive_event_id, utc_now
+from processors.runtime.encoder import Encoder, produce
+from processors.runtime.records import Emit, Outgoing, derive_event_id, utc_now
 from schemas.models import TimerFired, TimerScheduled
 from schemas.registry import registry_client
 from schemas.serde import RecordCodec
 from topology.settings import Settings
-from topology.topics import TIMERS
+from topology.topics import TIMERS, topic_named
 
 PROCESSOR = "oms.timers"
 logger = logging.getLogger(__name__)
@@ -88,8 +88,7 @@ class TimerService:
     def __init__(self, settings: Settings) -> None:
         registry = registry_client(settings)
         self._codec = RecordCodec(registry, TIMERS.name)
-        self._fired_codecs: dict[str, RecordCodec] = {}
-        self._registry = registry
+        self._encode = Encoder(registry, PROCESSOR)
         self._consumer = member_consumer(settings, PROCESSOR, **{"enable.partition.eof": True})
         self._producer = transactional_producer(settings, PROCESSOR)
         self.pending = PendingTimers()
@@ -164,17 +163,9 @@ class TimerService:
         now = utc_now()
         for timer in self.pending.due(now):
             fired = firing(timer, now)
-            codec = self._fired_codecs.get(timer.fire_topic)
-            if codec is None:
-                codec = self._fired_codecs[timer.fire_topic] = RecordCodec(self._registry, timer.fire_topic)
             self._producer.begin_transaction()
-            self._producer.produce(
-                timer.fire_topic,
-                key=timer.order_id.encode(),
-                value=codec.encode(fired),
-                headers=list(cloudevent_headers(fired, PROCESSOR)),
-            )
-            self._producer.produce(TIMERS.name, key=timer.timer_id.encode(), value=None)
+            produce(self._producer, self._encode(Emit(topic_named(timer.fire_topic), timer.order_id, fired)))
+            produce(self._producer, Outgoing(TIMERS.name, timer.timer_id.encode(), None, ()))
             self._producer.send_offsets_to_transaction(
                 self._consumer.position(self._consumer.assignment()), self._consumer.consumer_group_metadata()
             )

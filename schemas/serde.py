@@ -2,22 +2,26 @@
 
 Subjects follow `TopicRecordNameStrategy`, so one topic carries several record types; a decoder learns
 the writer's record type from the schema id in the message and reads with the local schema of that type.
+
+The registry stays the source of truth for ids and writer schemas, but it is asked once per schema id or
+subject: parsed schemas are cached, and records are read and written by fastavro's compiled schemaless reader
+and writer (confluent-kafka's Avro serdes walk the schema again on every call).
 """
 
 from __future__ import annotations
 
+import copy
+import io
 import json
 import struct
-from typing import TypeVar
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, TypeVar
 
-from confluent_kafka.schema_registry import (
-    SchemaRegistryClient,
-    record_subject_name_strategy,
-    topic_record_subject_name_strategy,
-)
-from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+import fastavro
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
-from confluent_kafka.serialization import MessageField, SerializationContext
 from pydantic import ValidationError
 
 from schemas.catalog import fullname_of, record
@@ -28,57 +32,145 @@ Record = TypeVar("Record", bound=AvroRecord)
 
 MAGIC_BYTE = 0
 NOT_FOUND = 404
+_FRAME = struct.Struct(">bI")
+# What fastavro raises on bytes that are not a record of the schema.
+_READ_ERRORS = (ValueError, TypeError, EOFError, IndexError, KeyError, OverflowError, struct.error)
 
 
 class UndecodableRecord(ValueError):
     """The bytes are not a record of the wire contract; the message says why."""
 
 
+@cache
+def local_schema(fullname: str) -> Any:
+    """The parsed local schema of a record type: what this service writes, and reads with."""
+    return fastavro.parse_schema(copy.deepcopy(record(fullname).definition))
+
+
+@dataclass(frozen=True)
+class _Reader:
+    """How to read the records a writer schema id stands for."""
+
+    model: type[AvroRecord]
+    writer: Any
+    reader: Any | None  # None when the writer's schema is the local one: nothing to resolve
+
+
+class _Writer:
+    """Writes one record type under one subject: the registry's id, then the record's Avro body."""
+
+    def __init__(self, schema_id: int, fullname: str) -> None:
+        self._frame = _FRAME.pack(MAGIC_BYTE, schema_id)
+        self._schema = local_schema(fullname)
+
+    def __call__(self, fields: Mapping[str, Any]) -> bytes:
+        buffer = io.BytesIO()
+        buffer.write(self._frame)
+        fastavro.schemaless_writer(buffer, self._schema, fields)
+        return buffer.getvalue()
+
+
+class _WireFormat:
+    """Reading and writing Confluent-framed Avro against one registry, asking it once per id or subject."""
+
+    def __init__(self, client: SchemaRegistryClient, *, auto_register: bool = False) -> None:
+        self._client = client
+        self._auto_register = auto_register
+        self._writers: dict[tuple[str, str], _Writer] = {}
+        self._readers: dict[int, _Reader | str] = {}
+
+    def write(self, subject: str, fullname: str, fields: Mapping[str, Any]) -> bytes:
+        writer = self._writers.get((subject, fullname))
+        if writer is None:
+            writer = self._writers[(subject, fullname)] = _Writer(self._schema_id(subject, fullname), fullname)
+        try:
+            return writer(fields)
+        except _READ_ERRORS as error:
+            raise ValueError(f"{fullname} cannot be written as Avro: {type(error).__name__}: {error}") from error
+
+    def _schema_id(self, subject: str, fullname: str) -> int:
+        schema = Schema(record(fullname).to_json(), "AVRO")
+        if self._auto_register:
+            return self._client.register_schema(subject, schema)
+        registered = self._client.lookup_schema(subject, schema)
+        assert registered.schema_id is not None
+        return registered.schema_id
+
+    def schema_id(self, data: bytes, what: str) -> int:
+        if len(data) < 5 or data[0] != MAGIC_BYTE:
+            raise UndecodableRecord(f"{what}not Confluent-framed Avro (no magic byte and schema id)")
+        return _FRAME.unpack_from(data)[1]
+
+    def writer_name(self, schema_id: int, what: str) -> str:
+        """The full name of the record type behind `schema_id`."""
+        reader = self._reader(schema_id, what)
+        return reader if isinstance(reader, str) else reader.model.AVRO_NAME
+
+    def read(self, data: bytes, what: str) -> AvroRecord:
+        schema_id = self.schema_id(data, what)
+        reader = self._reader(schema_id, what)
+        if isinstance(reader, str):
+            raise UndecodableRecord(f"record type {reader} is not part of this service's contract")
+        name = reader.model.AVRO_NAME
+        buffer = io.BytesIO(data)
+        buffer.seek(5)
+        try:
+            fields = fastavro.schemaless_reader(buffer, reader.writer, reader.reader)
+        except _READ_ERRORS as error:
+            raise UndecodableRecord(f"{name} could not be read: {type(error).__name__}: {error}") from error
+        try:
+            return reader.model.model_validate(fields)
+        except ValidationError as error:
+            raise UndecodableRecord(f"{name} fails validation: {error}") from error
+
+    def _reader(self, schema_id: int, what: str) -> _Reader | str:
+        """The reader for `schema_id`, or the writer's record name when it is not a type of the contract."""
+        reader = self._readers.get(schema_id)
+        if reader is None:
+            reader = self._readers[schema_id] = self._fetch_reader(schema_id, what)
+        return reader
+
+    def _fetch_reader(self, schema_id: int, what: str) -> _Reader | str:
+        try:
+            registered = self._client.get_schema(schema_id)
+        except SchemaRegistryError as error:
+            if error.http_status_code == NOT_FOUND:
+                raise UndecodableRecord(f"{what}schema id {schema_id} is unknown to the registry") from error
+            raise
+        definition = json.loads(registered.schema_str or "{}")
+        name = fullname_of(definition)
+        model = RECORD_TYPES.get(name)
+        if model is None:
+            return name
+        try:
+            writer = fastavro.parse_schema(definition)
+        except Exception as error:  # a registered schema this client cannot parse is as unreadable as garbage
+            raise UndecodableRecord(f"{what}schema id {schema_id} cannot be parsed: {error}") from error
+        local = local_schema(name)
+        return _Reader(model, writer, None if writer == local else local)
+
+
 class RecordCodec:
     """Encodes and decodes the records of one topic."""
 
     def __init__(self, client: SchemaRegistryClient, topic: str, *, auto_register: bool = False) -> None:
-        self._client = client
         self._topic = topic
-        self._auto_register = auto_register
-        self._serializers: dict[str, AvroSerializer] = {}
-        self._deserializers: dict[str, AvroDeserializer] = {}
-        self._writer_names: dict[int, str] = {}
+        self._wire = _WireFormat(client, auto_register=auto_register)
+
+    @property
+    def topic(self) -> str:
+        return self._topic
 
     def encode(self, value: AvroRecord) -> bytes:
-        serializer = self._serializers.get(value.AVRO_NAME)
-        if serializer is None:
-            serializer = AvroSerializer(
-                self._client,
-                record(value.AVRO_NAME).to_json(),
-                to_dict=lambda model, _ctx: model.model_dump(),
-                conf={
-                    "auto.register.schemas": self._auto_register,
-                    "subject.name.strategy": topic_record_subject_name_strategy,
-                },
-            )
-            self._serializers[value.AVRO_NAME] = serializer
-        encoded = serializer(value, SerializationContext(self._topic, MessageField.VALUE))
-        assert encoded is not None
-        return encoded
+        return self.encode_fields(value.AVRO_NAME, value.model_dump())
+
+    def encode_fields(self, fullname: str, fields: Mapping[str, Any]) -> bytes:
+        """Encode a record already dumped to its fields (`model_dump()`), so that a caller that also needs
+        the fields (for headers, key and timestamp) walks the record once."""
+        return self._wire.write(f"{self._topic}-{fullname}", fullname, fields)
 
     def decode(self, data: bytes) -> AvroRecord:
-        name = self.writer_record_name(data)
-        model = RECORD_TYPES.get(name)
-        if model is None:
-            raise UndecodableRecord(f"record type {name} is not part of this service's contract")
-        deserializer = self._deserializers.get(name)
-        if deserializer is None:
-            deserializer = AvroDeserializer(self._client, record(name).to_json())
-            self._deserializers[name] = deserializer
-        try:
-            fields = deserializer(data, SerializationContext(self._topic, MessageField.VALUE))
-        except (ValueError, TypeError, EOFError, IndexError) as error:
-            raise UndecodableRecord(f"{name} could not be read: {type(error).__name__}: {error}") from error
-        try:
-            return model.model_validate(fields)
-        except ValidationError as error:
-            raise UndecodableRecord(f"{name} fails validation: {error}") from error
+        return self._wire.read(data, "")
 
     def decode_as(self, data: bytes, kind: type[Record]) -> Record:
         """`decode`, for a topic that carries one record type: anything else is undecodable here."""
@@ -89,20 +181,7 @@ class RecordCodec:
 
     def writer_record_name(self, data: bytes) -> str:
         """The full name of the record type the producer wrote, from the schema id in the message."""
-        if len(data) < 5 or data[0] != MAGIC_BYTE:
-            raise UndecodableRecord("not Confluent-framed Avro (no magic byte and schema id)")
-        (schema_id,) = struct.unpack(">I", data[1:5])
-        name = self._writer_names.get(schema_id)
-        if name is None:
-            try:
-                schema = self._client.get_schema(schema_id)
-            except SchemaRegistryError as error:
-                if error.http_status_code == NOT_FOUND:
-                    raise UndecodableRecord(f"schema id {schema_id} is unknown to the registry") from error
-                raise
-            name = fullname_of(json.loads(schema.schema_str or "{}"))
-            self._writer_names[schema_id] = name
-        return name
+        return self._wire.writer_name(self._wire.schema_id(data, ""), "")
 
 
 class HeaderCodec:
@@ -113,19 +192,11 @@ class HeaderCodec:
 
     def __init__(self, client: SchemaRegistryClient, header: HeaderSpec) -> None:
         self.header = header
-        schema = record(header.record).to_json()
-        self._model = RECORD_TYPES[header.record]
-        self._serializer = AvroSerializer(
-            client,
-            schema,
-            to_dict=lambda model, _ctx: model.model_dump(),
-            conf={"auto.register.schemas": False, "subject.name.strategy": record_subject_name_strategy},
-        )
-        self._deserializer = AvroDeserializer(client, schema)
+        self._wire = _WireFormat(client)
+        self._what = f"header {header.name}: "
 
     def encode(self, value: AvroRecord) -> bytes:
-        encoded = self._serializer(value, SerializationContext(self.header.name, MessageField.VALUE))
-        assert encoded is not None
+        encoded = self._wire.write(self.header.subject, self.header.record, value.model_dump())
         if len(encoded) > self.header.max_bytes:
             raise ValueError(f"header {self.header.name} would be {len(encoded)} bytes, over {self.header.max_bytes}")
         return encoded
@@ -139,14 +210,7 @@ class HeaderCodec:
             )
         if len(data) < 5 or data[0] != MAGIC_BYTE:
             raise UndecodableRecord(f"header {self.header.name} is not Confluent-framed Avro")
-        try:
-            fields = self._deserializer(data, SerializationContext(self.header.name, MessageField.VALUE))
-            return self._model.model_validate(fields)
-        except SchemaRegistryError as error:
-            if error.http_status_code == NOT_FOUND:
-                raise UndecodableRecord(f"header {self.header.name}: schema id unknown to the registry") from error
-            raise
-        except (ValueError, TypeError, EOFError, IndexError) as error:
-            raise UndecodableRecord(
-                f"header {self.header.name} could not be read: {type(error).__name__}: {error}"
-            ) from error
+        decoded = self._wire.read(data, self._what)
+        if self.header.record != decoded.AVRO_NAME:
+            raise UndecodableRecord(f"header {self.header.name} carries {decoded.AVRO_NAME}, not {self.header.record}")
+        return decoded

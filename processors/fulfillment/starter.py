@@ -137,8 +137,7 @@ class Starter:
                 Emit(ROUTING_SLIPS_EVENTS, slip.order_id, created),
                 Emit(topic_named(first.address), slip.order_id, request, headers=self._slips.header(slip)),
             ]
-        if after != before:
-            self._state.save(state, after)
+        self._state.update(state, before, after)
         return emits
 
 
@@ -154,7 +153,9 @@ def build(app: Application, settings: Settings, registry: SchemaRegistryClient) 
         )
     ]
     starter = Starter(SlipCodec(HeaderCodec(registry, ROUTING_SLIP_HEADER)))
-    stage = RecordStage(PROCESSOR, [orders.name, inventory.name], registry, starter.handle)
+    stage = RecordStage(
+        PROCESSOR, [orders.name, inventory.name], registry, starter.handle, handles=[OrderCreated, InventoryReserved]
+    )
     publish(
         app.dataframe(orders).concat(app.dataframe(inventory)).apply(stage, stateful=True, expand=True, metadata=True),
         outputs,

@@ -299,10 +299,20 @@ class ActivityHost:
         return Emit(ROUTING_SLIPS_EVENTS, event.model_dump()["order_id"], event)
 
     def _forward(self, request: FulfillmentRequest, slip: RoutingSlip, address: str, purpose: str) -> Emit:
-        message = request.model_copy(
-            update={"event_id": derive_event_id(slip.tracking_number, purpose), "occurred_at": utc_now()}
-        )
-        return Emit(topic_named(address), slip.order_id, message, headers=self._slips.header(slip))
+        return forward(self._slips, request, slip, address, derive_event_id(slip.tracking_number, purpose), utc_now())
+
+
+def forward(
+    codec: SlipCodec,
+    request: FulfillmentRequest,
+    slip: RoutingSlip,
+    address: str,
+    event_id: uuid.UUID,
+    now: datetime.datetime,
+) -> Emit:
+    """The request sent on to `address` (a step, a compensation or the parked topic), the slip in its header."""
+    message = request.model_copy(update={"event_id": event_id, "occurred_at": now})
+    return Emit(topic_named(address), slip.order_id, message, headers=codec.header(slip))
 
 
 class _SlipFields(TypedDict):

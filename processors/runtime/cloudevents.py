@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from processors.runtime.records import Headers
 from schemas.models import AvroRecord
 
@@ -9,17 +12,21 @@ SPEC_VERSION = b"1.0"
 CONTENT_TYPE = b"application/avro"
 
 
-def event_type(record: AvroRecord) -> str:
+def type_of(avro_name: str) -> str:
     """`oms.OrderCreated` for `oms.orders.OrderCreated`."""
-    return f"oms.{record.AVRO_NAME.rsplit('.', 1)[-1]}"
+    return f"oms.{avro_name.rsplit('.', 1)[-1]}"
 
 
-def cloudevent_headers(record: AvroRecord, source: str) -> Headers:
-    fields = record.model_dump()
+def event_type(record: AvroRecord) -> str:
+    return type_of(record.AVRO_NAME)
+
+
+def cloudevent_headers(avro_name: str, fields: Mapping[str, Any], source: str) -> Headers:
+    """The headers of a record of type `avro_name` whose fields (`model_dump()`) are `fields`."""
     headers = [
         ("ce_specversion", SPEC_VERSION),
         ("ce_id", str(fields["event_id"]).encode()),
-        ("ce_type", event_type(record).encode()),
+        ("ce_type", type_of(avro_name).encode()),
         ("ce_source", source.encode()),
         ("ce_time", fields["occurred_at"].isoformat().encode()),
         ("content-type", CONTENT_TYPE),

@@ -33,7 +33,7 @@ LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 MESSAGES = Counter(
     "oms_messages_processed_total",
-    "Messages a processor handled, by input topic and outcome (ok, dead_lettered).",
+    "Messages a processor handled, by input topic and outcome (ok, dead_lettered, passed_over undecoded).",
     ["processor", "topic", "outcome"],
 )
 PROCESSING = Histogram(

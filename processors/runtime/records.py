@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import uuid
 from dataclasses import dataclass
 
@@ -38,9 +39,16 @@ class Outgoing:
     """When the record's fact happened; None keeps the input's timestamp (dead letters)."""
 
 
+_NAMESPACE_BYTES = EVENT_ID_NAMESPACE.bytes
+
+
 def derive_event_id(cause: uuid.UUID | str, purpose: str) -> uuid.UUID:
-    """The id of the event that `cause` leads to for `purpose`; the same on every re-run."""
-    return uuid.uuid5(EVENT_ID_NAMESPACE, f"{cause}/{purpose}")
+    """The id of the event that `cause` leads to for `purpose`; the same on every re-run.
+
+    `uuid.uuid5(EVENT_ID_NAMESPACE, f"{cause}/{purpose}")`, computed without re-reading the namespace's bytes
+    on every call: every emitted event needs one."""
+    digest = hashlib.sha1(_NAMESPACE_BYTES + f"{cause}/{purpose}".encode()).digest()
+    return uuid.UUID(bytes=digest[:16], version=5)
 
 
 def utc_now() -> datetime.datetime:

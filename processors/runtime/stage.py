@@ -20,12 +20,14 @@ from quixstreams.context import message_context
 from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.models import Topic
 
-from processors.runtime.cloudevents import cloudevent_headers
+from processors.runtime.cloudevents import header, type_of
 from processors.runtime.deadletters import Received, dead_letter
+from processors.runtime.encoder import Encoder
 from processors.runtime.metrics import DEAD_LETTERS, MESSAGES, PROCESSING
 from processors.runtime.records import Emit, Outgoing
 from schemas.models import AvroRecord
 from schemas.serde import RecordCodec
+from topology.topics import topic_named
 
 logger = logging.getLogger(__name__)
 
@@ -62,33 +64,14 @@ def retrying(call: Callable[[], Any], policy: RetryPolicy) -> Any:
     return call()
 
 
-class Encoder:
-    """Turns emitted records into Avro messages with CloudEvents headers."""
-
-    def __init__(self, registry: SchemaRegistryClient, source: str) -> None:
-        self._registry = registry
-        self._source = source
-        self._codecs: dict[str, RecordCodec] = {}
-
-    def __call__(self, emit: Emit) -> Outgoing:
-        codec = self._codecs.get(emit.topic.name)
-        if codec is None:
-            codec = self._codecs[emit.topic.name] = RecordCodec(self._registry, emit.topic.name)
-        occurred_at = emit.record.model_dump().get("occurred_at")
-        return Outgoing(
-            topic=emit.topic.name,
-            key=emit.key.encode(),
-            value=codec.encode(emit.record),
-            headers=cloudevent_headers(emit.record, self._source) + emit.headers,
-            timestamp_ms=round(occurred_at.timestamp() * 1000) if occurred_at else None,
-        )
-
-
 class RecordStage:
     """Decode a topic's message, let `handle` decide, encode what it emits; dead-letter what fails.
 
     `topic` may name several topics, for a stage after `StreamingDataFrame.concat`: each message is
-    decoded with the codec of the topic it came from.
+    decoded with the codec of the topic it came from. With `handles`, a message whose CloudEvents type names
+    another record type its topic declares is passed over before decoding: most processors read topics
+    that carry more types than they act on. A failure is not retried here: retries belong where a call
+    leaves the process (a gateway, a carrier, a channel), and what still fails is the message's dead letter.
     """
 
     def __init__(
@@ -97,27 +80,38 @@ class RecordStage:
         topic: str | Iterable[str],
         registry: SchemaRegistryClient,
         handle: Handler,
-        retry: RetryPolicy | None = None,
+        *,
+        handles: Iterable[type[AvroRecord]] | None = None,
     ) -> None:
         self.processor = processor
         topics = [topic] if isinstance(topic, str) else list(topic)
         self._decoders = {name: RecordCodec(registry, name) for name in topics}
         self._encode = Encoder(registry, processor)
         self._handle = handle
-        self._retry = retry or RetryPolicy()
+        self._passed_over = passed_over(topics, handles) if handles is not None else frozenset()
+        self._processing = PROCESSING.labels(processor)
+        self._counted = {
+            (name, outcome): MESSAGES.labels(processor, name, outcome)
+            for name in topics
+            for outcome in ("ok", "dead_lettered", "passed_over")
+        }
+        self._dead_letters = {name: DEAD_LETTERS.labels(processor, name) for name in topics}
 
     def __call__(
         self, value: bytes | None, key: bytes | None, timestamp: int, headers: Any, state: State
     ) -> list[Outgoing]:
         context = message_context()
+        if self._passed_over and header(headers, "ce_type") in self._passed_over:
+            self._counted[(context.topic, "passed_over")].inc()
+            return []
         received = Received(
             context.topic, context.partition, context.offset, timestamp, key, value, tuple(headers or ())
         )
-        with PROCESSING.labels(self.processor).time():
+        with self._processing.time():
             outgoing, dead_lettered = self._process(received, state)
-        MESSAGES.labels(self.processor, received.topic, "dead_lettered" if dead_lettered else "ok").inc()
+        self._counted[(received.topic, "dead_lettered" if dead_lettered else "ok")].inc()
         if dead_lettered:
-            DEAD_LETTERS.labels(self.processor, received.topic).inc()
+            self._dead_letters[received.topic].inc()
         return outgoing
 
     def _process(self, received: Received, state: State) -> tuple[list[Outgoing], bool]:
@@ -127,7 +121,7 @@ class RecordStage:
             if value is None:
                 raise ValueError("a tombstone (null value) carries no record")
             record = self._decoders[received.topic].decode(value)
-            emits = list(retrying(lambda: list(self._decide(record, state, received)), self._retry))
+            outgoing = [self._encode(emit) for emit in self._decide(record, state, received)]
         except Exception as error:  # anything this message causes: dead-letter it and go on
             if is_outage(error):
                 raise  # not the message's fault: stop, and let the restart try it again
@@ -140,7 +134,7 @@ class RecordStage:
                 error,
             )
             return [dead_letter(received, error, self.processor)], True
-        return [self._encode(emit) for emit in emits], False
+        return outgoing, False
 
     def _decide(self, record: AvroRecord, state: State, received: Received) -> Iterable[Emit]:
         return self._handle(record, state)
@@ -155,13 +149,19 @@ class MessageStage(RecordStage):
         topic: str | Iterable[str],
         registry: SchemaRegistryClient,
         handle: MessageHandler,
-        retry: RetryPolicy | None = None,
     ) -> None:
-        super().__init__(processor, topic, registry, lambda record, state: (), retry)
+        super().__init__(processor, topic, registry, lambda record, state: ())
         self._handle_message = handle
 
     def _decide(self, record: AvroRecord, state: State, received: Received) -> Iterable[Emit]:
         return self._handle_message(record, state, received)
+
+
+def passed_over(topics: Iterable[str], handles: Iterable[type[AvroRecord]]) -> frozenset[str]:
+    """The CloudEvents types declared on `topics` that are none of `handles`: not worth decoding."""
+    handled = {type_of(kind.AVRO_NAME) for kind in handles}
+    declared = {type_of(name) for topic in topics for name in topic_named(topic).records}
+    return frozenset(declared - handled)
 
 
 def is_outage(error: BaseException) -> bool:

@@ -21,6 +21,11 @@ class StateSlot(Generic[Model]):
         stored = state.get(self.name)
         return None if stored is None else self.model.model_validate(stored)
 
+    def update(self, state: State, before: Model | None, after: Model | None) -> None:
+        """Save `after` when it differs from `before` (what `load` gave): no changelog record for nothing."""
+        if after != before:
+            self.save(state, after)
+
     def save(self, state: State, value: Model | None) -> None:
         if value is None:
             state.delete(self.name)

@@ -4,7 +4,7 @@ It merges everything an order's saga listens to into one per-order stream: the c
 send (`oms.orders.commands`), the order's events from intake, payments, inventory and its routing slip, and
 its durable timers as they fire (`oms.sagas.timers`). Per order, the state holds the facts those events
 established and the saga instance; `cancellation.advance` decides, this module only translates records to
-triggers. Events the saga has no use for are skipped by their CloudEvents type before anything is decoded.
+triggers. Events the saga has no use for are passed over by their CloudEvents type before anything is decoded.
 """
 
 from __future__ import annotations
@@ -13,14 +13,22 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from quixstreams import Application, State
 
 from processors.runtime.app import app_topic
-from processors.runtime.cloudevents import event_type, header
+from processors.runtime.cloudevents import event_type, type_of
 from processors.runtime.metrics import SAGA_TRANSITIONS
 from processors.runtime.records import Emit, utc_now
 from processors.runtime.stage import RecordStage, publish
 from processors.runtime.state import StateSlot
 from processors.sagas.cancellation import ACTIVE, CancellationSaga, Cause, Trigger, advance, requested
 from processors.sagas.facts import OrderFacts, observe
-from schemas.models import AvroRecord, CancelOrder, PaymentRefundFailed, RetrySaga, SagaTransitioned, TimerFired
+from schemas.models import (
+    RECORD_TYPES,
+    AvroRecord,
+    CancelOrder,
+    PaymentRefundFailed,
+    RetrySaga,
+    SagaTransitioned,
+    TimerFired,
+)
 from topology.settings import Settings
 from topology.topics import (
     FULFILLMENT_CONTROL,
@@ -54,6 +62,13 @@ SKIPPED_TYPES = frozenset(
         "oms.RoutingSlipRevised",
     }
 )
+
+# Everything else its inputs carry: the saga's facts, its commands and its timers.
+HANDLED = [
+    kind
+    for kind in RECORD_TYPES.values()
+    if any(kind.AVRO_NAME in spec.records for spec in INPUTS) and type_of(kind.AVRO_NAME) not in SKIPPED_TYPES
+]
 
 FACTS = StateSlot("facts", OrderFacts)
 CANCELLATION = StateSlot("cancellation", CancellationSaga)
@@ -96,11 +111,6 @@ def handle(record: AvroRecord, state: State) -> list[Emit]:
     return advanced.emits
 
 
-def wanted(value: bytes | None, key: bytes | None, timestamp: int, headers: list[tuple[str, bytes]] | None) -> bool:
-    """Skip what the saga never reads by its CloudEvents type; what has none is decoded (or dead-lettered)."""
-    return header(headers, "ce_type") not in SKIPPED_TYPES
-
-
 def build(app: Application, settings: Settings, registry: SchemaRegistryClient) -> None:
     first, *others = (app.dataframe(app_topic(app, spec, settings)) for spec in INPUTS)
     outputs = [app_topic(app, spec, settings) for spec in (*OUTPUTS, *(source.dead_letter_topic for source in INPUTS))]
@@ -109,6 +119,6 @@ def build(app: Application, settings: Settings, registry: SchemaRegistryClient) 
     merged = first
     for other in others:
         merged = merged.concat(other)
-    stage = RecordStage(PROCESSOR, [spec.name for spec in INPUTS], registry, handle)
-    relevant = merged.filter(wanted, metadata=True)
-    publish(relevant.apply(stage, stateful=True, expand=True, metadata=True), outputs)
+    topics = [spec.name for spec in INPUTS]
+    stage = RecordStage(PROCESSOR, topics, registry, handle, handles=HANDLED)
+    publish(merged.apply(stage, stateful=True, expand=True, metadata=True), outputs)

@@ -44,8 +44,8 @@ class Stored:
     saga: str | None = None
 
 
-def summary_headers(timeline: OrderTimeline) -> list[tuple[str, bytes]]:
-    return [(STATUS_HEADER, timeline.status.encode()), (SAGA_HEADER, (timeline.saga or "").encode())]
+def summary_headers(timeline: OrderTimeline) -> tuple[tuple[str, bytes], ...]:
+    return ((STATUS_HEADER, timeline.status.encode()), (SAGA_HEADER, (timeline.saga or "").encode()))
 
 
 Encode = Callable[[OrderTimeline], bytes]

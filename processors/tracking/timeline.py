@@ -64,10 +64,12 @@ def new_timeline(order_id: str, at: datetime.datetime) -> OrderTimeline:
 
 def fold(timeline: OrderTimeline | None, record: AvroRecord) -> OrderTimeline | None:
     """The timeline after `record`, or None when `record` changes nothing (a duplicate, or not an order's)."""
-    fields = record.model_dump()
-    event_id, order_id, at = str(fields["event_id"]), fields.get("order_id"), fields["occurred_at"]
     apply = APPLY.get(type(record))
-    if apply is None or order_id is None or (timeline is not None and event_id in timeline.seen):
+    order_id = getattr(record, "order_id", None)
+    if apply is None or order_id is None:
+        return None
+    event_id, at = str(getattr(record, "event_id")), getattr(record, "occurred_at")  # noqa: B009 (every record in APPLY has them)
+    if timeline is not None and event_id in timeline.seen:
         return None
     view = Draft(timeline or new_timeline(order_id, at))
     apply(view, record)
@@ -75,15 +77,43 @@ def fold(timeline: OrderTimeline | None, record: AvroRecord) -> OrderTimeline | 
 
 
 class Draft:
-    """A timeline being changed by one event."""
+    """A timeline being changed by one event.
+
+    The tracker folds every event it reads, so only the steps an event touches are copied into dicts to
+    change in place; the others stay the models they were."""
 
     def __init__(self, timeline: OrderTimeline) -> None:
         self.timeline = timeline
-        self.steps: list[dict[str, Any]] = [step.model_dump() for step in timeline.steps]
+        self.steps: list[TimelineStep | dict[str, Any]] = list(timeline.steps)
         self.changes: dict[str, object] = {}
 
     def find(self, pattern: str, name: str) -> dict[str, Any] | None:
-        return next((step for step in self.steps if (step["pattern"], step["name"]) == (pattern, name)), None)
+        for index, step in enumerate(self.steps):
+            if _field(step, "pattern") == pattern and _field(step, "name") == name:
+                return self._editable(index)
+        return None
+
+    def first(self, pattern: str, status: str) -> dict[str, Any] | None:
+        """The first step of `pattern` in `status`, to change in place."""
+        for index, step in enumerate(self.steps):
+            if _field(step, "pattern") == pattern and _field(step, "status") == status:
+                return self._editable(index)
+        return None
+
+    def every(self, pattern: str, status: str) -> list[dict[str, Any]]:
+        """Every step of `pattern` in `status`, to change in place."""
+        return [
+            self._editable(index)
+            for index, step in enumerate(self.steps)
+            if _field(step, "pattern") == pattern and _field(step, "status") == status
+        ]
+
+    def _editable(self, index: int) -> dict[str, Any]:
+        step = self.steps[index]
+        if isinstance(step, TimelineStep):
+            # A step has only scalar fields: a shallow copy is a full one.
+            step = self.steps[index] = dict(step.__dict__)
+        return step
 
     def step(self, pattern: str, name: str) -> dict[str, Any]:
         """The step's fields, to change in place; a new pending step if there is none yet."""
@@ -121,35 +151,48 @@ class Draft:
     def finish(self, event_id: str, at: datetime.datetime) -> OrderTimeline:
         # In the order they started, whatever order their events were folded in (a catch-up reads topics
         # unevenly); steps not started keep their place after them (an itinerary's order).
-        started = sorted((step for step in self.steps if step["started_at"]), key=lambda step: step["started_at"])
-        waiting = [step for step in self.steps if not step["started_at"]]
-        steps = [TimelineStep.model_validate(step) for step in (*started, *waiting)]
-        current = self.timeline.model_copy(update={**self.changes, "steps": steps})
-        seen = [*current.seen, event_id][-SEEN_KEPT:]
-        latest = max(current.last_progress_at, at)
-        return current.model_copy(
-            update={
-                "event_id": derive_event_id(event_id, "timeline"),
-                "occurred_at": latest,
-                "last_progress_at": latest,
-                "seen": seen,
-                "status": status_of(current),
-            }
-        )
+        steps = [step if isinstance(step, TimelineStep) else TimelineStep.model_validate(step) for step in self.steps]
+        started = sorted((step for step in steps if step.started_at), key=_started_at)
+        waiting = [step for step in steps if not step.started_at]
+        latest = max(self.timeline.last_progress_at, at)
+        changes = {
+            **self.changes,
+            "steps": [*started, *waiting],
+            "event_id": derive_event_id(event_id, "timeline"),
+            "occurred_at": latest,
+            "last_progress_at": latest,
+            "seen": [*self.timeline.seen, event_id][-SEEN_KEPT:],
+        }
+        fields = {**self.timeline.__dict__, **changes}
+        fields["status"] = _status(fields["saga"], fields["slip"], fields["outcome"], fields["placed_at"])
+        return OrderTimeline.model_validate(fields)
+
+
+def _field(step: TimelineStep | dict[str, Any], name: str) -> Any:
+    return step[name] if isinstance(step, dict) else getattr(step, name)
+
+
+def _started_at(step: TimelineStep) -> datetime.datetime:
+    assert step.started_at is not None
+    return step.started_at
 
 
 def status_of(timeline: OrderTimeline) -> str:
-    if timeline.saga == "Failed" or timeline.slip == COMPENSATION_FAILED:
+    return _status(timeline.saga, timeline.slip, timeline.outcome, timeline.placed_at)
+
+
+def _status(saga: str | None, slip: str | None, outcome: str | None, placed_at: datetime.datetime | None) -> str:
+    if saga == "Failed" or slip == COMPENSATION_FAILED:
         return FAULTED
-    if timeline.saga is not None and timeline.saga not in SAGA_OVER:
+    if saga is not None and saga not in SAGA_OVER:
         return COMPENSATING
-    if timeline.outcome is not None or timeline.saga == "Cancelled":
+    if outcome is not None or saga == "Cancelled":
         return DONE
-    if timeline.placed_at is None and timeline.saga in SAGA_OVER:
+    if placed_at is None and saga in SAGA_OVER:
         return DONE  # a cancellation of an order never placed: answered, nothing else to come
-    if timeline.slip == "compensating":
+    if slip == "compensating":
         return COMPENSATING
-    if timeline.slip in ("faulted", "terminated"):
+    if slip in ("faulted", "terminated"):
         return FAULTED
     return IN_FLIGHT
 
@@ -208,7 +251,7 @@ def slip_created(view: Draft, record: RoutingSlipCreated) -> None:
 def activity_completed(view: Draft, record: RoutingSlipActivityCompleted) -> None:
     started = record.occurred_at - datetime.timedelta(milliseconds=record.duration_ms)
     view.end(ROUTING_SLIP, record.activity, COMPLETED, record.occurred_at, started=started)
-    following = next((s for s in view.steps if s["pattern"] == ROUTING_SLIP and s["status"] == PENDING), None)
+    following = view.first(ROUTING_SLIP, PENDING)
     if following is not None:
         following.update(status=STARTED, started_at=record.occurred_at)
 
@@ -233,9 +276,8 @@ def revised(view: Draft, record: RoutingSlipRevised) -> None:
 
 def slip_ended(outcome: str) -> Callable[[Draft, AvroRecord], None]:
     def ended(view: Draft, record: AvroRecord) -> None:
-        for step in view.steps:  # addressed, but the slip ended before it ran
-            if step["pattern"] == ROUTING_SLIP and step["status"] == STARTED:
-                step.update(status=SKIPPED, started_at=None)
+        for step in view.every(ROUTING_SLIP, STARTED):  # addressed, but the slip ended before it ran
+            step.update(status=SKIPPED, started_at=None)
         view.set(slip=outcome)
 
     return ended

@@ -23,7 +23,8 @@ from confluent_kafka.admin import AdminClient
 
 from processors.runtime.app import instance_id
 from processors.runtime.clients import end_reader, member_consumer, read_to_end, transactional_producer
-from processors.runtime.cloudevents import cloudevent_headers, header
+from processors.runtime.cloudevents import header
+from processors.runtime.encoder import Encoder, produce
 from processors.runtime.metrics import (
     ACTIVITY_SECONDS,
     CONSUMER_LAG,
@@ -33,7 +34,7 @@ from processors.runtime.metrics import (
     SAGA_INSTANCES,
     STUCK_ORDERS,
 )
-from processors.runtime.records import utc_now
+from processors.runtime.records import Emit, utc_now
 from processors.sagas.cancellation import Phase
 from processors.tracking.lag import consumer_lag
 from processors.tracking.store import SAGA_HEADER, STATUS_HEADER, Stored, TimelineStore, summary_headers
@@ -63,7 +64,7 @@ INPUTS = (
     SAGAS_EVENTS,
     NOTIFICATIONS_EVENTS,
 )
-FLUSH_EVERY_S = 0.5
+FLUSH_EVERY_S = 1.0
 GAUGES_EVERY_S = 5.0
 KEEP_FINISHED_IN_MEMORY = datetime.timedelta(seconds=60)
 LAG_EVERY_S = 5.0
@@ -80,6 +81,7 @@ class Tracker:
         self._settings = settings
         self._codecs = {spec.name: RecordCodec(registry, spec.name) for spec in INPUTS}
         self._view_codec = RecordCodec(registry, TRACKING_ORDERS.name)
+        self._encode = Encoder(registry, PROCESSOR)
         self._consumer = member_consumer(
             settings, PROCESSOR, **{"auto.offset.reset": "earliest", "partition.assignment.strategy": "range"}
         )
@@ -178,13 +180,10 @@ class Tracker:
         for order_id in self._dirty:
             timeline = self.store.get(order_id)
             assert timeline is not None, "a changed timeline is held until saved"
-            encoded[order_id] = self._view_codec.encode(timeline)
-            self._producer.produce(
-                TRACKING_ORDERS.name,
-                key=order_id.encode(),
-                value=encoded[order_id],
-                headers=[*cloudevent_headers(timeline, PROCESSOR), *summary_headers(timeline)],
-            )
+            outgoing = self._encode(Emit(TRACKING_ORDERS, order_id, timeline, summary_headers(timeline)))
+            assert outgoing.value is not None
+            encoded[order_id] = outgoing.value
+            produce(self._producer, outgoing)
         if positions:
             self._producer.send_offsets_to_transaction(positions, self._consumer.consumer_group_metadata())
         self._producer.commit_transaction(30)
