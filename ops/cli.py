@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from ops import platform
 from ops.localserver import PlatformError
@@ -125,7 +126,17 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from ops.orders import OrderMix
 
     mix = OrderMix.parse(args.mix) if args.mix else None
-    result = bench.run(settings, orders=args.orders, mix=mix, cancel_rate=args.cancel_rate)
+    processors_from = args.processors_from.resolve() if args.processors_from else None
+    if processors_from is not None and not (processors_from / "ops" / "cli.py").is_file():
+        print(f"oms: --processors-from: {processors_from} is not a checkout of this project", file=sys.stderr)
+        return 2
+    try:
+        result = bench.run(
+            settings, orders=args.orders, mix=mix, cancel_rate=args.cancel_rate, processors_from=processors_from
+        )
+    except bench.GroupsBusy as error:
+        print(f"oms: {error}", file=sys.stderr)
+        return 2
     for line in bench.report_lines(result):
         print(line)
     print(f"saved {bench.save(result)}")
@@ -482,6 +493,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--orders", type=int, default=4000, help="orders in the full-speed run")
     bench.add_argument("--mix", help="scenario weights, e.g. valid=0.9,invalid=0.1 (default: the demo mix)")
     bench.add_argument("--cancel-rate", type=share, default=0.1, help="share of the orders cancelled (default 0.1)")
+    bench.add_argument(
+        "--processors-from",
+        type=Path,
+        metavar="DIR",
+        help="run the processors of another checkout at DIR under this harness (default: this checkout's)",
+    )
 
     produce = verbs.add_parser("produce", help="produce commands as users do").add_subparsers(
         dest="produce_verb", required=True, metavar="VERB"

@@ -25,6 +25,10 @@ class Child:
     restarts: int = 0
     next_start: float = 0.0
     started_at: float = field(default=0.0)
+    env: dict[str, str] = field(default_factory=dict)
+    """Added to the inherited environment, e.g. to run another checkout's code (`oms bench --processors-from`)."""
+    cwd: Path | None = None
+    """Its working directory; None: ours."""
 
     @property
     def label(self) -> str:
@@ -38,7 +42,8 @@ class Child:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "OMS_INSTANCE_ID": self.instance},
+                env={**os.environ, "OMS_INSTANCE_ID": self.instance, **self.env},
+                cwd=self.cwd,
                 # Their own session: a Ctrl-C reaches the supervisor alone, which stops them in order.
                 start_new_session=True,
             )
