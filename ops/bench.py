@@ -527,12 +527,17 @@ def busy_groups(admin: AdminClient, groups: list[str]) -> list[str]:
     return [group for group, future in described.items() if future.result(timeout=10).members]
 
 
-def ensure_groups_free(admin: AdminClient, groups: list[str]) -> None:
+def ensure_groups_free(admin: AdminClient, groups: list[str], settings: Settings) -> None:
     """Raise `GroupsBusy` when `busy_groups` names any: checked before the bench sets stock, and again just
-    before its processors start, as the ceilings leave a few seconds for someone else to start theirs."""
-    busy = busy_groups(admin, groups)
-    if busy:
-        raise GroupsBusy(f"processors are running in {', '.join(busy)}; the bench needs these groups to itself")
+    before its processors start, as the ceilings leave a few seconds for someone else to start theirs.
+
+    Static members (the timers and the tracker) stay in their group for a session timeout after they stop:
+    a group is given that long to empty, so that benches can run one right after the other."""
+    deadline = time.monotonic() + settings.session_timeout_ms / 1000 + 5
+    while busy := busy_groups(admin, groups):
+        if time.monotonic() > deadline:
+            raise GroupsBusy(f"processors are running in {', '.join(busy)}; the bench needs these groups to itself")
+        time.sleep(1)
 
 
 def exited(children: dict[str, Child]) -> dict[str, int]:
@@ -566,7 +571,7 @@ def run(
     another checkout's processors)."""
     admin = AdminClient(settings.kafka_config())
     groups = [service.group for service in SERVICES.values()]
-    ensure_groups_free(admin, groups)
+    ensure_groups_free(admin, groups, settings)
     tree = processors_tree(processors_from)  # before the run, in case that tree changes during it
     prefix = f"bench-{uuid.uuid4().hex[:6]}"
     mix = mix or OrderMix()
@@ -589,7 +594,7 @@ def run(
     children = bench_children(settings, processors_from)
     outcome_topics = [ORDERS_EVENTS.name, PAYMENTS_EVENTS.name, INVENTORY_EVENTS.name, ROUTING_SLIPS_EVENTS.name]
     backlog_ids = {order.order_id for order in backlog}
-    ensure_groups_free(admin, groups)
+    ensure_groups_free(admin, groups, settings)
     try:
         # One hop: intake alone drains a backlog, timed from its first output to its last.
         backlog_outcomes = OutcomeClock(settings, OUTCOME_TYPES, outcome_topics)

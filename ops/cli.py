@@ -234,9 +234,10 @@ def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_sagas_retry(args: argparse.Namespace, settings: Settings) -> int:
     from ops.produce import produce_retry
     from ops.tracking import read_view
+    from processors.sagas.cancellation import Phase
 
     timeline = read_view(settings).get(args.order_id)
-    if timeline is not None and timeline.saga != "Failed" and not args.force:
+    if timeline is not None and timeline.saga != Phase.FAILED and not args.force:
         state = timeline.saga or "no saga"
         print(f"oms: {args.order_id} has {state}; only a saga that ended Failed resumes (--force sends anyway)")
         return 1

@@ -102,9 +102,8 @@ def redrive(settings: Settings, topic: str, wanted: Filter, dry_run: bool = Fals
         return letters
     producer = Producer(
         {
-            **settings.kafka_config(),
+            **settings.producer_config(),
             "transactional.id": f"oms-dlq-redrive-{uuid.uuid4().hex}",
-            "partitioner": "murmur2_random",
         }
     )
     producer.init_transactions(30)

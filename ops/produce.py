@@ -24,12 +24,7 @@ from topology.settings import Settings
 from topology.topics import ORDERS_COMMANDS, TopicSpec
 
 CLI_SOURCE = "oms.cli"
-PRODUCER_CONFIG: dict[str, Any] = {
-    "enable.idempotence": True,
-    # Java's partitioner, so that our keys land where the processors' producers and kcat put them.
-    "partitioner": "murmur2_random",
-    "linger.ms": 5,
-}
+PRODUCER_CONFIG: dict[str, Any] = {"enable.idempotence": True, "linger.ms": 5}
 FLUSH_TIMEOUT_S = 60.0
 KEPT_ERRORS = 10
 PROGRESS_EVERY_S = 0.1
@@ -146,7 +141,7 @@ def produce_records(
     if rate_per_s is not None and rate_per_s <= 0:
         raise ValueError(f"rate must be positive, not {rate_per_s}")
     encode = Encoder(registry_client(settings), source)
-    producer = Producer({**settings.kafka_config(), **PRODUCER_CONFIG})
+    producer = Producer({**settings.producer_config(), **PRODUCER_CONFIG})
     deliveries = _Deliveries()
     bar = _ProgressLine(len(keyed), sys.stderr) if _shows_progress(progress) else None
     produced_at_ms: dict[str, int] = {}

@@ -98,7 +98,7 @@ def reproduce(settings: Settings, topic: str, partition: int, start: int, end: i
     """Produce the records of `topic[partition]` from offset `start` up to `end` (exclusive; default: the end)
     again, with their keys, values and headers; how many."""
     consumer = end_reader(settings, "oms-replay-reader")
-    producer = Producer({**settings.kafka_config(), "enable.idempotence": True, "partitioner": "murmur2_random"})
+    producer = Producer({**settings.producer_config(), "enable.idempotence": True})
     count = 0
     try:
         _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=TIMEOUT_S)

@@ -31,6 +31,7 @@ from processors.runtime.records import Emit, derive_event_id, utc_now
 from processors.runtime.stage import RecordStage, publish
 from schemas.models import (
     AvroRecord,
+    Event,
     InventoryReleased,
     InventoryReserved,
     InventoryShortage,
@@ -56,10 +57,10 @@ class PendingRequest(BaseModel):
 
 
 def requests_for(
-    cause: AvroRecord, kind: StockRequestKind, order_id: str, lines: Iterable[StockLine], now: datetime.datetime
+    cause: Event, kind: StockRequestKind, order_id: str, lines: Iterable[StockLine], now: datetime.datetime
 ) -> list[Emit]:
     """One request per SKU, quantities of repeated SKUs summed, all part of request `cause.event_id`."""
-    request_id = str(cause.model_dump()["event_id"])
+    request_id = str(cause.event_id)
     reason = getattr(cause, "reason", "")
     quantities: dict[str, int] = {}
     for line in lines:

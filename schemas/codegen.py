@@ -32,7 +32,24 @@ class AvroRecord(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     AVRO_NAME: ClassVar[str]
+
+
+class Event(AvroRecord):
+    """An event or command: unique per message, and when its fact happened."""
+
+    event_id: uuid.UUID
+    occurred_at: datetime.datetime
+
+
+class OrderEvent(Event):
+    """An event or command about one order."""
+
+    order_id: str
 '''
+
+# The common fields that make a record an `Event` or an `OrderEvent`, as the schemas declare them.
+EVENT_FIELDS = {"event_id": "uuid.UUID", "occurred_at": "datetime.datetime"}
+ORDER_EVENT_FIELDS = {**EVENT_FIELDS, "order_id": "str"}
 
 PRIMITIVES = {
     "string": "str",
@@ -105,8 +122,17 @@ def _enum_block(name: str, node: dict[str, Any]) -> str:
     return f"\n\nclass {name}(enum.StrEnum):\n{symbols}"
 
 
+def _base(fields: list[tuple[dict[str, Any], str]]) -> str:
+    """The most specific common base whose fields the record has, with the same types."""
+    annotations = {field["name"]: annotation for field, annotation in fields}
+    for base, common in (("OrderEvent", ORDER_EVENT_FIELDS), ("Event", EVENT_FIELDS)):
+        if all(annotations.get(name) == annotation for name, annotation in common.items()):
+            return base
+    return "AvroRecord"
+
+
 def _record_block(name: str, fullname: str, doc: str | None, fields: list[tuple[dict[str, Any], str]]) -> str:
-    lines = [f"\n\nclass {name}(AvroRecord):"]
+    lines = [f"\n\nclass {name}({_base(fields)}):"]
     if doc:
         lines.append(f'    """{doc}"""\n')
     lines.append(f'    AVRO_NAME: ClassVar[str] = "{fullname}"')

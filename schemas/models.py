@@ -17,6 +17,19 @@ class AvroRecord(BaseModel):
     AVRO_NAME: ClassVar[str]
 
 
+class Event(AvroRecord):
+    """An event or command: unique per message, and when its fact happened."""
+
+    event_id: uuid.UUID
+    occurred_at: datetime.datetime
+
+
+class OrderEvent(Event):
+    """An event or command about one order."""
+
+    order_id: str
+
+
 class Money(AvroRecord):
     """An amount in the currency's minor unit (cents), so that sums are exact."""
 
@@ -53,7 +66,7 @@ class ShippingPriority(enum.StrEnum):
     EXPRESS = "EXPRESS"
 
 
-class FulfillmentRequest(AvroRecord):
+class FulfillmentRequest(OrderEvent):
     """What every fulfillment activity works on; its routing slip travels in a header."""
 
     AVRO_NAME: ClassVar[str] = "oms.fulfillment.FulfillmentRequest"
@@ -113,7 +126,7 @@ class RoutingSlip(AvroRecord):
     faults: list[ActivityFault] = Field(default_factory=list)
 
 
-class RoutingSlipActivityCompensated(AvroRecord):
+class RoutingSlipActivityCompensated(OrderEvent):
     """A completed step was undone."""
 
     AVRO_NAME: ClassVar[str] = "oms.fulfillment.RoutingSlipActivityCompensated"
@@ -124,7 +137,7 @@ class RoutingSlipActivityCompensated(AvroRecord):
     activity: str
 
 
-class RoutingSlipActivityCompensationFailed(AvroRecord):
+class RoutingSlipActivityCompensationFailed(OrderEvent):
     """Undoing a completed step failed; the slip is parked."""
 
     AVRO_NAME: ClassVar[str] = "oms.fulfillment.RoutingSlipActivityCompensationFailed"
@@ -136,7 +149,7 @@ class RoutingSlipActivityCompensationFailed(AvroRecord):
     reason: str
 
 
-class RoutingSlipActivityCompleted(AvroRecord):
+class RoutingSlipActivityCompleted(OrderEvent):
     """A step of the slip ran."""
 
     AVRO_NAME: ClassVar[str] = "oms.fulfillment.RoutingSlipActivityCompleted"
@@ -149,7 +162,7 @@ class RoutingSlipActivityCompleted(AvroRecord):
     variables: dict[str, str] = Field(default_factory=dict)
 
 
-class RoutingSlipActivityFaulted(AvroRecord):
+class RoutingSlipActivityFaulted(OrderEvent):
     """A step of the slip failed; compensation starts."""
 
     AVRO_NAME: ClassVar[str] = "oms.fulfillment.RoutingSlipActivityFaulted"
@@ -161,7 +174,7 @@ class RoutingSlipActivityFaulted(AvroRecord):
     reason: str
 
 
-class RoutingSlipCompensationFailed(AvroRecord):
+class RoutingSlipCompensationFailed(OrderEvent):
     """The slip failed and a step could not be undone; it is parked for an operator."""
 
     AVRO_NAME: ClassVar[str] = "oms.fulfillment.RoutingSlipCompensationFailed"
@@ -173,7 +186,7 @@ class RoutingSlipCompensationFailed(AvroRecord):
     reason: str
 
 
-class RoutingSlipCompleted(AvroRecord):
+class RoutingSlipCompleted(OrderEvent):
     """Every step of the slip ran."""
 
     AVRO_NAME: ClassVar[str] = "oms.fulfillment.RoutingSlipCompleted"
@@ -185,7 +198,7 @@ class RoutingSlipCompleted(AvroRecord):
     variables: dict[str, str] = Field(default_factory=dict)
 
 
-class RoutingSlipCreated(AvroRecord):
+class RoutingSlipCreated(OrderEvent):
     """A routing slip was planned for the order and sent to its first step."""
 
     AVRO_NAME: ClassVar[str] = "oms.fulfillment.RoutingSlipCreated"
@@ -196,7 +209,7 @@ class RoutingSlipCreated(AvroRecord):
     itinerary: list[str]
 
 
-class RoutingSlipFaulted(AvroRecord):
+class RoutingSlipFaulted(OrderEvent):
     """The slip failed and every completed step was undone."""
 
     AVRO_NAME: ClassVar[str] = "oms.fulfillment.RoutingSlipFaulted"
@@ -207,7 +220,7 @@ class RoutingSlipFaulted(AvroRecord):
     reason: str
 
 
-class RoutingSlipRevised(AvroRecord):
+class RoutingSlipRevised(OrderEvent):
     """A step replaced the rest of the itinerary."""
 
     AVRO_NAME: ClassVar[str] = "oms.fulfillment.RoutingSlipRevised"
@@ -220,7 +233,7 @@ class RoutingSlipRevised(AvroRecord):
     reason: str = Field(default="")
 
 
-class RoutingSlipTerminated(AvroRecord):
+class RoutingSlipTerminated(OrderEvent):
     """A step ended the slip early, successfully."""
 
     AVRO_NAME: ClassVar[str] = "oms.fulfillment.RoutingSlipTerminated"
@@ -232,7 +245,7 @@ class RoutingSlipTerminated(AvroRecord):
     reason: str = Field(default="")
 
 
-class StopFulfillment(AvroRecord):
+class StopFulfillment(OrderEvent):
     """Command: stop the order's routing slip; its next step compensates instead of executing."""
 
     AVRO_NAME: ClassVar[str] = "oms.fulfillment.StopFulfillment"
@@ -248,7 +261,7 @@ class StockLine(AvroRecord):
     quantity: int
 
 
-class InventoryReleased(AvroRecord):
+class InventoryReleased(OrderEvent):
     """Reserved stock of the order is back on the shelf."""
 
     AVRO_NAME: ClassVar[str] = "oms.inventory.InventoryReleased"
@@ -258,7 +271,7 @@ class InventoryReleased(AvroRecord):
     lines: list[StockLine]
 
 
-class InventoryReserved(AvroRecord):
+class InventoryReserved(OrderEvent):
     """Every line of the order is reserved."""
 
     AVRO_NAME: ClassVar[str] = "oms.inventory.InventoryReserved"
@@ -275,7 +288,7 @@ class ShortLine(AvroRecord):
     available: int
 
 
-class InventoryShortage(AvroRecord):
+class InventoryShortage(OrderEvent):
     """Some lines could not be reserved; partial reservations were released."""
 
     AVRO_NAME: ClassVar[str] = "oms.inventory.InventoryShortage"
@@ -285,7 +298,7 @@ class InventoryShortage(AvroRecord):
     short_lines: list[ShortLine]
 
 
-class ReleaseInventory(AvroRecord):
+class ReleaseInventory(OrderEvent):
     """Command: put an order's reserved stock back."""
 
     AVRO_NAME: ClassVar[str] = "oms.inventory.ReleaseInventory"
@@ -296,7 +309,7 @@ class ReleaseInventory(AvroRecord):
     reason: str
 
 
-class StockLevel(AvroRecord):
+class StockLevel(Event):
     """Units of a SKU available to reserve, keyed by SKU on a compacted topic. Not per order, so no order_id."""
 
     AVRO_NAME: ClassVar[str] = "oms.inventory.StockLevel"
@@ -311,7 +324,7 @@ class StockRequestKind(enum.StrEnum):
     RELEASE = "RELEASE"
 
 
-class StockRequest(AvroRecord):
+class StockRequest(OrderEvent):
     """Reserve or release one SKU's units for an order: one of line_count parts of request request_id. Keyed by SKU."""
 
     AVRO_NAME: ClassVar[str] = "oms.inventory.StockRequest"
@@ -326,7 +339,7 @@ class StockRequest(AvroRecord):
     reason: str = Field(default="")
 
 
-class StockResult(AvroRecord):
+class StockResult(OrderEvent):
     """What a SKU granted to one part of a request. Keyed by order id."""
 
     AVRO_NAME: ClassVar[str] = "oms.inventory.StockResult"
@@ -352,7 +365,7 @@ class NotificationKind(enum.StrEnum):
     OTHER = "OTHER"
 
 
-class NotificationSent(AvroRecord):
+class NotificationSent(OrderEvent):
     """A customer was told something about their order, once per kind."""
 
     AVRO_NAME: ClassVar[str] = "oms.notifications.NotificationSent"
@@ -366,7 +379,7 @@ class NotificationSent(AvroRecord):
     caused_by: uuid.UUID = Field(description="event_id of the event that triggered it.")
 
 
-class CancelOrder(AvroRecord):
+class CancelOrder(OrderEvent):
     """Command: cancel an order that is not yet delivered."""
 
     AVRO_NAME: ClassVar[str] = "oms.orders.CancelOrder"
@@ -377,7 +390,7 @@ class CancelOrder(AvroRecord):
     requested_by: str = Field(default="customer")
 
 
-class OrderCancellationRejected(AvroRecord):
+class OrderCancellationRejected(OrderEvent):
     """A CancelOrder that cannot be carried out: the order is delivered, already cancelled, ended or unknown."""
 
     AVRO_NAME: ClassVar[str] = "oms.orders.OrderCancellationRejected"
@@ -388,7 +401,7 @@ class OrderCancellationRejected(AvroRecord):
     reason: str
 
 
-class OrderCancelled(AvroRecord):
+class OrderCancelled(OrderEvent):
     """The cancellation saga finished: fulfillment stopped and undone, the money refunded, the stock released."""
 
     AVRO_NAME: ClassVar[str] = "oms.orders.OrderCancelled"
@@ -422,7 +435,7 @@ class Tender(AvroRecord):
     amount: Money
 
 
-class OrderCreated(AvroRecord):
+class OrderCreated(OrderEvent):
     """An order passed intake; it carries everything downstream services need."""
 
     AVRO_NAME: ClassVar[str] = "oms.orders.OrderCreated"
@@ -439,7 +452,7 @@ class OrderCreated(AvroRecord):
     is_gift: bool = Field(default=False)
 
 
-class OrderDelivered(AvroRecord):
+class OrderDelivered(OrderEvent):
     """The carrier delivered the order."""
 
     AVRO_NAME: ClassVar[str] = "oms.orders.OrderDelivered"
@@ -450,7 +463,7 @@ class OrderDelivered(AvroRecord):
     signed_by: str | None = Field(default=None)
 
 
-class OrderRejected(AvroRecord):
+class OrderRejected(OrderEvent):
     """A PlaceOrder failed intake; every reason is listed."""
 
     AVRO_NAME: ClassVar[str] = "oms.orders.OrderRejected"
@@ -461,7 +474,7 @@ class OrderRejected(AvroRecord):
     reasons: list[str]
 
 
-class OrderShipped(AvroRecord):
+class OrderShipped(OrderEvent):
     """The order left the warehouse with a carrier."""
 
     AVRO_NAME: ClassVar[str] = "oms.orders.OrderShipped"
@@ -473,7 +486,7 @@ class OrderShipped(AvroRecord):
     parcels: int = Field(default=1)
 
 
-class PlaceOrder(AvroRecord):
+class PlaceOrder(OrderEvent):
     """Command: place a new order."""
 
     AVRO_NAME: ClassVar[str] = "oms.orders.PlaceOrder"
@@ -489,7 +502,7 @@ class PlaceOrder(AvroRecord):
     is_gift: bool = Field(default=False)
 
 
-class PaymentFailed(AvroRecord):
+class PaymentFailed(OrderEvent):
     """The order could not be charged; nothing stays charged."""
 
     AVRO_NAME: ClassVar[str] = "oms.payments.PaymentFailed"
@@ -508,7 +521,7 @@ class TenderCharge(AvroRecord):
     transaction_id: str
 
 
-class PaymentProcessed(AvroRecord):
+class PaymentProcessed(OrderEvent):
     """The order was charged in full."""
 
     AVRO_NAME: ClassVar[str] = "oms.payments.PaymentProcessed"
@@ -520,7 +533,7 @@ class PaymentProcessed(AvroRecord):
     lines: list[StockLine] = Field(default_factory=list, description="What was paid for, so that inventory can reserve it without a lookup.")
 
 
-class PaymentRefundFailed(AvroRecord):
+class PaymentRefundFailed(OrderEvent):
     """A refund could not be made."""
 
     AVRO_NAME: ClassVar[str] = "oms.payments.PaymentRefundFailed"
@@ -533,7 +546,7 @@ class PaymentRefundFailed(AvroRecord):
     retryable: bool = Field(default=False, description="The gateway was unavailable: asking again later may succeed.")
 
 
-class PaymentRefunded(AvroRecord):
+class PaymentRefunded(OrderEvent):
     """Money went back to the customer."""
 
     AVRO_NAME: ClassVar[str] = "oms.payments.PaymentRefunded"
@@ -546,7 +559,7 @@ class PaymentRefunded(AvroRecord):
     request_id: str | None = Field(default=None, description="The event that asked for the refund (a RefundPayment or an InventoryShortage).")
 
 
-class RefundPayment(AvroRecord):
+class RefundPayment(OrderEvent):
     """Command: refund (part of) what was charged for an order."""
 
     AVRO_NAME: ClassVar[str] = "oms.payments.RefundPayment"
@@ -558,7 +571,7 @@ class RefundPayment(AvroRecord):
     store_credit_if_unavailable: bool = Field(default=True, description="When the gateway stays unavailable for a tender: give store credit (true), or report a retryable PaymentRefundFailed and leave the retry to the asker (false).")
 
 
-class RetrySaga(AvroRecord):
+class RetrySaga(OrderEvent):
     """Command (oms.orders.commands): resume the order's saga that ended Failed, from the step that failed."""
 
     AVRO_NAME: ClassVar[str] = "oms.sagas.RetrySaga"
@@ -569,7 +582,7 @@ class RetrySaga(AvroRecord):
     requested_by: str = Field(default="operator")
 
 
-class SagaTransitioned(AvroRecord):
+class SagaTransitioned(OrderEvent):
     """A saga instance moved (or stayed, doing something) on a trigger; one per transition, for monitoring."""
 
     AVRO_NAME: ClassVar[str] = "oms.sagas.SagaTransitioned"
@@ -587,7 +600,7 @@ class SagaTransitioned(AvroRecord):
     reason: str | None = Field(default=None, description="Why it failed or was rejected, when it did.")
 
 
-class TimerFired(AvroRecord):
+class TimerFired(OrderEvent):
     """A durable timer came due; produced once, with the timer's tombstone."""
 
     AVRO_NAME: ClassVar[str] = "oms.sagas.TimerFired"
@@ -600,7 +613,7 @@ class TimerFired(AvroRecord):
     attempt: int = Field(default=0)
 
 
-class TimerScheduled(AvroRecord):
+class TimerScheduled(OrderEvent):
     """A durable timer, keyed by timer_id on the compacted oms.timers topic; a tombstone cancels it."""
 
     AVRO_NAME: ClassVar[str] = "oms.sagas.TimerScheduled"
@@ -626,7 +639,7 @@ class TimelineStep(AvroRecord):
     error: str | None = Field(default=None)
 
 
-class OrderTimeline(AvroRecord):
+class OrderTimeline(OrderEvent):
     """Where an order stands across choreography, routing slip and saga: the tracker's view, latest per order on a compacted topic."""
 
     AVRO_NAME: ClassVar[str] = "oms.tracking.OrderTimeline"

@@ -11,6 +11,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
+# librdkafka's name for the Java client's partitioner (murmur2 of the key).
+JAVA_PARTITIONER = "murmur2_random"
+
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
 
@@ -41,8 +44,11 @@ class Settings(BaseSettings):
     # Replication of the topics `oms topics apply` creates; 3 on a production cluster.
     replication_factor: int = 1
 
-    # How often processors commit their Kafka transaction: the floor of a hop's latency.
+    # How often processors commit their Kafka transaction while they have more to read; a processor that has
+    # read everything commits at once, at most every `min_commit_interval_s` (see processors/runtime/commits.py).
     commit_interval_s: float = 0.1
+    commit_when_caught_up: bool = False
+    min_commit_interval_s: float = 0.01
     # How long a processor's consumer waits for a batch; processors that merge topics wait this long per batch
     # to read them in timestamp order, so it bounds their per-hop latency too.
     poll_timeout_s: float = 0.05
@@ -74,6 +80,11 @@ class Settings(BaseSettings):
         }
         config.update({key: str(value) for key, value in optional.items() if value is not None})
         return config
+
+    def producer_config(self) -> dict[str, Any]:
+        """`kafka_config` for a producer: Java's partitioner, so that records keyed here, by Java clients or by
+        kcat land in the same partition, and an order's records meet its other records."""
+        return {**self.kafka_config(), "partitioner": JAVA_PARTITIONER}
 
     def schema_registry_config(self) -> dict[str, Any]:
         """Configuration for confluent-kafka's `SchemaRegistryClient`."""

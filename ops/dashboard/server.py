@@ -27,6 +27,7 @@ from ops.produce import produce_retry
 from ops.tracking import steps, summary
 from processors.runtime.clients import end_reader
 from processors.runtime.records import utc_now
+from processors.sagas.cancellation import Phase
 from processors.tracking.timeline import COMPENSATING, DONE, FAULTED, IN_FLIGHT, STATUSES, is_stuck
 from schemas.models import OrderTimeline
 from schemas.registry import registry_client
@@ -144,7 +145,7 @@ def handler_for(settings: Settings, view: View) -> type[BaseHTTPRequestHandler]:
 
         def _retry(self, order_id: str) -> None:
             timeline = view.get(order_id)
-            if timeline is None or timeline.saga != "Failed":
+            if timeline is None or timeline.saga != Phase.FAILED:
                 self._json(HTTPStatus.CONFLICT, {"error": "only a saga that ended Failed can be retried"})
                 return
             command = produce_retry(settings, order_id)

@@ -47,6 +47,7 @@ from schemas.models import (
     AvroRecord,
     FulfillmentRequest,
     ItineraryStep,
+    OrderEvent,
     RoutingSlip,
     RoutingSlipActivityCompensated,
     RoutingSlipActivityCompensationFailed,
@@ -295,8 +296,8 @@ class ActivityHost:
 
     # --- output ----------------------------------------------------------------------------------
 
-    def _event(self, event: AvroRecord) -> Emit:
-        return Emit(ROUTING_SLIPS_EVENTS, event.model_dump()["order_id"], event)
+    def _event(self, event: OrderEvent) -> Emit:
+        return Emit(ROUTING_SLIPS_EVENTS, event.order_id, event)
 
     def _forward(self, request: FulfillmentRequest, slip: RoutingSlip, address: str, purpose: str) -> Emit:
         return forward(self._slips, request, slip, address, derive_event_id(slip.tracking_number, purpose), utc_now())

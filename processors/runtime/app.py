@@ -11,8 +11,9 @@ from quixstreams.kafka.configuration import ConnectionConfig
 from quixstreams.models import Topic, TopicConfig
 from quixstreams.models.serializers import SerializationContext, Serializer
 
+from processors.runtime.commits import commit_when_caught_up
 from processors.runtime.records import Outgoing
-from topology.settings import Settings
+from topology.settings import JAVA_PARTITIONER, Settings
 from topology.topics import TopicSpec
 
 
@@ -38,9 +39,9 @@ def make_application(processor: str, settings: Settings, **overrides: Any) -> Ap
         "commit_interval": settings.commit_interval_s,
         "consumer_poll_timeout": settings.poll_timeout_s,
         "state_dir": settings.run_dir / "state" / processor / instance_id(),
-        # Java's partitioner, so that records keyed by us and by Java or kcat producers meet.
         "producer_extra_config": {
-            "partitioner": "murmur2_random",
+            # As `Settings.producer_config`: records keyed here meet those keyed by Java or kcat producers.
+            "partitioner": JAVA_PARTITIONER,
             "linger.ms": 2,
             # Stable per instance: a restarted instance fences its crashed predecessor and aborts the
             # transaction it left open at once, instead of read_committed readers waiting for its timeout.
@@ -57,7 +58,10 @@ def make_application(processor: str, settings: Settings, **overrides: Any) -> Ap
         "loglevel": logging.getLevelName(settings.log_level),
     }
     options.update(overrides)
-    return Application(**options)
+    app = Application(**options)
+    if settings.commit_when_caught_up:
+        commit_when_caught_up(app, settings.min_commit_interval_s)
+    return app
 
 
 def app_topic(app: Application, spec: TopicSpec, settings: Settings) -> Topic:

@@ -32,14 +32,12 @@ def member_consumer(settings: Settings, group: str, **extra: Any) -> Consumer:
 
 
 def transactional_producer(settings: Settings, group: str, **extra: Any) -> Producer:
-    """The producer of one instance of `group`: a stable transactional id, so a restart fences its zombie;
-    Java's partitioner, so keys land where the other producers put them."""
+    """The producer of one instance of `group`: a stable transactional id, so a restart fences its zombie."""
     return Producer(
         {
-            **settings.kafka_config(),
+            **settings.producer_config(),
             "transactional.id": f"{group}-{instance_id()}",
             "transaction.timeout.ms": settings.transaction_timeout_ms,
-            "partitioner": "murmur2_random",
             **extra,
         }
     )

@@ -24,6 +24,7 @@ from schemas.models import (
     RECORD_TYPES,
     AvroRecord,
     CancelOrder,
+    OrderEvent,
     PaymentRefundFailed,
     RetrySaga,
     SagaTransitioned,
@@ -100,8 +101,9 @@ def handle(record: AvroRecord, state: State) -> list[Emit]:
                 return []  # nothing new
             FACTS.save(state, facts := learned)
             trigger = Trigger.PROGRESS
-    fields = record.model_dump()
-    cause = Cause(str(fields["event_id"]), fields["order_id"], event_type(record), str(fields.get("reason", "")))
+    if not isinstance(record, OrderEvent):
+        return []  # every record the saga reads is about an order; anything else changes nothing
+    cause = Cause(str(record.event_id), record.order_id, event_type(record), str(getattr(record, "reason", "")))
     advanced = advance(facts, saga, trigger, cause, utc_now())
     if advanced.saga != known:
         CANCELLATION.save(state, advanced.saga)

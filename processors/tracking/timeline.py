@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from processors.runtime.records import derive_event_id
+from processors.sagas.cancellation import Phase
 from schemas.models import (
     AvroRecord,
     CancelOrder,
@@ -25,6 +26,7 @@ from schemas.models import (
     OrderCancelled,
     OrderCreated,
     OrderDelivered,
+    OrderEvent,
     OrderRejected,
     OrderTimeline,
     PaymentFailed,
@@ -52,7 +54,9 @@ COMPENSATED, COMPENSATION_FAILED, SKIPPED = "compensated", "compensation-failed"
 
 IN_FLIGHT, COMPENSATING, FAULTED, DONE = "in-flight", "compensating", "faulted", "completed"
 STATUSES = (IN_FLIGHT, COMPENSATING, FAULTED, DONE)
-SAGA_OVER = ("Cancelled", "Rejected", "Failed")
+SAGA_OVER = (Phase.CANCELLED, Phase.REJECTED, Phase.FAILED)
+# How the saga's last step ends on the timeline, by the saga's final phase.
+SAGA_ENDINGS: dict[str, str] = {Phase.CANCELLED: COMPLETED, Phase.REJECTED: COMPLETED, Phase.FAILED: FAILED}
 SEEN_KEPT = 200  # event ids remembered per order, newest last
 
 
@@ -65,13 +69,12 @@ def new_timeline(order_id: str, at: datetime.datetime) -> OrderTimeline:
 def fold(timeline: OrderTimeline | None, record: AvroRecord) -> OrderTimeline | None:
     """The timeline after `record`, or None when `record` changes nothing (a duplicate, or not an order's)."""
     apply = APPLY.get(type(record))
-    order_id = getattr(record, "order_id", None)
-    if apply is None or order_id is None:
+    if apply is None or not isinstance(record, OrderEvent):
         return None
-    event_id, at = str(getattr(record, "event_id")), getattr(record, "occurred_at")  # noqa: B009 (every record in APPLY has them)
+    event_id, at = str(record.event_id), record.occurred_at
     if timeline is not None and event_id in timeline.seen:
         return None
-    view = Draft(timeline or new_timeline(order_id, at))
+    view = Draft(timeline or new_timeline(record.order_id, at))
     apply(view, record)
     return view.finish(event_id, at)
 
@@ -182,11 +185,11 @@ def status_of(timeline: OrderTimeline) -> str:
 
 
 def _status(saga: str | None, slip: str | None, outcome: str | None, placed_at: datetime.datetime | None) -> str:
-    if saga == "Failed" or slip == COMPENSATION_FAILED:
+    if saga == Phase.FAILED or slip == COMPENSATION_FAILED:
         return FAULTED
     if saga is not None and saga not in SAGA_OVER:
         return COMPENSATING
-    if outcome is not None or saga == "Cancelled":
+    if outcome is not None or saga == Phase.CANCELLED:
         return DONE
     if placed_at is None and saga in SAGA_OVER:
         return DONE  # a cancellation of an order never placed: answered, nothing else to come
@@ -300,7 +303,7 @@ def transitioned(view: Draft, record: SagaTransitioned) -> None:
         previous = view.find(SAGA, record.from_state)
         if previous is not None and previous["status"] == STARTED:
             previous.update(status=COMPLETED, ended_at=record.occurred_at)
-    ending = {"Cancelled": COMPLETED, "Rejected": COMPLETED, "Failed": FAILED}.get(record.to_state)
+    ending = SAGA_ENDINGS.get(record.to_state)
     if ending is not None:
         view.end(SAGA, record.to_state, ending, record.occurred_at, error=record.reason)
     else:

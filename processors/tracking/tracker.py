@@ -39,7 +39,7 @@ from processors.sagas.cancellation import Phase
 from processors.tracking.lag import consumer_lag
 from processors.tracking.store import SAGA_HEADER, STATUS_HEADER, Stored, TimelineStore, summary_headers
 from processors.tracking.timeline import STATUSES, fold, is_stuck
-from schemas.models import AvroRecord, OrderTimeline, RoutingSlipActivityCompleted
+from schemas.models import AvroRecord, OrderEvent, OrderTimeline, RoutingSlipActivityCompleted
 from schemas.registry import registry_client
 from schemas.serde import RecordCodec
 from topology.settings import Settings
@@ -159,9 +159,9 @@ class Tracker:
             self.track(record, message.partition())
 
     def track(self, record: AvroRecord, partition: int) -> None:
-        order_id = record.model_dump().get("order_id")
-        if order_id is None:
+        if not isinstance(record, OrderEvent):
             return
+        order_id = record.order_id
         before = self.store.get(order_id)
         updated = fold(before, record)
         if updated is not None:
