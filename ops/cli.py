@@ -258,6 +258,18 @@ def cmd_sagas_diagram(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_processors(args: argparse.Namespace, settings: Settings) -> int:
+    from ops.processors import DOCS, table_block, write_table
+
+    if not args.write:
+        print(table_block())
+    elif write_table():
+        print(f"updated the table in {DOCS}")
+    else:
+        print(f"{DOCS} is up to date")
+    return 0
+
+
 def cmd_track(args: argparse.Namespace, settings: Settings) -> int:
     from ops.tracking import as_json, read_view, timeline_lines
 
@@ -480,6 +492,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     from processors.services import SERVICES
+
+    listed = verb(verbs, "processors", cmd_processors, "what each stream processor reads, writes and keeps, as a table")
+    listed.add_argument("--write", action="store_true", help="refresh the table in docs/processors.md")
 
     run = verb(verbs, "run", cmd_run, "run one processor, or all of them, in the foreground until SIGINT/SIGTERM")
     run.add_argument("processor", choices=[*SERVICES, "all"])

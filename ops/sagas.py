@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
+from ops.generated import replace_between
 from processors.sagas.cancellation import CANCELLATION
 
 DOCS = Path(__file__).parents[1] / "docs" / "sagas.md"
@@ -17,10 +17,4 @@ def diagram_block() -> str:
 
 def write_diagram(path: Path = DOCS) -> bool:
     """Put the current diagram between the markers of `path`; True when the file changed."""
-    text = path.read_text()
-    if BEGIN not in text or END not in text:
-        raise ValueError(f"{path} has no diagram markers ({BEGIN} ... {END})")
-    updated = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: diagram_block(), text, flags=re.DOTALL)
-    if updated != text:
-        path.write_text(updated)
-    return updated != text
+    return replace_between(path, BEGIN, END, diagram_block())

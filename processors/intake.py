@@ -8,16 +8,14 @@ import datetime
 from collections import Counter
 from typing import Annotated, Literal
 
-from confluent_kafka.schema_registry import SchemaRegistryClient
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
-from quixstreams import Application, State
+from quixstreams import State
 
-from processors.runtime.app import app_topic
 from processors.runtime.records import Emit, derive_event_id, utc_now
-from processors.runtime.stage import RecordStage, publish
+from processors.runtime.spec import ProcessorSpec, Stream
+from processors.runtime.stage import with_message
 from processors.runtime.state import StateSlot
 from schemas.models import AvroRecord, Money, OrderCreated, OrderRejected, PlaceOrder
-from topology.settings import Settings
 from topology.topics import ORDERS_COMMANDS, ORDERS_EVENTS
 
 PROCESSOR = "oms.intake"
@@ -161,8 +159,10 @@ def handle(record: AvroRecord, state: State) -> list[Emit]:
     return emits
 
 
-def build(app: Application, settings: Settings, registry: SchemaRegistryClient) -> None:
-    commands = app_topic(app, ORDERS_COMMANDS, settings)
-    outputs = [app_topic(app, topic, settings) for topic in (ORDERS_EVENTS, ORDERS_COMMANDS.dead_letter_topic)]
-    stage = RecordStage(PROCESSOR, commands.name, registry, handle, handles=[PlaceOrder])
-    publish(app.dataframe(commands).apply(stage, stateful=True, expand=True, metadata=True), outputs)
+SPEC = ProcessorSpec(
+    name="intake",
+    group=PROCESSOR,
+    streams=(Stream((ORDERS_COMMANDS,), lambda settings, registry: with_message(handle), handles=(PlaceOrder,)),),
+    outputs=(ORDERS_EVENTS,),
+    state="order id: created or rejected, by which command",
+)

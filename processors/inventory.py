@@ -22,13 +22,12 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterable
 
-from confluent_kafka.schema_registry import SchemaRegistryClient
 from pydantic import BaseModel
-from quixstreams import Application, State
+from quixstreams import State
 
-from processors.runtime.app import app_topic
 from processors.runtime.records import Emit, derive_event_id, utc_now
-from processors.runtime.stage import RecordStage, publish
+from processors.runtime.spec import ProcessorSpec, Stream
+from processors.runtime.stage import with_message
 from schemas.models import (
     AvroRecord,
     Event,
@@ -43,7 +42,6 @@ from schemas.models import (
     StockRequestKind,
     StockResult,
 )
-from topology.settings import Settings
 from topology.topics import INVENTORY_COMMANDS, INVENTORY_EVENTS, PAYMENTS_EVENTS, STOCK_REQUESTS, STOCK_RESULTS
 
 PROCESSOR = "oms.inventory"
@@ -172,24 +170,15 @@ def collect_result(record: AvroRecord, state: State) -> list[Emit]:
     return emits
 
 
-def build(app: Application, settings: Settings, registry: SchemaRegistryClient) -> None:
-    outputs = [
-        app_topic(app, spec, settings)
-        for spec in (
-            STOCK_REQUESTS,
-            INVENTORY_EVENTS,
-            INVENTORY_COMMANDS,
-            PAYMENTS_EVENTS.dead_letter_topic,
-            INVENTORY_COMMANDS.dead_letter_topic,
-            STOCK_RESULTS.dead_letter_topic,
-        )
-    ]
+SPEC = ProcessorSpec(
+    name="inventory",
+    group=PROCESSOR,
     # Three inputs, each with a state of its own: no merge, so no waiting to read them in timestamp order.
-    for spec, step, kind in (
-        (PAYMENTS_EVENTS, request_reservation, PaymentProcessed),
-        (INVENTORY_COMMANDS, request_release, ReleaseInventory),
-        (STOCK_RESULTS, collect_result, StockResult),
-    ):
-        topic = app_topic(app, spec, settings)
-        stage = RecordStage(PROCESSOR, topic.name, registry, step, handles=[kind])
-        publish(app.dataframe(topic).apply(stage, stateful=True, expand=True, metadata=True), outputs)
+    streams=(
+        Stream((PAYMENTS_EVENTS,), lambda s, r: with_message(request_reservation), handles=(PaymentProcessed,)),
+        Stream((INVENTORY_COMMANDS,), lambda s, r: with_message(request_release), handles=(ReleaseInventory,)),
+        Stream((STOCK_RESULTS,), lambda s, r: with_message(collect_result), handles=(StockResult,)),
+    ),
+    outputs=(STOCK_REQUESTS, INVENTORY_EVENTS, INVENTORY_COMMANDS),
+    state="order id: reservation asked, answers per request",
+)

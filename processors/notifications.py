@@ -14,16 +14,16 @@ from typing import Protocol, runtime_checkable
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from pydantic import BaseModel, ConfigDict
-from quixstreams import Application, State
+from quixstreams import State
 
 from processors.adapters.notification_channel import (
     FileNotificationChannel,
     NotificationChannel,
     notifications_file,
 )
-from processors.runtime.app import app_topic
 from processors.runtime.records import Emit, derive_event_id, utc_now
-from processors.runtime.stage import RecordStage, RetryPolicy, publish, retrying
+from processors.runtime.spec import ProcessorSpec, Stream
+from processors.runtime.stage import Handler, RetryPolicy, retrying, with_message
 from processors.runtime.state import StateSlot
 from schemas.models import (
     RECORD_TYPES,
@@ -209,21 +209,19 @@ def send(
     )
 
 
-def build(
-    app: Application,
-    settings: Settings,
-    registry: SchemaRegistryClient,
-    channel: NotificationChannel | None = None,
-) -> None:
-    channel = channel or FileNotificationChannel(notifications_file(settings))
-    orders, payments, inventory = (app.dataframe(app_topic(app, spec, settings)) for spec in INPUTS)
-    outputs = [
-        app_topic(app, spec, settings)
-        for spec in (NOTIFICATIONS_EVENTS, *(source.dead_letter_topic for source in INPUTS))
-    ]
-    notify = functools.partial(handle, channel=channel)
-    notified = [RECORD_TYPES[name] for name in NOTIFIED_RECORDS if name in RECORD_TYPES]
-    stage = RecordStage(PROCESSOR, [spec.name for spec in INPUTS], registry, notify, handles=notified)
-    # Merged before the stateful step, so that one per-order store sees the order's news from all three.
-    events = orders.concat(payments).concat(inventory)
-    publish(events.apply(stage, stateful=True, expand=True, metadata=True), outputs)
+def _handler(settings: Settings, registry: SchemaRegistryClient) -> Handler:
+    return with_message(functools.partial(handle, channel=FileNotificationChannel(notifications_file(settings))))
+
+
+SPEC = ProcessorSpec(
+    name="notifications",
+    group=PROCESSOR,
+    # Merged, so that one per-order state sees the order's news from all three.
+    streams=(
+        Stream(
+            INPUTS, _handler, handles=tuple(RECORD_TYPES[name] for name in NOTIFIED_RECORDS if name in RECORD_TYPES)
+        ),
+    ),
+    outputs=(NOTIFICATIONS_EVENTS,),
+    state="order id: recipient, kinds told, notices waiting",
+)

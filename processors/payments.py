@@ -27,7 +27,7 @@ from typing import Literal
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from pydantic import BaseModel, ConfigDict
-from quixstreams import Application, State
+from quixstreams import State
 
 from processors.adapters.payment_gateway import (
     ChargeResult,
@@ -36,9 +36,9 @@ from processors.adapters.payment_gateway import (
     SimulatedPaymentGateway,
     default_ledger_path,
 )
-from processors.runtime.app import app_topic
 from processors.runtime.records import Emit, derive_event_id, utc_now
-from processors.runtime.stage import RecordStage, RetryPolicy, TransientError, publish, retrying
+from processors.runtime.spec import ProcessorSpec, Stream
+from processors.runtime.stage import Handler, RetryPolicy, TransientError, retrying, with_message
 from processors.runtime.state import StateSlot
 from schemas.models import (
     AvroRecord,
@@ -547,19 +547,16 @@ def refund(gateway: PaymentGateway, known: PaymentState | None, ask: RefundAsk, 
     return step
 
 
-def build(app: Application, settings: Settings, registry: SchemaRegistryClient) -> None:
-    orders, commands, inventory = (app.dataframe(app_topic(app, spec, settings)) for spec in INPUTS)
-    outputs = [
-        app_topic(app, spec, settings) for spec in (PAYMENTS_EVENTS, *(source.dead_letter_topic for source in INPUTS))
-    ]
+def _handler(settings: Settings, registry: SchemaRegistryClient) -> Handler:
     gateway = SimulatedPaymentGateway(default_ledger_path(settings))
-    stage = RecordStage(
-        PROCESSOR,
-        [spec.name for spec in INPUTS],
-        registry,
-        functools.partial(handle, gateway=gateway),
-        handles=[OrderCreated, RefundPayment, InventoryShortage],
-    )
-    # Merged before the stateful step, so that one per-order store holds the payment and the refunds made of it.
-    requests = orders.concat(commands).concat(inventory)
-    publish(requests.apply(stage, stateful=True, expand=True, metadata=True), outputs)
+    return with_message(functools.partial(handle, gateway=gateway))
+
+
+SPEC = ProcessorSpec(
+    name="payments",
+    group=PROCESSOR,
+    # Merged, so that one per-order state holds the payment and the refunds made of it.
+    streams=(Stream(INPUTS, _handler, handles=(OrderCreated, RefundPayment, InventoryShortage)),),
+    outputs=(PAYMENTS_EVENTS,),
+    state="order id: outcome, charges, what was given back, refunds waiting for the payment",
+)

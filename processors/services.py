@@ -1,24 +1,35 @@
-"""The processors `oms run` knows, and how one is run in the foreground."""
+"""The processes `oms run` knows, declared once: the stream processors' specs, then the timers and the
+tracker (plain Kafka clients); the metrics ports and the docs' table of processors follow this list."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
-
-from confluent_kafka.schema_registry import SchemaRegistryClient
-from quixstreams import Application
 
 from processors import intake, inventory, notifications, payments, stock, timers
 from processors.fulfillment import host as activities
 from processors.fulfillment import starter as fulfillment
 from processors.runtime.app import instance_id, make_application
 from processors.runtime.metrics import serve_metrics
+from processors.runtime.spec import ProcessorSpec, wire
 from processors.sagas import processor as sagas
 from processors.tracking import tracker
 from schemas.registry import registry_client
 from topology.settings import Settings
 
-Build = Callable[[Application, Settings, SchemaRegistryClient], None]
+# The Quix Streams processors, in the order `oms run all` starts them. A new processor is one line here.
+STREAM_PROCESSORS: tuple[ProcessorSpec, ...] = (
+    intake.SPEC,
+    payments.SPEC,
+    inventory.SPEC,
+    stock.SPEC,
+    fulfillment.SPEC,
+    activities.SPEC,
+    notifications.SPEC,
+    sagas.SPEC,
+)
+METRICS_BASE_PORT = 9400
 
 
 @dataclass(frozen=True)
@@ -29,32 +40,38 @@ class Service:
     """Runs one instance until SIGINT or SIGTERM."""
 
 
-def stream_processor(group: str, build: Build) -> Service:
+def stream_processor(spec: ProcessorSpec) -> Service:
     """A Quix Streams application; Quix commits and closes on SIGINT or SIGTERM."""
 
     def run(settings: Settings) -> None:
-        app = make_application(group, settings)
-        build(app, settings, registry_client(settings))
+        app = make_application(spec.group, settings)
+        wire(app, spec, settings, registry_client(settings))
         app.run()
 
-    return Service(group, run)
+    return Service(spec.group, run)
 
 
-# `oms run all` starts them in this order.
 SERVICES: dict[str, Service] = {
-    "intake": stream_processor(intake.PROCESSOR, intake.build),
-    "payments": stream_processor(payments.PROCESSOR, payments.build),
-    "inventory": stream_processor(inventory.PROCESSOR, inventory.build),
-    "stock": stream_processor(stock.PROCESSOR, stock.build),
-    "fulfillment": stream_processor(fulfillment.PROCESSOR, fulfillment.build),
-    "activities": stream_processor(activities.PROCESSOR, activities.build),
-    "notifications": stream_processor(notifications.PROCESSOR, notifications.build),
-    "sagas": stream_processor(sagas.PROCESSOR, sagas.build),
+    **{spec.name: stream_processor(spec) for spec in STREAM_PROCESSORS},
     "timers": Service(timers.PROCESSOR, timers.run),
     "tracker": Service(tracker.PROCESSOR, tracker.run),
 }
+# Instance 0 of each service serves metrics on its own port, further instances 100 above, so that
+# `ops/prometheus/prometheus.yml` finds `oms run all` without configuration.
+METRICS_PORTS = {name: METRICS_BASE_PORT + index for index, name in enumerate(SERVICES)}
+
+
+def metrics_port(service: str, instance: str) -> int | None:
+    """`OMS_METRICS_PORT` when set (0: none); else the service's port for a numbered instance."""
+    explicit = os.environ.get("OMS_METRICS_PORT")
+    if explicit is not None:
+        return int(explicit) or None
+    base = METRICS_PORTS.get(service)
+    if base is None:
+        return None
+    return base + 100 * int(instance) if instance.isdigit() else None
 
 
 def run(name: str, settings: Settings) -> None:
-    serve_metrics(name, instance_id())
+    serve_metrics(metrics_port(name, instance_id()))
     SERVICES[name].run(settings)

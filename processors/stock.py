@@ -10,17 +10,16 @@ a release gives back at most what the order holds of the SKU. Each request is an
 from __future__ import annotations
 
 import datetime
+from collections.abc import Sequence
 
-from confluent_kafka.schema_registry import SchemaRegistryClient
 from pydantic import BaseModel
-from quixstreams import Application, State
+from quixstreams import State
 
-from processors.runtime.app import app_topic
 from processors.runtime.cloudevents import header
 from processors.runtime.records import Emit, derive_event_id, utc_now
-from processors.runtime.stage import RecordStage, publish
+from processors.runtime.spec import ProcessorSpec, Stream
+from processors.runtime.stage import with_message
 from schemas.models import AvroRecord, StockLevel, StockRequest, StockRequestKind, StockResult
-from topology.settings import Settings
 from topology.topics import INVENTORY_STOCK, STOCK_REQUESTS, STOCK_RESULTS
 
 PROCESSOR = "oms.stock"
@@ -91,22 +90,18 @@ def handle(record: AvroRecord, state: State) -> list[Emit]:
     return emits
 
 
-def build(app: Application, settings: Settings, registry: SchemaRegistryClient) -> None:
-    levels, requests = app_topic(app, INVENTORY_STOCK, settings), app_topic(app, STOCK_REQUESTS, settings)
-    outputs = [
-        app_topic(app, spec, settings)
-        for spec in (
-            STOCK_RESULTS,
-            INVENTORY_STOCK,
-            INVENTORY_STOCK.dead_letter_topic,
-            STOCK_REQUESTS.dead_letter_topic,
-        )
-    ]
-    # Our own level reports come back on the stock topic; they are skipped before anything is decoded.
-    operator_levels = app.dataframe(levels).filter(
-        lambda value, key, timestamp, headers: header(headers, "ce_source") != PROCESSOR, metadata=True
-    )
-    # Both topics are keyed by SKU with the same partition count, so one store per SKU sees both.
-    per_sku = operator_levels.concat(app.dataframe(requests))
-    stage = RecordStage(PROCESSOR, [levels.name, requests.name], registry, handle)
-    publish(per_sku.apply(stage, stateful=True, expand=True, metadata=True), outputs)
+def own_report(headers: Sequence[tuple[str, bytes]]) -> bool:
+    """Our own level reports come back on the stock topic: passed over before anything is decoded."""
+    return header(headers, "ce_source") == PROCESSOR
+
+
+SPEC = ProcessorSpec(
+    name="stock",
+    group=PROCESSOR,
+    # Both topics are keyed by SKU with the same partition count, so one state per SKU sees both.
+    streams=(
+        Stream((INVENTORY_STOCK, STOCK_REQUESTS), lambda settings, registry: with_message(handle), skip=own_report),
+    ),
+    outputs=(STOCK_RESULTS, INVENTORY_STOCK),
+    state="SKU: available units, units held per order",
+)

@@ -44,14 +44,15 @@ class Settings(BaseSettings):
     # Replication of the topics `oms topics apply` creates; 3 on a production cluster.
     replication_factor: int = 1
 
-    # How often processors commit their Kafka transaction while they have more to read; a processor that has
-    # read everything commits at once, at most every `min_commit_interval_s` (see processors/runtime/commits.py).
-    commit_interval_s: float = 0.1
-    commit_when_caught_up: bool = False
-    min_commit_interval_s: float = 0.01
-    # How long a processor's consumer waits for a batch; processors that merge topics wait this long per batch
-    # to read them in timestamp order, so it bounds their per-hop latency too.
-    poll_timeout_s: float = 0.05
+    # How often a processor commits its Kafka transaction while it has more to read; one that has read
+    # everything commits at once, at most every `min_commit_interval_s` (processors/runtime/commits.py).
+    # Measured in docs/performance.md: 0.25 s batches well at full speed; caught-up commits keep hops short.
+    commit_interval_s: float = 0.25
+    commit_when_caught_up: bool = True
+    min_commit_interval_s: float = 0.02
+    # How long a processor's consumer waits for a message, or (processors that merge topics) for a batch it
+    # then reads in timestamp order: a caught-up processor notices it has nothing to read after this long.
+    poll_timeout_s: float = 0.01
     fetch_wait_ms: int = 100
     session_timeout_ms: int = 10_000
     transaction_timeout_ms: int = 30_000

@@ -9,13 +9,13 @@ all its topics, and that name would pass Kafka's 255-character limit.
 from __future__ import annotations
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from quixstreams import Application
 
 from processors.adapters.fulfillment_simulators import FulfillmentSimulators, default_fulfillment_ledger
 from processors.fulfillment.activities import activities
 from processors.routingslip.host import ActivityHost, SlipCodec
-from processors.runtime.app import app_topic, instance_id
-from processors.runtime.stage import MessageStage, RetryPolicy, publish
+from processors.runtime.app import instance_id
+from processors.runtime.spec import ProcessorSpec, Stream, shared
+from processors.runtime.stage import Handler, RetryPolicy
 from schemas.serde import HeaderCodec
 from topology.settings import Settings
 from topology.topics import (
@@ -34,34 +34,32 @@ PROCESSOR = "oms.activities"
 ACTIVITY_RETRY = RetryPolicy(attempts=4, first_delay_s=0.02, max_delay_s=0.5)
 
 
-def build(app: Application, settings: Settings, registry: SchemaRegistryClient) -> None:
-    control = app.dataframe(app_topic(app, FULFILLMENT_CONTROL, settings))
-    outputs = [
-        app_topic(app, spec, settings)
-        for spec in (
-            *(fulfillment_activity(name) for name in FULFILLMENT_ACTIVITIES),
-            *(fulfillment_compensation(name) for name in FULFILLMENT_ACTIVITIES),
-            ROUTING_SLIPS_EVENTS,
-            ROUTING_SLIPS_PARKED,
-            ORDERS_EVENTS,
-            FULFILLMENT_CONTROL.dead_letter_topic,
-            *(fulfillment_activity(name).dead_letter_topic for name in FULFILLMENT_ACTIVITIES),
-            *(fulfillment_compensation(name).dead_letter_topic for name in FULFILLMENT_ACTIVITIES),
-        )
-    ]
-    simulators = FulfillmentSimulators.open(default_fulfillment_ledger(settings))
+@shared
+def _handler(settings: Settings, registry: SchemaRegistryClient) -> Handler:
     host = ActivityHost(
-        activities(simulators),
+        activities(FulfillmentSimulators.open(default_fulfillment_ledger(settings))),
         SlipCodec(HeaderCodec(registry, ROUTING_SLIP_HEADER)),
         host=f"{PROCESSOR}-{instance_id()}",
         retry=ACTIVITY_RETRY,
     )
-    for name in FULFILLMENT_ACTIVITIES:
-        execute = app_topic(app, fulfillment_activity(name), settings)
-        compensate = app_topic(app, fulfillment_compensation(name), settings)
-        # Every activity's state hears every stop signal: a branch of the control topic per activity.
-        merged = app.dataframe(execute).concat(app.dataframe(compensate)).concat(control.filter(lambda _: True))
-        stage = MessageStage(
-            PROCESSOR, [execute.name, compensate.name, FULFILLMENT_CONTROL.name], registry, host.handle
-        )
-        publish(merged.apply(stage, stateful=True, expand=True, metadata=True), outputs)
+    return host.handle
+
+
+SPEC = ProcessorSpec(
+    name="activities",
+    group=PROCESSOR,
+    # Per activity: its topic, its compensation topic and (a branch of) the control topic, so that every
+    # activity's state hears every stop signal.
+    streams=tuple(
+        Stream((fulfillment_activity(name), fulfillment_compensation(name), FULFILLMENT_CONTROL), _handler)
+        for name in FULFILLMENT_ACTIVITIES
+    ),
+    outputs=(
+        *(fulfillment_activity(name) for name in FULFILLMENT_ACTIVITIES),
+        *(fulfillment_compensation(name) for name in FULFILLMENT_ACTIVITIES),
+        ROUTING_SLIPS_EVENTS,
+        ROUTING_SLIPS_PARKED,
+        ORDERS_EVENTS,
+    ),
+    state="order id, per activity: whether the slip was stopped, how it finished here",
+)

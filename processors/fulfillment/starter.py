@@ -13,15 +13,15 @@ from collections.abc import Callable
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from pydantic import BaseModel
-from quixstreams import Application, State
+from quixstreams import State
 
 from processors.adapters.catalog import PRODUCTS_BY_SKU, Product
 from processors.fulfillment.planner import plan
 from processors.routingslip import slip as slips
 from processors.routingslip.host import SlipCodec
-from processors.runtime.app import app_topic
 from processors.runtime.records import Emit, derive_event_id, utc_now
-from processors.runtime.stage import RecordStage, publish
+from processors.runtime.spec import ProcessorSpec, Stream
+from processors.runtime.stage import Handler, with_message
 from processors.runtime.state import StateSlot
 from schemas.models import (
     AvroRecord,
@@ -141,22 +141,15 @@ class Starter:
         return emits
 
 
-def build(app: Application, settings: Settings, registry: SchemaRegistryClient) -> None:
-    orders, inventory = app_topic(app, ORDERS_EVENTS, settings), app_topic(app, INVENTORY_EVENTS, settings)
-    outputs = [
-        app_topic(app, spec, settings)
-        for spec in (
-            ROUTING_SLIPS_EVENTS,
-            *(fulfillment_activity(name) for name in FULFILLMENT_ACTIVITIES),
-            ORDERS_EVENTS.dead_letter_topic,
-            INVENTORY_EVENTS.dead_letter_topic,
-        )
-    ]
-    starter = Starter(SlipCodec(HeaderCodec(registry, ROUTING_SLIP_HEADER)))
-    stage = RecordStage(
-        PROCESSOR, [orders.name, inventory.name], registry, starter.handle, handles=[OrderCreated, InventoryReserved]
-    )
-    publish(
-        app.dataframe(orders).concat(app.dataframe(inventory)).apply(stage, stateful=True, expand=True, metadata=True),
-        outputs,
-    )
+def _handler(settings: Settings, registry: SchemaRegistryClient) -> Handler:
+    return with_message(Starter(SlipCodec(HeaderCodec(registry, ROUTING_SLIP_HEADER))).handle)
+
+
+SPEC = ProcessorSpec(
+    name="fulfillment",
+    group=PROCESSOR,
+    # Merged: a slip starts once the order is both known (OrderCreated) and reserved (InventoryReserved).
+    streams=(Stream((ORDERS_EVENTS, INVENTORY_EVENTS), _handler, handles=(OrderCreated, InventoryReserved)),),
+    outputs=(ROUTING_SLIPS_EVENTS, *(fulfillment_activity(name) for name in FULFILLMENT_ACTIVITIES)),
+    state="order id: the order until it is reserved, then the slip's tracking number",
+)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from processors.runtime.records import Headers
@@ -36,7 +36,7 @@ def cloudevent_headers(avro_name: str, fields: Mapping[str, Any], source: str) -
     return tuple(headers)
 
 
-def header(headers: Headers | list[tuple[str, bytes]] | None, name: str) -> str | None:
+def header(headers: Sequence[tuple[str, bytes]] | None, name: str) -> str | None:
     """The last value of header `name`, decoded, or None."""
     for key, value in reversed(headers or ()):
         if key == name:

@@ -1,34 +1,17 @@
 """Prometheus metrics: what every process counts, and the HTTP endpoint each one serves them on.
 
 Names follow Prometheus conventions: prefix `oms_`, base units (seconds), counters end in `_total`, and no
-label carries an order id. Each process serves on `OMS_METRICS_PORT` when set; otherwise on the port of its
-service in `METRICS_PORTS` (instance 0), or that port plus 100 per further instance, so that
-`ops/prometheus/prometheus.yml` finds `oms run all` without configuration.
+label carries an order id. Which port a process serves on is `processors.services.metrics_port`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 logger = logging.getLogger(__name__)
 
-METRICS_BASE_PORT = 9400
-SERVICE_ORDER = (
-    "intake",
-    "payments",
-    "inventory",
-    "stock",
-    "fulfillment",
-    "activities",
-    "notifications",
-    "sagas",
-    "timers",
-    "tracker",
-)
-METRICS_PORTS = {name: METRICS_BASE_PORT + index for index, name in enumerate(SERVICE_ORDER)}
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 MESSAGES = Counter(
@@ -71,19 +54,8 @@ CONSUMER_LAG = Gauge(
 )
 
 
-def metrics_port(service: str, instance: str) -> int | None:
-    explicit = os.environ.get("OMS_METRICS_PORT")
-    if explicit is not None:
-        return int(explicit) or None
-    base = METRICS_PORTS.get(service)
-    if base is None:
-        return None
-    return base + 100 * int(instance) if instance.isdigit() else None
-
-
-def serve_metrics(service: str, instance: str) -> None:
-    """Serve this process's metrics on its port (127.0.0.1); a port already taken only costs the metrics."""
-    port = metrics_port(service, instance)
+def serve_metrics(port: int | None) -> None:
+    """Serve this process's metrics on `port` (127.0.0.1), if any; a port already taken only costs the metrics."""
     if port is None:
         return
     try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,12 +27,15 @@ from processors.runtime.metrics import DEAD_LETTERS, MESSAGES, PROCESSING
 from processors.runtime.records import Emit, Outgoing
 from schemas.models import AvroRecord
 from schemas.serde import RecordCodec
-from topology.topics import topic_named
+from topology.topics import TopicSpec
 
 logger = logging.getLogger(__name__)
 
-Handler = Callable[[AvroRecord, State], Iterable[Emit]]
-MessageHandler = Callable[[AvroRecord, State, Received], Iterable[Emit]]
+RecordHandler = Callable[[AvroRecord, State], Iterable[Emit]]
+Handler = Callable[[AvroRecord, State, Received], Iterable[Emit]]
+"""What a processor does with a record: given its key's state and the message it came in, what it emits."""
+Skip = Callable[[Sequence[tuple[str, bytes]]], bool]
+"""Picks, by its headers, a message not worth decoding."""
 
 
 class TransientError(Exception):
@@ -67,28 +70,27 @@ def retrying(call: Callable[[], Any], policy: RetryPolicy) -> Any:
 class RecordStage:
     """Decode a topic's message, let `handle` decide, encode what it emits; dead-letter what fails.
 
-    `topic` may name several topics, for a stage after `StreamingDataFrame.concat`: each message is
-    decoded with the codec of the topic it came from. With `handles`, a message whose CloudEvents type names
-    another record type its topic declares is passed over before decoding: most processors read topics
-    that carry more types than they act on. A failure is not retried here: retries belong where a call
-    leaves the process (a gateway, a carrier, a channel), and what still fails is the message's dead letter.
+    `topics` may name several topics, for a stage after `StreamingDataFrame.concat`: each message is
+    decoded with the codec of the topic it came from. A message that `skip` picks by its headers is passed
+    over before decoding: most processors read topics that carry more types than they act on. A failure is
+    not retried here: retries belong where a call leaves the process (a gateway, a carrier, a channel), and
+    what still fails is the message's dead letter.
     """
 
     def __init__(
         self,
         processor: str,
-        topic: str | Iterable[str],
+        topics: Iterable[str],
         registry: SchemaRegistryClient,
         handle: Handler,
-        *,
-        handles: Iterable[type[AvroRecord]] | None = None,
+        skip: Skip | None = None,
     ) -> None:
         self.processor = processor
-        topics = [topic] if isinstance(topic, str) else list(topic)
+        topics = list(topics)
         self._decoders = {name: RecordCodec(registry, name) for name in topics}
         self._encode = Encoder(registry, processor)
         self._handle = handle
-        self._passed_over = passed_over(topics, handles) if handles is not None else frozenset()
+        self._skip = skip
         self._processing = PROCESSING.labels(processor)
         self._counted = {
             (name, outcome): MESSAGES.labels(processor, name, outcome)
@@ -101,7 +103,7 @@ class RecordStage:
         self, value: bytes | None, key: bytes | None, timestamp: int, headers: Any, state: State
     ) -> list[Outgoing]:
         context = message_context()
-        if self._passed_over and header(headers, "ce_type") in self._passed_over:
+        if self._skip is not None and self._skip(headers or ()):
             self._counted[(context.topic, "passed_over")].inc()
             return []
         received = Received(
@@ -121,7 +123,7 @@ class RecordStage:
             if value is None:
                 raise ValueError("a tombstone (null value) carries no record")
             record = self._decoders[received.topic].decode(value)
-            outgoing = [self._encode(emit) for emit in self._decide(record, state, received)]
+            outgoing = [self._encode(emit) for emit in self._handle(record, state, received)]
         except Exception as error:  # anything this message causes: dead-letter it and go on
             if is_outage(error):
                 raise  # not the message's fault: stop, and let the restart try it again
@@ -136,32 +138,17 @@ class RecordStage:
             return [dead_letter(received, error, self.processor)], True
         return outgoing, False
 
-    def _decide(self, record: AvroRecord, state: State, received: Received) -> Iterable[Emit]:
-        return self._handle(record, state)
+
+def with_message(handle: RecordHandler) -> Handler:
+    """A handler of records alone, as a `Handler` (the message it came in is not its concern)."""
+    return lambda record, state, message: handle(record, state)
 
 
-class MessageStage(RecordStage):
-    """A `RecordStage` whose handler also sees the message as it came: topic, partition, offset, headers."""
-
-    def __init__(
-        self,
-        processor: str,
-        topic: str | Iterable[str],
-        registry: SchemaRegistryClient,
-        handle: MessageHandler,
-    ) -> None:
-        super().__init__(processor, topic, registry, lambda record, state: ())
-        self._handle_message = handle
-
-    def _decide(self, record: AvroRecord, state: State, received: Received) -> Iterable[Emit]:
-        return self._handle_message(record, state, received)
-
-
-def passed_over(topics: Iterable[str], handles: Iterable[type[AvroRecord]]) -> frozenset[str]:
-    """The CloudEvents types declared on `topics` that are none of `handles`: not worth decoding."""
+def passing_over(topics: Iterable[TopicSpec], handles: Iterable[type[AvroRecord]]) -> Skip:
+    """Skip what carries the CloudEvents type of a record declared on `topics` that is none of `handles`."""
     handled = {type_of(kind.AVRO_NAME) for kind in handles}
-    declared = {type_of(name) for topic in topics for name in topic_named(topic).records}
-    return frozenset(declared - handled)
+    unwanted = frozenset({type_of(name) for topic in topics for name in topic.records} - handled)
+    return lambda headers: header(headers, "ce_type") in unwanted
 
 
 def is_outage(error: BaseException) -> bool:

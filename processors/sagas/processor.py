@@ -9,14 +9,13 @@ triggers. Events the saga has no use for are passed over by their CloudEvents ty
 
 from __future__ import annotations
 
-from confluent_kafka.schema_registry import SchemaRegistryClient
-from quixstreams import Application, State
+from quixstreams import State
 
-from processors.runtime.app import app_topic
 from processors.runtime.cloudevents import event_type, type_of
 from processors.runtime.metrics import SAGA_TRANSITIONS
 from processors.runtime.records import Emit, utc_now
-from processors.runtime.stage import RecordStage, publish
+from processors.runtime.spec import ProcessorSpec, Stream
+from processors.runtime.stage import with_message
 from processors.runtime.state import StateSlot
 from processors.sagas.cancellation import ACTIVE, CancellationSaga, Cause, Trigger, advance, requested
 from processors.sagas.facts import OrderFacts, observe
@@ -30,7 +29,6 @@ from schemas.models import (
     SagaTransitioned,
     TimerFired,
 )
-from topology.settings import Settings
 from topology.topics import (
     FULFILLMENT_CONTROL,
     INVENTORY_COMMANDS,
@@ -113,14 +111,12 @@ def handle(record: AvroRecord, state: State) -> list[Emit]:
     return advanced.emits
 
 
-def build(app: Application, settings: Settings, registry: SchemaRegistryClient) -> None:
-    first, *others = (app.dataframe(app_topic(app, spec, settings)) for spec in INPUTS)
-    outputs = [app_topic(app, spec, settings) for spec in (*OUTPUTS, *(source.dead_letter_topic for source in INPUTS))]
-    # Merged before the stateful step: all of an order's topics share its key and partition count, so one
-    # per-order store sees them all, in timestamp order.
-    merged = first
-    for other in others:
-        merged = merged.concat(other)
-    topics = [spec.name for spec in INPUTS]
-    stage = RecordStage(PROCESSOR, topics, registry, handle, handles=HANDLED)
-    publish(merged.apply(stage, stateful=True, expand=True, metadata=True), outputs)
+SPEC = ProcessorSpec(
+    name="sagas",
+    group=PROCESSOR,
+    # Merged: all of an order's topics share its key and partition count, so one per-order state sees them
+    # all, in timestamp order.
+    streams=(Stream(INPUTS, lambda settings, registry: with_message(handle), handles=tuple(HANDLED)),),
+    outputs=OUTPUTS,
+    state="order id: the facts its events established, and the cancellation saga",
+)

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from ops.dashboards import DASHBOARDS
-from processors.runtime.metrics import METRICS_PORTS, metrics_port
-from processors.services import SERVICES
+from processors.services import METRICS_PORTS, SERVICES, metrics_port
 from topology.settings import PROJECT_ROOT
 
 
