@@ -7,15 +7,15 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from quixstreams import State
-
 from processors.adapters.catalog import PRODUCTS_BY_SKU
 from processors.fulfillment.starter import fulfillment_line
+from processors.runtime.memory import MemoryState
 from schemas.models import (
     Address,
     FulfillmentRequest,
     Money,
     OrderCreated,
+    OrderLine,
     PlaceOrder,
     ShippingPriority,
 )
@@ -94,23 +94,25 @@ def fulfillment_request(order: Order) -> FulfillmentRequest:
     )
 
 
-class DictState(State):
-    """The state of one key, in memory."""
+DictState = MemoryState  # the state of one key, in memory
 
-    def __init__(self) -> None:
-        self.values: dict[Any, Any] = {}
 
-    def get(self, key: Any, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    def set(self, key: Any, value: Any, ttl: datetime.timedelta | None = None) -> None:
-        self.values[key] = value
-
-    def set_bytes(self, key: Any, value: bytes, ttl: datetime.timedelta | None = None) -> None:
-        self.values[key] = value
-
-    def delete(self, key: Any) -> None:
-        self.values.pop(key, None)
-
-    def exists(self, key: Any) -> bool:
-        return key in self.values
+def order_of(name: str, skus: dict[str, int], country: str = "DE", **fields: Any) -> PlaceOrder:
+    """A valid order of `skus` (units each) at catalog prices, paid by one card, id `<name>-<random>`."""
+    lines = [
+        OrderLine(
+            sku=sku,
+            quantity=units,
+            unit_price=Money(amount_minor=PRODUCTS_BY_SKU[sku].unit_price_minor, currency="EUR"),
+        )
+        for sku, units in skus.items()
+    ]
+    total = sum(line.quantity * line.unit_price.amount_minor for line in lines)
+    base = a_valid_order()
+    return a_valid_order(
+        order_id=f"{name}-{uuid.uuid4().hex[:8]}",
+        lines=lines,
+        shipping_address=base.shipping_address.model_copy(update={"country": country}),
+        tenders=[{"method": "CARD", "token": "tok_ok_slips", "amount": {"amount_minor": total, "currency": "EUR"}}],
+        **fields,
+    )

@@ -103,20 +103,24 @@ class RecordStage:
         self, value: bytes | None, key: bytes | None, timestamp: int, headers: Any, state: State
     ) -> list[Outgoing]:
         context = message_context()
-        if self._skip is not None and self._skip(headers or ()):
+        if self.skips(headers or ()):
             self._counted[(context.topic, "passed_over")].inc()
             return []
         received = Received(
             context.topic, context.partition, context.offset, timestamp, key, value, tuple(headers or ())
         )
         with self._processing.time():
-            outgoing, dead_lettered = self._process(received, state)
+            outgoing, dead_lettered = self.process(received, state)
         self._counted[(received.topic, "dead_lettered" if dead_lettered else "ok")].inc()
         if dead_lettered:
             self._dead_letters[received.topic].inc()
         return outgoing
 
-    def _process(self, received: Received, state: State) -> tuple[list[Outgoing], bool]:
+    def skips(self, headers: Sequence[tuple[str, bytes]]) -> bool:
+        """Whether a message with `headers` is passed over undecoded."""
+        return self._skip is not None and self._skip(headers)
+
+    def process(self, received: Received, state: State) -> tuple[list[Outgoing], bool]:
         """What the message leads to, and whether that is its dead letter."""
         value = received.value
         try:

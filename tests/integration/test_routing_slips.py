@@ -6,7 +6,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from confluent_kafka import Producer
@@ -16,7 +15,6 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from ops.produce import produce_orders, produce_records
 from ops.slips import parked as parked_slips
 from ops.slips import resume
-from processors.adapters.catalog import PRODUCTS_BY_SKU
 from processors.adapters.fulfillment_simulators import FulfillmentLedger, default_fulfillment_ledger
 from processors.fulfillment.host import PROCESSOR as ACTIVITIES
 from processors.routingslip.host import SlipCodec
@@ -27,7 +25,6 @@ from schemas.models import (
     NotificationKind,
     NotificationSent,
     OrderDelivered,
-    OrderLine,
     OrderShipped,
     PlaceOrder,
     RoutingSlip,
@@ -38,7 +35,7 @@ from schemas.models import (
     StopFulfillment,
 )
 from schemas.serde import HeaderCodec, RecordCodec
-from tests.factories import a_valid_order
+from tests.factories import order_of as order
 from tests.integration.harness import Processes, Seen, Watcher
 from tests.integration.test_choreography import set_stock_and_wait
 from topology.admin import wait_for_group
@@ -68,26 +65,6 @@ def watcher(settings: Settings, registry: SchemaRegistryClient, pipeline: Proces
     )
     yield watching
     watching.close()
-
-
-def order(name: str, skus: dict[str, int], country: str = "DE", **fields: Any) -> PlaceOrder:
-    lines = [
-        OrderLine(
-            sku=sku,
-            quantity=units,
-            unit_price=Money(amount_minor=PRODUCTS_BY_SKU[sku].unit_price_minor, currency="EUR"),
-        )
-        for sku, units in skus.items()
-    ]
-    total = sum(line.quantity * line.unit_price.amount_minor for line in lines)
-    base = a_valid_order()
-    return a_valid_order(
-        order_id=f"{name}-{uuid.uuid4().hex[:8]}",
-        lines=lines,
-        shipping_address=base.shipping_address.model_copy(update={"country": country}),
-        tenders=[{"method": "CARD", "token": "tok_ok_slips", "amount": {"amount_minor": total, "currency": "EUR"}}],
-        **fields,
-    )
 
 
 def run_to_the_end(settings: Settings, watcher: Watcher, orders: list[PlaceOrder]) -> dict[str, list[Seen]]:

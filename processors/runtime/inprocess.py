@@ -1,0 +1,157 @@
+"""The declared processors run in one process, in memory: flows end to end in milliseconds, no broker.
+
+Every message goes where the declarations say: to each stream that reads its topic, through the same stage
+as on Kafka (pass over what the stream does not handle, decode, handle with the key's state, encode, dead-
+letter what fails), against an in-memory schema registry holding every declared subject, so that what runs
+here is what goes on the wire. Each stream keeps a `MemoryState` per key. Messages are handled one at a
+time in the order they were produced; the timers service is not a stream processor, so scheduled timers
+fire only when `fire_timers` says so.
+
+This is for the unit tests of whole flows (`tests/unit/test_flows.py`); exactly-once, crashes and
+rebalances are the broker tests' business.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from processors.runtime.deadletters import Received
+from processors.runtime.encoder import Encoder
+from processors.runtime.memory import MemoryState
+from processors.runtime.records import Emit, Outgoing
+from processors.runtime.spec import ProcessorSpec
+from processors.runtime.stage import RecordStage
+from processors.timers import firing
+from schemas.models import AvroRecord, TimerScheduled
+from schemas.registry import declared_subjects
+from schemas.serde import RecordCodec
+from topology.settings import Settings
+from topology.topics import TIMERS, topic_named
+
+
+def memory_registry() -> SchemaRegistryClient:
+    """A schema registry in memory, with every declared subject registered."""
+    registry = SchemaRegistryClient.new_client({"url": "mock://oms"})
+    for subject in declared_subjects():
+        registry.register_schema(subject.name, subject.to_registry_schema())
+    return registry
+
+
+@dataclass
+class _Reader:
+    """One stream of one processor: its stage, and a state per key."""
+
+    processor: str
+    stage: RecordStage
+    topics: frozenset[str]
+    states: dict[bytes | None, MemoryState] = field(default_factory=lambda: defaultdict(MemoryState))
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """A message as it was produced, and its record (None for a tombstone or a dead letter)."""
+
+    outgoing: Outgoing
+    record: AvroRecord | None
+
+
+class InProcessRunner:
+    def __init__(self, specs: Sequence[ProcessorSpec], settings: Settings, source: str = "oms.test") -> None:
+        self._registry = memory_registry()
+        self._readers = [
+            _Reader(
+                spec.group,
+                RecordStage(
+                    spec.group,
+                    [topic.name for topic in stream.topics],
+                    self._registry,
+                    stream.handler(settings, self._registry),
+                    stream.skipper(),
+                ),
+                frozenset(topic.name for topic in stream.topics),
+            )
+            for spec in specs
+            for stream in spec.streams
+        ]
+        self._encode = Encoder(self._registry, source)
+        self._codecs: dict[str, RecordCodec] = {}
+        self._queue: deque[Outgoing] = deque()
+        self._timers: dict[str, TimerScheduled] = {}
+        self.log: list[Delivered] = []
+        """Every message produced, in order."""
+
+    def send(self, *emits: Emit) -> None:
+        """Produce records from outside the processors (a user, an operator)."""
+        self._queue.extend(self._encode(emit) for emit in emits)
+
+    def run(self, until: Callable[[Delivered], bool] | None = None, limit: int = 100_000) -> None:
+        """Deliver messages until none is left, or until one for which `until` is true has been handled."""
+        for _ in range(limit):
+            if not self._queue:
+                return
+            delivered = self._deliver(self._queue.popleft())
+            if until is not None and until(delivered):
+                return
+        raise RuntimeError(f"still delivering after {limit} messages: a loop?")
+
+    def fire_timers(self, now: datetime.datetime) -> int:
+        """Fire every scheduled timer (the timers service's job on Kafka); how many."""
+        pending, self._timers = list(self._timers.values()), {}
+        for timer in pending:
+            self.send(Emit(topic_named(timer.fire_topic), timer.order_id, firing(timer, now)))
+        return len(pending)
+
+    def records(self, kind: type[AvroRecord] | None = None, order_id: str | None = None) -> list[Any]:
+        """The records produced so far, of `kind` and about `order_id` when given, in order."""
+        return [
+            delivered.record
+            for delivered in self.log
+            if delivered.record is not None
+            and (kind is None or isinstance(delivered.record, kind))
+            and (order_id is None or getattr(delivered.record, "order_id", None) == order_id)
+        ]
+
+    def dead_letters(self) -> list[Outgoing]:
+        return [delivered.outgoing for delivered in self.log if delivered.outgoing.topic.endswith(".dlq")]
+
+    def _deliver(self, outgoing: Outgoing) -> Delivered:
+        delivered = Delivered(outgoing, self._decode(outgoing))
+        self.log.append(delivered)
+        if outgoing.topic == TIMERS.name:
+            self._keep_timer(outgoing, delivered.record)
+        offset = len(self.log)
+        for reader in self._readers:
+            if outgoing.topic in reader.topics:
+                self._queue.extend(self._handle(reader, outgoing, offset))
+        return delivered
+
+    def _handle(self, reader: _Reader, outgoing: Outgoing, offset: int) -> Iterable[Outgoing]:
+        headers = list(outgoing.headers)
+        if reader.stage.skips(headers):
+            return []
+        received = Received(
+            outgoing.topic, 0, offset, outgoing.timestamp_ms or 0, outgoing.key, outgoing.value, outgoing.headers
+        )
+        produced, _ = reader.stage.process(received, reader.states[outgoing.key])
+        return produced
+
+    def _decode(self, outgoing: Outgoing) -> AvroRecord | None:
+        if outgoing.value is None or outgoing.topic.endswith(".dlq"):
+            return None
+        codec = self._codecs.get(outgoing.topic)
+        if codec is None:
+            codec = self._codecs[outgoing.topic] = RecordCodec(self._registry, outgoing.topic)
+        return codec.decode(outgoing.value)
+
+    def _keep_timer(self, outgoing: Outgoing, record: AvroRecord | None) -> None:
+        timer_id = (outgoing.key or b"").decode()
+        if isinstance(record, TimerScheduled):
+            self._timers[timer_id] = record
+        else:
+            self._timers.pop(timer_id, None)  # a tombstone: cancelled

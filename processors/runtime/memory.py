@@ -1,0 +1,32 @@
+"""A key's state in memory, as a Quix Streams `State`: for the in-process runner and the unit tests."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from typing import Any
+
+from quixstreams import State
+
+
+class MemoryState(State):
+    """The state of one key. Values go through JSON on the way in, as they do into a Quix store, so that
+    what a handler reads back is what it would read from a changelog."""
+
+    def __init__(self) -> None:
+        self.values: dict[Any, Any] = {}
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def set(self, key: Any, value: Any, ttl: datetime.timedelta | None = None) -> None:
+        self.values[key] = json.loads(json.dumps(value))
+
+    def set_bytes(self, key: Any, value: bytes, ttl: datetime.timedelta | None = None) -> None:
+        self.values[key] = value
+
+    def delete(self, key: Any) -> None:
+        self.values.pop(key, None)
+
+    def exists(self, key: Any) -> bool:
+        return key in self.values

@@ -1,0 +1,141 @@
+"""Whole flows through every declared processor, in memory (processors/runtime/inprocess.py).
+
+The same declarations, stages, codecs and handlers as on Kafka, routed by topic in one process; the broker
+tests keep what only a broker shows (exactly-once, crashes, rebalances)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from processors.runtime.inprocess import InProcessRunner
+from processors.runtime.records import Emit, utc_now
+from processors.services import STREAM_PROCESSORS
+from schemas.models import (
+    CancelOrder,
+    InventoryReleased,
+    InventoryReserved,
+    InventoryShortage,
+    NotificationSent,
+    OrderCancelled,
+    OrderCreated,
+    OrderDelivered,
+    OrderShipped,
+    PaymentProcessed,
+    PaymentRefunded,
+    PlaceOrder,
+    RoutingSlipActivityCompensated,
+    RoutingSlipActivityCompleted,
+    RoutingSlipActivityFaulted,
+    RoutingSlipCompleted,
+    RoutingSlipCreated,
+    RoutingSlipFaulted,
+    StockLevel,
+)
+from tests.factories import order_of
+from topology.settings import Settings
+from topology.topics import INVENTORY_STOCK, ORDERS_COMMANDS
+
+
+@pytest.fixture
+def runner(tmp_path: Path) -> InProcessRunner:
+    return InProcessRunner(STREAM_PROCESSORS, Settings(run_dir=tmp_path))
+
+
+def stock(runner: InProcessRunner, levels: dict[str, int]) -> None:
+    runner.send(
+        *(
+            Emit(
+                INVENTORY_STOCK, sku, StockLevel(event_id=uuid.uuid4(), sku=sku, available=units, occurred_at=utc_now())
+            )
+            for sku, units in levels.items()
+        )
+    )
+    runner.run()
+
+
+def place(runner: InProcessRunner, order: PlaceOrder) -> None:
+    runner.send(Emit(ORDERS_COMMANDS, order.order_id, order))
+
+
+def kinds(runner: InProcessRunner, order_id: str) -> list[str]:
+    return [type(record).__name__ for record in runner.records(order_id=order_id)]
+
+
+def test_an_order_in_stock_is_paid_reserved_shipped_delivered_and_told(runner: InProcessRunner) -> None:
+    order = order_of("happy", {"SKU-MUG-01": 2})
+    stock(runner, {"SKU-MUG-01": 5})
+
+    place(runner, order)
+    runner.run()
+
+    seen = kinds(runner, order.order_id)
+    for kind in (OrderCreated, PaymentProcessed, InventoryReserved, RoutingSlipCompleted, OrderShipped, OrderDelivered):
+        assert seen.count(kind.__name__) == 1, kind.__name__
+    assert seen.index("PaymentProcessed") < seen.index("InventoryReserved") < seen.index("OrderShipped")
+    told = {record.kind.value for record in runner.records(NotificationSent, order.order_id)}
+    assert told == {"ORDER_CONFIRMED", "ORDER_SHIPPED", "ORDER_DELIVERED"}
+    assert runner.records(StockLevel)[-1].available == 3
+    assert runner.dead_letters() == []
+
+
+def test_an_order_short_of_stock_is_refunded_and_the_customer_told(runner: InProcessRunner) -> None:
+    order = order_of("short", {"SKU-MUG-01": 4})
+    stock(runner, {"SKU-MUG-01": 1})
+
+    place(runner, order)
+    runner.run()
+
+    [shortage] = runner.records(InventoryShortage, order.order_id)
+    assert [(line.sku, line.available) for line in shortage.short_lines] == [("SKU-MUG-01", 1)]
+    [created] = runner.records(OrderCreated, order.order_id)
+    refunded = runner.records(PaymentRefunded, order.order_id)
+    assert sum(refund.amount.amount_minor for refund in refunded) == created.total.amount_minor
+    assert "RoutingSlipCreated" not in kinds(runner, order.order_id)
+    assert "OUT_OF_STOCK" in {record.kind.value for record in runner.records(NotificationSent, order.order_id)}
+    assert runner.records(StockLevel)[-1].available == 1  # nothing kept back for the short order
+
+
+def test_a_parcel_no_carrier_takes_faults_the_slip_and_compensates_in_reverse(runner: InProcessRunner) -> None:
+    anvil = order_of("anvil", {"SKU-ANVIL-01": 1}, is_gift=True)
+    stock(runner, {"SKU-ANVIL-01": 1})
+
+    place(runner, anvil)
+    runner.run()
+
+    done = [record.activity for record in runner.records(RoutingSlipActivityCompleted, anvil.order_id)]
+    [faulted] = runner.records(RoutingSlipActivityFaulted, anvil.order_id)
+    undone = [record.activity for record in runner.records(RoutingSlipActivityCompensated, anvil.order_id)]
+    assert done == ["pick", "pack", "gift-wrap"]
+    assert faulted.activity == "ship"
+    assert undone == list(reversed(done))
+    assert len(runner.records(RoutingSlipFaulted, anvil.order_id)) == 1
+    assert runner.records(OrderShipped, anvil.order_id) == []
+
+
+def test_a_cancellation_during_fulfillment_stops_the_slip_refunds_and_releases(runner: InProcessRunner) -> None:
+    order = order_of("cancel", {"SKU-MUG-01": 2})
+    stock(runner, {"SKU-MUG-01": 5})
+    place(runner, order)
+
+    runner.run(until=lambda delivered: isinstance(delivered.record, RoutingSlipCreated))
+    runner.send(
+        Emit(
+            ORDERS_COMMANDS,
+            order.order_id,
+            CancelOrder(event_id=uuid.uuid4(), order_id=order.order_id, occurred_at=utc_now(), reason="changed mind"),
+        )
+    )
+    runner.run()
+
+    assert len(runner.records(OrderCancelled, order.order_id)) == 1
+    assert runner.records(OrderShipped, order.order_id) == []
+    [created] = runner.records(OrderCreated, order.order_id)
+    refunded = runner.records(PaymentRefunded, order.order_id)
+    assert sum(refund.amount.amount_minor for refund in refunded) == created.total.amount_minor
+    assert len(runner.records(InventoryReleased, order.order_id)) == 1
+    assert runner.records(RoutingSlipActivityCompensated, order.order_id), "what was done is undone"
+    assert runner.records(StockLevel)[-1].available == 5
+    assert "ORDER_CANCELLED" in {record.kind.value for record in runner.records(NotificationSent, order.order_id)}
