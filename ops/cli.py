@@ -249,25 +249,24 @@ def cmd_sagas_retry(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_sagas_diagram(args: argparse.Namespace, settings: Settings) -> int:
     from ops.sagas import DOCS, diagram_block, write_diagram
 
-    if not args.write:
-        print(diagram_block())
-    elif write_diagram():
-        print(f"updated the diagram in {DOCS}")
+    return _generated_block(args.write, diagram_block, write_diagram, DOCS)
+
+
+def _generated_block(write: bool, block: Callable[[], str], write_block: Callable[[], bool], docs: Path) -> int:
+    """Print a generated block of the docs, or (`write`) refresh it in `docs`."""
+    if not write:
+        print(block())
+    elif write_block():
+        print(f"updated {docs}")
     else:
-        print(f"{DOCS} is up to date")
+        print(f"{docs} is up to date")
     return 0
 
 
 def cmd_processors(args: argparse.Namespace, settings: Settings) -> int:
     from ops.processors import DOCS, table_block, write_table
 
-    if not args.write:
-        print(table_block())
-    elif write_table():
-        print(f"updated the table in {DOCS}")
-    else:
-        print(f"{DOCS} is up to date")
-    return 0
+    return _generated_block(args.write, table_block, write_table, DOCS)
 
 
 def cmd_track(args: argparse.Namespace, settings: Settings) -> int:

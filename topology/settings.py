@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     # then reads in timestamp order: a caught-up processor notices it has nothing to read after this long.
     poll_timeout_s: float = 0.01
     fetch_wait_ms: int = 100
+    # How long a processor's producer lets a batch fill: fewer, larger produce requests for the broker.
+    producer_linger_ms: int = 20
     session_timeout_ms: int = 10_000
     transaction_timeout_ms: int = 30_000
     log_level: str = "WARNING"

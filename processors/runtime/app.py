@@ -42,7 +42,9 @@ def make_application(processor: str, settings: Settings, **overrides: Any) -> Ap
         "producer_extra_config": {
             # As `Settings.producer_config`: records keyed here meet those keyed by Java or kcat producers.
             "partitioner": JAVA_PARTITIONER,
-            "linger.ms": 2,
+            # Batches fill while the processor works; a commit flushes them anyway, so a caught-up
+            # processor's records leave at once.
+            "linger.ms": settings.producer_linger_ms,
             # Stable per instance: a restarted instance fences its crashed predecessor and aborts the
             # transaction it left open at once, instead of read_committed readers waiting for its timeout.
             "transactional.id": f"{processor}-{instance_id()}",

@@ -66,7 +66,7 @@ INPUTS = (
 )
 FLUSH_EVERY_S = 1.0
 GAUGES_EVERY_S = 5.0
-KEEP_FINISHED_IN_MEMORY = datetime.timedelta(seconds=60)
+KEEP_FINISHED_IN_MEMORY = datetime.timedelta(seconds=10)
 LAG_EVERY_S = 5.0
 SLIP_ENDS = ("completed", "faulted", "terminated", "compensation-failed")
 # Commands the timeline has no use for; skipped by their CloudEvents type before decoding.
