@@ -28,6 +28,7 @@ from quixstreams import State
 from processors.runtime.records import Emit, derive_event_id, utc_now
 from processors.runtime.spec import ProcessorSpec, Stream
 from processors.runtime.stage import with_message
+from processors.runtime.state import StateSlot, ValueSlot
 from schemas.models import (
     AvroRecord,
     Event,
@@ -126,26 +127,33 @@ def decide_order(results: list[StockResult], now: datetime.datetime) -> list[Emi
 
 # --- steps over state, one per input topic -------------------------------------------------------
 
+# Per order: the event whose reservation was asked; per release command, that it was asked; per request,
+# the answers so far, and that it was decided.
+RESERVATION_REQUESTED = ValueSlot("reservation_requested", "")
+RELEASE_REQUESTED = ValueSlot("release", False)
+PENDING = StateSlot("pending", PendingRequest)
+DECIDED = ValueSlot("decided", False)
+
 
 def request_reservation(record: AvroRecord, state: State) -> list[Emit]:
     """Per order: a PaymentProcessed becomes one reservation request per SKU, once."""
-    if not isinstance(record, PaymentProcessed) or state.get("reservation_requested"):
+    if not isinstance(record, PaymentProcessed) or RESERVATION_REQUESTED.load(state):
         return []
     if not record.lines:
         raise ValueError("PaymentProcessed carries no lines to reserve")
     emits = requests_for(record, StockRequestKind.RESERVE, record.order_id, record.lines, utc_now())
-    state.set("reservation_requested", str(record.event_id))
+    RESERVATION_REQUESTED.save(state, str(record.event_id))
     return emits
 
 
 def request_release(record: AvroRecord, state: State) -> list[Emit]:
     """Per order: each ReleaseInventory command becomes one release request per SKU, once."""
-    if not isinstance(record, ReleaseInventory) or state.get(f"release:{record.event_id}"):
+    if not isinstance(record, ReleaseInventory) or RELEASE_REQUESTED.entry(record.event_id).load(state):
         return []
     if not record.lines:
         raise ValueError("ReleaseInventory names no lines to release")
     emits = requests_for(record, StockRequestKind.RELEASE, record.order_id, record.lines, utc_now())
-    state.set(f"release:{record.event_id}", True)
+    RELEASE_REQUESTED.entry(record.event_id).save(state, True)
     return emits
 
 
@@ -153,20 +161,19 @@ def collect_result(record: AvroRecord, state: State) -> list[Emit]:
     """Per order: gather a request's answers; decide once when every SKU has answered."""
     if not isinstance(record, StockResult):
         return []
-    decided_key, pending_key = f"decided:{record.request_id}", f"pending:{record.request_id}"
-    if state.get(decided_key):
+    decided, pending_slot = DECIDED.entry(record.request_id), PENDING.entry(record.request_id)
+    if decided.load(state):
         return []
-    stored = state.get(pending_key)
-    pending = PendingRequest.model_validate(stored) if stored else PendingRequest(results=[])
+    pending = pending_slot.load(state) or PendingRequest(results=[])
     if any(result.sku == record.sku for result in pending.results):
         return []
     results = [*pending.results, record]
     if len(results) < record.line_count:
-        state.set(pending_key, PendingRequest(results=results).model_dump(mode="json"))
+        pending_slot.save(state, PendingRequest(results=results))
         return []
     emits = decide_order(sorted(results, key=lambda result: result.sku), utc_now())
-    state.delete(pending_key)
-    state.set(decided_key, True)
+    pending_slot.save(state, None)
+    decided.save(state, True)
     return emits
 
 

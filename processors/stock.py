@@ -19,6 +19,7 @@ from processors.runtime.cloudevents import header
 from processors.runtime.records import Emit, derive_event_id, utc_now
 from processors.runtime.spec import ProcessorSpec, Stream
 from processors.runtime.stage import with_message
+from processors.runtime.state import ValueSlot
 from schemas.models import AvroRecord, StockLevel, StockRequest, StockRequestKind, StockResult
 from topology.topics import INVENTORY_STOCK, STOCK_REQUESTS, STOCK_RESULTS
 
@@ -65,28 +66,30 @@ def level_report(sku: str, available: int, cause: str, now: datetime.datetime) -
     return StockLevel(event_id=derive_event_id(cause, f"stock/{sku}"), sku=sku, available=available, occurred_at=now)
 
 
+# Per SKU: units available to reserve, and units held per order (reserved, not yet shipped or released).
+AVAILABLE = ValueSlot("available", 0)
+HELD = ValueSlot("held", 0)
+
+
 def handle(record: AvroRecord, state: State) -> list[Emit]:
     now = utc_now()
     if isinstance(record, StockLevel):
-        state.set("available", record.available)
+        AVAILABLE.save(state, record.available)
         return [
             Emit(INVENTORY_STOCK, record.sku, level_report(record.sku, record.available, str(record.event_id), now))
         ]
     if not isinstance(record, StockRequest):
         return []
-    holding_key = f"held:{record.order_id}"
-    before = SkuStock(available=state.get("available", 0), held_by_order=state.get(holding_key, 0))
+    held = HELD.entry(record.order_id)
+    before = SkuStock(available=AVAILABLE.load(state), held_by_order=held.load(state))
     after, granted = apply_request(before, record)
     emits = [Emit(STOCK_RESULTS, record.order_id, answer(record, granted, after.available, now))]
     if after != before:
         emits.append(
             Emit(INVENTORY_STOCK, record.sku, level_report(record.sku, after.available, str(record.event_id), now))
         )
-        state.set("available", after.available)
-        if after.held_by_order:
-            state.set(holding_key, after.held_by_order)
-        else:
-            state.delete(holding_key)
+        AVAILABLE.save(state, after.available)
+        held.save(state, after.held_by_order)
     return emits
 
 

@@ -43,6 +43,7 @@ from processors.routingslip.activity import (
 from processors.runtime.deadletters import Received
 from processors.runtime.records import Emit, derive_event_id, utc_now
 from processors.runtime.stage import RetryPolicy, TransientError, retrying
+from processors.runtime.state import StateSlot, ValueSlot
 from schemas.models import (
     AvroRecord,
     FulfillmentRequest,
@@ -64,6 +65,12 @@ from schemas.serde import HeaderCodec, UndecodableRecord
 from topology.topics import ROUTING_SLIPS_EVENTS, ROUTING_SLIPS_PARKED, topic_named
 
 COMPENSATE_SUFFIX = ".compensate"
+
+# Per order, in each activity's state: why the slip was stopped, how it finished here, and its completion
+# (published again when a stop comes too late).
+STOPPED = ValueSlot("stopped", "")
+FINISHED = ValueSlot("finished", "")
+COMPLETED = StateSlot("completed", RoutingSlipCompleted)
 
 
 @dataclass(frozen=True)
@@ -116,7 +123,7 @@ class ActivityHost:
             raise UndecodableRecord(f"the slip's next step is {step.address if step else 'none'}, not {topic}")
         execution = slips.execution_id(slip, step.name)
         now = utc_now()
-        stopped = state.get("stopped")
+        stopped = STOPPED.load(state)
         if stopped:
             stopped_slip = slips.faulted(
                 slip, execution=execution, name=step.name, at=now, reason=f"stopped: {stopped}"
@@ -202,7 +209,7 @@ class ActivityHost:
                 )
             )
         if isinstance(result, Terminated):
-            state.set("finished", "terminated")
+            FINISHED.save(state, "terminated")
             terminated = RoutingSlipTerminated(
                 event_id=derive_event_id(execution, "terminated"),
                 activity=name,
@@ -220,8 +227,8 @@ class ActivityHost:
             variables=done.variables,
             **base,
         )
-        state.set("finished", "completed")
-        state.set("completed", completed.model_dump(mode="json"))
+        FINISHED.save(state, "completed")
+        COMPLETED.save(state, completed)
         return [*emits, self._event(completed)]
 
     # --- compensate ------------------------------------------------------------------------------
@@ -233,7 +240,7 @@ class ActivityHost:
         entry = slips.to_compensate(slip)
         if entry is not None:
             return [self._forward(request, slip, entry.address, f"{entry.execution_id}/compensate")]
-        state.set("finished", "faulted")
+        FINISHED.save(state, "faulted")
         faulted = RoutingSlipFaulted(
             event_id=derive_event_id(slip.tracking_number, "faulted"),
             reason=slips.fault_reason(slip),
@@ -259,7 +266,7 @@ class ActivityHost:
             retrying(lambda: self._activities[entry.name].compensate(context), self._retry)
         except Exception as error:  # any failure to undo parks the slip for an operator
             reason = f"{type(error).__name__}: {error}"
-            state.set("finished", "compensation-failed")
+            FINISHED.save(state, "compensation-failed")
             return [
                 self._event(
                     RoutingSlipActivityCompensationFailed(
@@ -287,11 +294,12 @@ class ActivityHost:
     # --- signals ---------------------------------------------------------------------------------
 
     def _stop(self, command: StopFulfillment, state: State) -> list[Emit]:
-        finished = state.get("finished")
-        if finished == "completed":
-            return [self._event(RoutingSlipCompleted.model_validate(state.get("completed")))]
-        if finished is None and not state.get("stopped"):
-            state.set("stopped", command.reason)
+        finished = FINISHED.load(state)
+        completed = COMPLETED.load(state)
+        if finished == "completed" and completed is not None:
+            return [self._event(completed)]
+        if not finished and not STOPPED.load(state):
+            STOPPED.save(state, command.reason)
         return []
 
     # --- output ----------------------------------------------------------------------------------
