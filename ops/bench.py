@@ -566,9 +566,11 @@ def run(
     mix: OrderMix | None = None,
     cancel_rate: float = 0.1,
     processors_from: Path | None = None,
+    steady_rate: float | None = None,
 ) -> dict[str, Any]:
     """Every measurement of the module docstring, with fresh processor processes (`processors_from`: run
-    another checkout's processors)."""
+    another checkout's processors; `steady_rate`: offer the second run this many orders a second instead of
+    half the measured rate, to compare latencies of two versions at one load)."""
     admin = AdminClient(settings.kafka_config())
     groups = [service.group for service in SERVICES.values()]
     ensure_groups_free(admin, groups, settings)
@@ -622,7 +624,7 @@ def run(
         before = read_counters(admin, pids, groups)
         plan = CancellationPlan(cancel_rate, seed) if cancel_rate else None
         at_full_speed = run_orders(settings, full, None, OUTCOME_TYPES, outcome_topics, plan)
-        half_rate = at_full_speed["orders_per_s"] / 2
+        half_rate = steady_rate or at_full_speed["orders_per_s"] / 2
         at_half_speed = run_orders(settings, half, half_rate, OUTCOME_TYPES, outcome_topics, plan)
         after = read_counters(admin, pids, groups)
         died = exited(children)
@@ -648,6 +650,7 @@ def run(
         "commit_interval_s": settings.commit_interval_s,
         "mix": mix.weights(),
         "cancel_rate": cancel_rate,
+        "steady_rate": steady_rate,
         "order_message_bytes": order_size,
         "ceiling_messages": CEILING_MESSAGES,
         "passthrough_per_s": round(ceiling.per_second),
@@ -691,7 +694,8 @@ def report_lines(result: dict[str, Any]) -> list[str]:
         f" {result['intake_hop_vs_quix_hop']:.1%} of the bare Quix hop",
         f"orders to their last event at full speed     {full['orders_per_s']:>8,} orders/s"
         f"  latency {_percentiles(full['latency_s'])}",
-        f"orders at {half['offered_per_s']}/s (half speed)                    "
+        f"orders at {half['offered_per_s']}/s ({'half speed' if result.get('steady_rate') is None else 'set rate'})"
+        "                    "
         f"latency {_percentiles(half['latency_s'])}",
     ]
     for label, run in (("full speed", full), ("half speed", half)):

@@ -132,7 +132,12 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     try:
         result = bench.run(
-            settings, orders=args.orders, mix=mix, cancel_rate=args.cancel_rate, processors_from=processors_from
+            settings,
+            orders=args.orders,
+            mix=mix,
+            cancel_rate=args.cancel_rate,
+            processors_from=processors_from,
+            steady_rate=args.steady_rate,
         )
     except bench.GroupsBusy as error:
         print(f"oms: {error}", file=sys.stderr)
@@ -508,6 +513,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--orders", type=int, default=4000, help="orders in the full-speed run")
     bench.add_argument("--mix", help="scenario weights, e.g. valid=0.9,invalid=0.1 (default: the demo mix)")
     bench.add_argument("--cancel-rate", type=share, default=0.1, help="share of the orders cancelled (default 0.1)")
+    bench.add_argument(
+        "--steady-rate",
+        type=float,
+        help="orders a second in the second run (default: half the full-speed rate), to compare versions at one load",
+    )
     bench.add_argument(
         "--processors-from",
         type=Path,

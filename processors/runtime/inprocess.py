@@ -25,7 +25,7 @@ from processors.runtime.deadletters import Received
 from processors.runtime.encoder import Encoder
 from processors.runtime.memory import MemoryState
 from processors.runtime.records import Emit, Outgoing
-from processors.runtime.spec import ProcessorSpec
+from processors.runtime.spec import ProcessorSpec, stage_of
 from processors.runtime.stage import RecordStage
 from processors.timers import firing
 from schemas.models import AvroRecord, TimerScheduled
@@ -47,7 +47,6 @@ def memory_registry() -> SchemaRegistryClient:
 class _Reader:
     """One stream of one processor: its stage, and a state per key."""
 
-    processor: str
     stage: RecordStage
     topics: frozenset[str]
     states: dict[bytes | None, MemoryState] = field(default_factory=lambda: defaultdict(MemoryState))
@@ -66,14 +65,7 @@ class InProcessRunner:
         self._registry = memory_registry()
         self._readers = [
             _Reader(
-                spec.group,
-                RecordStage(
-                    spec.group,
-                    [topic.name for topic in stream.topics],
-                    self._registry,
-                    stream.handler(settings, self._registry),
-                    stream.skipper(),
-                ),
+                stage_of(spec, stream, settings, self._registry),
                 frozenset(topic.name for topic in stream.topics),
             )
             for spec in specs

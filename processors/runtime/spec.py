@@ -84,14 +84,19 @@ def wire(app: Application, spec: ProcessorSpec, settings: Settings, registry: Sc
             for topic in stream.topics
         ]
         merged: StreamingDataFrame = reduce(StreamingDataFrame.concat, sources)
-        stage = RecordStage(
-            spec.group,
-            [topic.name for topic in stream.topics],
-            registry,
-            stream.handler(settings, registry),
-            stream.skipper(),
-        )
+        stage = stage_of(spec, stream, settings, registry)
         publish(merged.apply(stage, stateful=True, expand=True, metadata=True), outputs)
+
+
+def stage_of(spec: ProcessorSpec, stream: Stream, settings: Settings, registry: SchemaRegistryClient) -> RecordStage:
+    """The stage a stream's messages go through, on Kafka or in the in-process runner."""
+    return RecordStage(
+        spec.group,
+        [topic.name for topic in stream.topics],
+        registry,
+        stream.handler(settings, registry),
+        stream.skipper(),
+    )
 
 
 def shared(factory: HandlerFactory) -> HandlerFactory:
