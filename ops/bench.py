@@ -676,6 +676,7 @@ def save(result: dict[str, Any]) -> Path:
 
 def report_lines(result: dict[str, Any]) -> list[str]:
     full, half = result["full_speed"], result["half_speed"]
+    second = "half speed" if result.get("steady_rate") is None else f"{result['steady_rate']:g}/s"
     tree = result["processors_tree"]
     size = result["order_message_bytes"]
     died = result.get("exited_during_run", {})
@@ -694,22 +695,21 @@ def report_lines(result: dict[str, Any]) -> list[str]:
         f" {result['intake_hop_vs_quix_hop']:.1%} of the bare Quix hop",
         f"orders to their last event at full speed     {full['orders_per_s']:>8,} orders/s"
         f"  latency {_percentiles(full['latency_s'])}",
-        f"orders at {half['offered_per_s']}/s ({'half speed' if result.get('steady_rate') is None else 'set rate'})"
-        "                    "
-        f"latency {_percentiles(half['latency_s'])}",
+        f"orders at {half['offered_per_s']}/s{' (half speed)' if result.get('steady_rate') is None else ''}"
+        f"                    latency {_percentiles(half['latency_s'])}",
     ]
-    for label, run in (("full speed", full), ("half speed", half)):
+    for label, run in (("full speed", full), (second, half)):
         shipped = run["shipped"]
         latency = f": latency {_percentiles(shipped['latency_s'])}" if shipped["orders"] else ""
         lines.append(f"PlaceOrder to OrderShipped at {label}, {shipped['orders']} of {run['orders']} shipped{latency}")
-    for label, run in (("full speed", full), ("half speed", half)):
+    for label, run in (("full speed", full), (second, half)):
         if "cancellations" in run:
             asked, latency = run["cancellations"], run["cancellations"]["latency_s"]
             lines.append(
                 f"cancellations at {label}: {asked['asked']} asked, {asked['cancelled']} cancelled, "
                 f"{asked['rejected']} rejected; answered p50 {latency['p50']}s p99 {latency['p99']}s"
             )
-    for label, run in (("full speed", full), ("half speed", half)):
+    for label, run in (("full speed", full), (second, half)):
         lags = run.get("max_consumer_lag", {})
         if lags:
             lines.append(
