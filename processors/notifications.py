@@ -22,8 +22,9 @@ from processors.adapters.notification_channel import (
     notifications_file,
 )
 from processors.runtime.records import Emit, derive_event_id, utc_now
+from processors.runtime.retries import RetryPolicy, retrying
 from processors.runtime.spec import ProcessorSpec, Stream
-from processors.runtime.stage import Handler, RetryPolicy, retrying, with_message
+from processors.runtime.stage import Handler, with_message
 from processors.runtime.state import StateSlot
 from schemas.models import (
     RECORD_TYPES,

@@ -37,8 +37,9 @@ from processors.adapters.payment_gateway import (
     default_ledger_path,
 )
 from processors.runtime.records import Emit, derive_event_id, utc_now
+from processors.runtime.retries import RetryPolicy, TransientError, retrying
 from processors.runtime.spec import ProcessorSpec, Stream
-from processors.runtime.stage import Handler, RetryPolicy, TransientError, retrying, with_message
+from processors.runtime.stage import Handler, with_message
 from processors.runtime.state import StateSlot
 from schemas.models import (
     AvroRecord,

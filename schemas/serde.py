@@ -33,8 +33,8 @@ Record = TypeVar("Record", bound=AvroRecord)
 MAGIC_BYTE = 0
 NOT_FOUND = 404
 _FRAME = struct.Struct(">bI")
-# What fastavro raises on bytes that are not a record of the schema.
-_READ_ERRORS = (ValueError, TypeError, EOFError, IndexError, KeyError, OverflowError, struct.error)
+# What fastavro raises on bytes, or fields, that do not fit the schema.
+_AVRO_ERRORS = (ValueError, TypeError, EOFError, IndexError, KeyError, OverflowError, struct.error)
 
 
 class UndecodableRecord(ValueError):
@@ -85,7 +85,7 @@ class _WireFormat:
             writer = self._writers[(subject, fullname)] = _Writer(self._schema_id(subject, fullname), fullname)
         try:
             return writer(fields)
-        except _READ_ERRORS as error:
+        except _AVRO_ERRORS as error:
             raise ValueError(f"{fullname} cannot be written as Avro: {type(error).__name__}: {error}") from error
 
     def _schema_id(self, subject: str, fullname: str) -> int:
@@ -116,7 +116,7 @@ class _WireFormat:
         buffer.seek(5)
         try:
             fields = fastavro.schemaless_reader(buffer, reader.writer, reader.reader)
-        except _READ_ERRORS as error:
+        except _AVRO_ERRORS as error:
             raise UndecodableRecord(f"{name} could not be read: {type(error).__name__}: {error}") from error
         try:
             return reader.model.model_validate(fields)

@@ -31,7 +31,7 @@ from typing import Any, Literal, Protocol
 
 from processors.adapters.carriers import CARRIERS_BY_NAME, CarrierRefused, PackingKind, Parcel
 from processors.adapters.sqlite_file import SqliteFile
-from processors.runtime.stage import TransientError
+from processors.runtime.retries import TransientError
 from schemas.models import FulfillmentRequest, Money
 from topology.settings import Settings, get_settings
 

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, cast
 
 from processors.adapters.sqlite_file import SqliteFile
-from processors.runtime.stage import TransientError
+from processors.runtime.retries import TransientError
 from schemas.models import Money, PaymentMethod
 from topology.settings import Settings, get_settings
 

@@ -14,8 +14,9 @@ from processors.adapters.fulfillment_simulators import FulfillmentSimulators, de
 from processors.fulfillment.activities import activities
 from processors.routingslip.host import ActivityHost, SlipCodec
 from processors.runtime.app import instance_id
+from processors.runtime.retries import RetryPolicy
 from processors.runtime.spec import ProcessorSpec, Stream, shared
-from processors.runtime.stage import Handler, RetryPolicy
+from processors.runtime.stage import Handler
 from schemas.serde import HeaderCodec
 from topology.settings import Settings
 from topology.topics import (

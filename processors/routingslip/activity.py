@@ -81,7 +81,7 @@ class Activity(Protocol):
     name: str
 
     def execute(self, context: ExecuteContext) -> ExecutionResult:
-        """Run the step. Raise `processors.runtime.stage.TransientError` for a failure worth retrying."""
+        """Run the step. Raise `processors.runtime.retries.TransientError` for a failure worth retrying."""
         ...
 
     def compensate(self, context: CompensateContext) -> None:

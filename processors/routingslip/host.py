@@ -42,7 +42,7 @@ from processors.routingslip.activity import (
 )
 from processors.runtime.deadletters import Received
 from processors.runtime.records import Emit, derive_event_id, utc_now
-from processors.runtime.stage import RetryPolicy, TransientError, retrying
+from processors.runtime.retries import RetryPolicy, TransientError, retrying
 from processors.runtime.state import StateSlot, ValueSlot
 from schemas.models import (
     AvroRecord,
@@ -146,7 +146,7 @@ class ActivityHost:
         except Exception as error:  # a step that cannot run faults the slip, which then undoes what it did
             result = Faulted(f"{step.name} failed: {type(error).__name__}: {error}")
         duration_ms = round((time.monotonic() - started) * 1000)
-        base = _fields(slip, now)
+        base = slip_event_fields(slip, now)
         if isinstance(result, Faulted):
             faulted_event = RoutingSlipActivityFaulted(
                 event_id=derive_event_id(execution, "faulted"), activity=step.name, reason=result.reason, **base
@@ -166,7 +166,7 @@ class ActivityHost:
         duration_ms: int,
         state: State,
     ) -> list[Emit]:
-        base = _fields(slip, now)
+        base = slip_event_fields(slip, now)
         itinerary: tuple[ItineraryStep, ...] | None = None
         if isinstance(result, Revised):
             itinerary = result.itinerary
@@ -244,7 +244,7 @@ class ActivityHost:
         faulted = RoutingSlipFaulted(
             event_id=derive_event_id(slip.tracking_number, "faulted"),
             reason=slips.fault_reason(slip),
-            **_fields(slip, now),
+            **slip_event_fields(slip, now),
         )
         return [self._event(faulted)]
 
@@ -255,7 +255,7 @@ class ActivityHost:
                 f"the slip's next compensation is {entry.address if entry else 'none'}, not {topic}"
             )
         now = utc_now()
-        base = _fields(slip, now)
+        base = slip_event_fields(slip, now)
         context = CompensateContext(
             request=request,
             log=dict(entry.data),
@@ -330,6 +330,6 @@ class _SlipFields(TypedDict):
     tracking_number: uuid.UUID
 
 
-def _fields(slip: RoutingSlip, now: datetime.datetime) -> _SlipFields:
+def slip_event_fields(slip: RoutingSlip, now: datetime.datetime) -> _SlipFields:
     """What every routing-slip event carries."""
     return {"order_id": slip.order_id, "occurred_at": now, "tracking_number": slip.tracking_number}

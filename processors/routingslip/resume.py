@@ -12,7 +12,7 @@ import datetime
 from dataclasses import dataclass
 
 from processors.routingslip import slip as slips
-from processors.routingslip.host import SlipCodec, forward
+from processors.routingslip.host import SlipCodec, forward, slip_event_fields
 from processors.runtime.records import Emit, derive_event_id
 from schemas.models import FulfillmentRequest, RoutingSlip, RoutingSlipActivityCompensated, RoutingSlipFaulted
 from topology.topics import ROUTING_SLIPS_EVENTS, topic_named
@@ -35,10 +35,8 @@ def resume(
     if skip_failed_step:
         undone = RoutingSlipActivityCompensated(
             event_id=derive_event_id(failed.execution_id, "compensated-by-hand"),
-            order_id=slip.order_id,
-            occurred_at=now,
-            tracking_number=slip.tracking_number,
             activity=failed.name,
+            **slip_event_fields(slip, now),
         )
         emits.append(Emit(ROUTING_SLIPS_EVENTS, slip.order_id, undone))
         slip = slips.compensated(slip)
@@ -50,10 +48,8 @@ def resume(
         return Resumption(f"{done}; sent to {topic_named(following.address).name}", emits)
     faulted = RoutingSlipFaulted(
         event_id=derive_event_id(slip.tracking_number, "faulted"),
-        order_id=slip.order_id,
-        occurred_at=now,
-        tracking_number=slip.tracking_number,
         reason=slips.fault_reason(slip),
+        **slip_event_fields(slip, now),
     )
     emits.append(Emit(ROUTING_SLIPS_EVENTS, slip.order_id, faulted))
     return Resumption(f"{done}; nothing left to undo, the slip ends faulted", emits)

@@ -4,8 +4,8 @@ Every message goes where the declarations say: to each stream that reads its top
 as on Kafka (pass over what the stream does not handle, decode, handle with the key's state, encode, dead-
 letter what fails), against an in-memory schema registry holding every declared subject, so that what runs
 here is what goes on the wire. Each stream keeps a `MemoryState` per key. Messages are handled one at a
-time in the order they were produced; the timers service is not a stream processor, so scheduled timers
-fire only when `fire_timers` says so.
+time in the order they were produced. The timers service is not a stream processor: timers a saga
+schedules are produced, never fired.
 
 This is for the unit tests of whole flows (`tests/unit/test_flows.py`); exactly-once, crashes and
 rebalances are the broker tests' business.
@@ -13,7 +13,6 @@ rebalances are the broker tests' business.
 
 from __future__ import annotations
 
-import datetime
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -27,12 +26,10 @@ from processors.runtime.memory import MemoryState
 from processors.runtime.records import Emit, Outgoing
 from processors.runtime.spec import ProcessorSpec, stage_of
 from processors.runtime.stage import RecordStage
-from processors.timers import firing
-from schemas.models import AvroRecord, TimerScheduled
+from schemas.models import AvroRecord
 from schemas.registry import declared_subjects
 from schemas.serde import RecordCodec
 from topology.settings import Settings
-from topology.topics import TIMERS, topic_named
 
 
 def memory_registry() -> SchemaRegistryClient:
@@ -74,7 +71,6 @@ class InProcessRunner:
         self._encode = Encoder(self._registry, source)
         self._codecs: dict[str, RecordCodec] = {}
         self._queue: deque[Outgoing] = deque()
-        self._timers: dict[str, TimerScheduled] = {}
         self.log: list[Delivered] = []
         """Every message produced, in order."""
 
@@ -92,13 +88,6 @@ class InProcessRunner:
                 return
         raise RuntimeError(f"still delivering after {limit} messages: a loop?")
 
-    def fire_timers(self, now: datetime.datetime) -> int:
-        """Fire every scheduled timer (the timers service's job on Kafka); how many."""
-        pending, self._timers = list(self._timers.values()), {}
-        for timer in pending:
-            self.send(Emit(topic_named(timer.fire_topic), timer.order_id, firing(timer, now)))
-        return len(pending)
-
     def records(self, kind: type[AvroRecord] | None = None, order_id: str | None = None) -> list[Any]:
         """The records produced so far, of `kind` and about `order_id` when given, in order."""
         return [
@@ -115,8 +104,6 @@ class InProcessRunner:
     def _deliver(self, outgoing: Outgoing) -> Delivered:
         delivered = Delivered(outgoing, self._decode(outgoing))
         self.log.append(delivered)
-        if outgoing.topic == TIMERS.name:
-            self._keep_timer(outgoing, delivered.record)
         offset = len(self.log)
         for reader in self._readers:
             if outgoing.topic in reader.topics:
@@ -140,10 +127,3 @@ class InProcessRunner:
         if codec is None:
             codec = self._codecs[outgoing.topic] = RecordCodec(self._registry, outgoing.topic)
         return codec.decode(outgoing.value)
-
-    def _keep_timer(self, outgoing: Outgoing, record: AvroRecord | None) -> None:
-        timer_id = (outgoing.key or b"").decode()
-        if isinstance(record, TimerScheduled):
-            self._timers[timer_id] = record
-        else:
-            self._timers.pop(timer_id, None)  # a tombstone: cancelled

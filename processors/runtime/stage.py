@@ -7,9 +7,7 @@ dead letter inside the same Kafka transaction as everything else (Quix Streams h
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -36,35 +34,6 @@ Handler = Callable[[AvroRecord, State, Received], Iterable[Emit]]
 """What a processor does with a record: given its key's state and the message it came in, what it emits."""
 Skip = Callable[[Sequence[tuple[str, bytes]]], bool]
 """Picks, by its headers, a message not worth decoding."""
-
-
-class TransientError(Exception):
-    """A failure that may pass if the same message is tried again (a flaky gateway, a timeout)."""
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    attempts: int = 4
-    first_delay_s: float = 0.05
-    max_delay_s: float = 1.0
-
-    def delays(self) -> Iterable[float]:
-        """Pauses between attempts: exponential backoff, bounded."""
-        delay = self.first_delay_s
-        for _ in range(self.attempts - 1):
-            yield delay
-            delay = min(delay * 2, self.max_delay_s)
-
-
-def retrying(call: Callable[[], Any], policy: RetryPolicy) -> Any:
-    """Call until it stops raising `TransientError` or attempts run out (the last error propagates)."""
-    for delay in policy.delays():
-        try:
-            return call()
-        except TransientError as error:
-            logger.info("transient failure, retrying in %.2fs: %s", delay, error)
-            time.sleep(delay)
-    return call()
 
 
 class RecordStage:

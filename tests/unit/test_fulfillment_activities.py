@@ -24,7 +24,7 @@ from processors.routingslip.activity import (
     Revised,
 )
 from processors.runtime.records import derive_event_id
-from processors.runtime.stage import RetryPolicy, TransientError, retrying
+from processors.runtime.retries import RetryPolicy, TransientError, retrying
 from schemas.models import AvroRecord, FulfillmentRequest, ItineraryStep, OrderDelivered, OrderShipped, RoutingSlip
 from tests.factories import NOW, Order, fulfillment_request
 from topology.topics import FULFILLMENT_ACTIVITIES, ORDERS_EVENTS, fulfillment_activity, fulfillment_compensation

@@ -16,7 +16,7 @@ from processors.adapters.payment_gateway import (
     default_ledger_path,
     judge_refund,
 )
-from processors.runtime.stage import TransientError
+from processors.runtime.retries import TransientError
 from schemas.models import Money, PaymentMethod
 from topology.settings import Settings
 

@@ -32,7 +32,7 @@ from processors.payments import (
     refund_asked,
 )
 from processors.runtime.records import Emit, derive_event_id
-from processors.runtime.stage import RetryPolicy, TransientError
+from processors.runtime.retries import RetryPolicy, TransientError
 from schemas.models import (
     Address,
     InventoryShortage,
