@@ -363,6 +363,9 @@ class NotificationKind(enum.StrEnum):
     ORDER_DELIVERED = "ORDER_DELIVERED"
     ORDER_CANCELLED = "ORDER_CANCELLED"
     OTHER = "OTHER"
+    ORDER_RECEIVED = "ORDER_RECEIVED"
+    ORDER_REJECTED = "ORDER_REJECTED"
+    CANCELLATION_REFUSED = "CANCELLATION_REFUSED"
 
 
 class NotificationSent(OrderEvent):
@@ -398,7 +401,8 @@ class OrderCancellationRejected(OrderEvent):
     order_id: str
     occurred_at: datetime.datetime
     cancel_event_id: uuid.UUID = Field(description="The CancelOrder this answers.")
-    reason: str
+    reason: str = Field(description="Why, in plain words.")
+    code: str = Field(default="", description="Why, machine-readable (e.g. delivered, shipped, unknown-order, already-cancelled).")
 
 
 class OrderCancelled(OrderEvent):
@@ -464,14 +468,17 @@ class OrderDelivered(OrderEvent):
 
 
 class OrderRejected(OrderEvent):
-    """A PlaceOrder failed intake; every reason is listed."""
+    """A PlaceOrder failed intake; every reason is listed. With the code duplicate-order-id it answers a second PlaceOrder for an order id already used, and says nothing of the order that holds the id."""
 
     AVRO_NAME: ClassVar[str] = "oms.orders.OrderRejected"
     event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
     order_id: str
     occurred_at: datetime.datetime
     customer_id: str | None = Field(default=None)
-    reasons: list[str]
+    reasons: list[str] = Field(description="Why, in plain words, one per problem.")
+    codes: list[str] = Field(default_factory=list, description="Why, machine-readable: one code per reason, in the same order (e.g. unknown-sku, duplicate-order-id).")
+    customer_email: str | None = Field(default=None, description="Where the customer can be told, when the command had an address.")
+    command_event_id: uuid.UUID | None = Field(default=None, description="The PlaceOrder this answers.")
 
 
 class OrderShipped(OrderEvent):
@@ -512,6 +519,7 @@ class PaymentFailed(OrderEvent):
     amount: Money
     reason: str
     retryable: bool = Field(default=False)
+    code: str = Field(default="", description="Why, machine-readable (e.g. card-declined, insufficient-funds, gift-card-empty).")
 
 
 class TenderCharge(AvroRecord):
