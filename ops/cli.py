@@ -257,6 +257,13 @@ def cmd_sagas_diagram(args: argparse.Namespace, settings: Settings) -> int:
     return _generated_block(args.write, diagram_block, write_diagram, DOCS)
 
 
+def cmd_sagas_rules(args: argparse.Namespace, settings: Settings) -> int:
+    from ops.sagas import DOCS, write_rules
+    from processors.sagas.rules import rules_table
+
+    return _generated_block(args.write, rules_table, write_rules, DOCS)
+
+
 def _generated_block(write: bool, block: Callable[[], str], write_block: Callable[[], bool], docs: Path) -> int:
     """Print a generated block of the docs, or (`write`) refresh it in `docs`."""
     if not write:
@@ -614,6 +621,8 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("--force", action="store_true", help="send it even if the tracker's view says not Failed")
     diagram = verb(sagas, "diagram", cmd_sagas_diagram, "the cancellation saga's transition table as Mermaid")
     diagram.add_argument("--write", action="store_true", help="refresh the diagram in docs/sagas.md")
+    rules = verb(sagas, "rules", cmd_sagas_rules, "the cancellation rules as a table: situation, outcome, money...")
+    rules.add_argument("--write", action="store_true", help="refresh the table in docs/sagas.md")
     return parser
 
 

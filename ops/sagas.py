@@ -1,10 +1,11 @@
-"""Sagas from the command line: resume a failed one, and keep the diagram in the docs the table's own."""
+"""Sagas from the command line: resume a failed one, and keep the diagram and the rules in the docs the code's own."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from ops.generated import replace_between
+from processors.sagas import rules
 from processors.sagas.cancellation import CANCELLATION
 
 DOCS = Path(__file__).parents[1] / "docs" / "sagas.md"
@@ -18,3 +19,8 @@ def diagram_block() -> str:
 def write_diagram(path: Path = DOCS) -> bool:
     """Put the current diagram between the markers of `path`; True when the file changed."""
     return replace_between(path, BEGIN, END, diagram_block())
+
+
+def write_rules(path: Path = DOCS) -> bool:
+    """Put the current rules table between its markers in `path`; True when the file changed."""
+    return replace_between(path, rules.BEGIN, rules.END, rules.rules_table())

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     log_level: str = "WARNING"
     # Monitoring calls an in-flight or compensating order stuck after this long without an event.
     stuck_after_s: float = 30.0
+    # A CancelOrder for an order not seen yet waits this long for its PlaceOrder, then is refused as unknown:
+    # a cancellation can overtake its order (another producer, another partition of the client's work).
+    cancel_waits_for_order_s: float = 60.0
 
     # Where `oms up` keeps downloaded jars and the local servers' data, logs and pid files.
     cache_dir: Path = PROJECT_ROOT / ".cache"

@@ -33,6 +33,9 @@ from topology.topics import (
 PROCESSOR = "oms.activities"
 # Transient failures of a step are retried this way before the step faults.
 ACTIVITY_RETRY = RetryPolicy(attempts=4, first_delay_s=0.02, max_delay_s=0.5)
+# Once the carrier has the parcel (`OrderShipped` is out, the customer told), a stop no longer undoes the slip:
+# a cancellation after shipping is refused, and the order becomes a return once delivered.
+NO_STOP_AFTER = frozenset({"ship"})
 
 
 @shared
@@ -42,6 +45,7 @@ def _handler(settings: Settings, registry: SchemaRegistryClient) -> Handler:
         SlipCodec(HeaderCodec(registry, ROUTING_SLIP_HEADER)),
         host=f"{PROCESSOR}-{instance_id()}",
         retry=ACTIVITY_RETRY,
+        points_of_no_return=NO_STOP_AFTER,
     )
     return host.handle
 

@@ -13,9 +13,10 @@ Semantics follow MassTransit Courier. A message on `<address>` executes the slip
 A compensation that fails ends `RoutingSlipCompensationFailed`: the record, slip and all, is parked on
 `oms.routing-slips.parked` (keyed by order) for an operator to see and resume; it is never dropped.
 
-A `StopFulfillment` for the order makes the next step compensate instead of execute; for a slip that
-already completed, its `RoutingSlipCompleted` is published again (same event id) so that whoever asked
-learns it is too late.
+A `StopFulfillment` for the order makes the next step compensate instead of execute, until the slip passes a
+point of no return (a step after which the host refuses stops, e.g. shipping: a parcel the carrier has is
+not called back); a stop that comes later, or after the slip ended, changes nothing. Whoever asked learns
+from the slip's and the order's events, which it reads anyway: each is published once.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from processors.routingslip.activity import (
 from processors.runtime.deadletters import Received
 from processors.runtime.records import Emit, derive_event_id, utc_now
 from processors.runtime.retries import RetryPolicy, TransientError, retrying
-from processors.runtime.state import StateSlot, ValueSlot
+from processors.runtime.state import ValueSlot
 from schemas.models import (
     AvroRecord,
     FulfillmentRequest,
@@ -66,11 +67,8 @@ from topology.topics import ROUTING_SLIPS_EVENTS, ROUTING_SLIPS_PARKED, topic_na
 
 COMPENSATE_SUFFIX = ".compensate"
 
-# Per order, in each activity's state: why the slip was stopped, how it finished here, and its completion
-# (published again when a stop comes too late).
+# Per order, in each activity's state: why the slip was stopped.
 STOPPED = ValueSlot("stopped", "")
-FINISHED = ValueSlot("finished", "")
-COMPLETED = StateSlot("completed", RoutingSlipCompleted)
 
 
 @dataclass(frozen=True)
@@ -98,12 +96,18 @@ def compensate_address(address: str) -> str:
 
 class ActivityHost:
     def __init__(
-        self, activities: Mapping[str, Activity], slips_codec: SlipCodec, host: str, retry: RetryPolicy
+        self,
+        activities: Mapping[str, Activity],
+        slips_codec: SlipCodec,
+        host: str,
+        retry: RetryPolicy,
+        points_of_no_return: frozenset[str] = frozenset(),
     ) -> None:
         self._activities = activities
         self._slips = slips_codec
         self._host = host
         self._retry = retry
+        self._points_of_no_return = points_of_no_return
 
     def handle(self, record: AvroRecord, state: State, received: Received) -> list[Emit]:
         if isinstance(record, StopFulfillment):
@@ -112,7 +116,7 @@ class ActivityHost:
             return []
         slip = self._slips.read(received.headers)
         if received.topic.endswith(COMPENSATE_SUFFIX):
-            return self._compensate(record, slip, received.topic, state)
+            return self._compensate(record, slip, received.topic)
         return self._execute(record, slip, received.topic, state)
 
     # --- execute ---------------------------------------------------------------------------------
@@ -124,11 +128,11 @@ class ActivityHost:
         execution = slips.execution_id(slip, step.name)
         now = utc_now()
         stopped = STOPPED.load(state)
-        if stopped:
+        if stopped and not self._past_return(slip):
             stopped_slip = slips.faulted(
                 slip, execution=execution, name=step.name, at=now, reason=f"stopped: {stopped}"
             )
-            return self._compensate_next(request, stopped_slip, state, now)
+            return self._compensate_next(request, stopped_slip, now)
         activity = self._activities[step.name]
         context = ExecuteContext(
             request=request,
@@ -152,8 +156,8 @@ class ActivityHost:
                 event_id=derive_event_id(execution, "faulted"), activity=step.name, reason=result.reason, **base
             )
             faulted_slip = slips.faulted(slip, execution=execution, name=step.name, at=now, reason=result.reason)
-            return [self._event(faulted_event), *self._compensate_next(request, faulted_slip, state, now)]
-        return self._after_completion(request, slip, step.name, execution, result, now, duration_ms, state)
+            return [self._event(faulted_event), *self._compensate_next(request, faulted_slip, now)]
+        return self._after_completion(request, slip, step.name, execution, result, now, duration_ms)
 
     def _after_completion(
         self,
@@ -164,7 +168,6 @@ class ActivityHost:
         result: Completed,
         now: datetime.datetime,
         duration_ms: int,
-        state: State,
     ) -> list[Emit]:
         base = slip_event_fields(slip, now)
         itinerary: tuple[ItineraryStep, ...] | None = None
@@ -209,7 +212,6 @@ class ActivityHost:
                 )
             )
         if isinstance(result, Terminated):
-            FINISHED.save(state, "terminated")
             terminated = RoutingSlipTerminated(
                 event_id=derive_event_id(execution, "terminated"),
                 activity=name,
@@ -227,20 +229,15 @@ class ActivityHost:
             variables=done.variables,
             **base,
         )
-        FINISHED.save(state, "completed")
-        COMPLETED.save(state, completed)
         return [*emits, self._event(completed)]
 
     # --- compensate ------------------------------------------------------------------------------
 
-    def _compensate_next(
-        self, request: FulfillmentRequest, slip: RoutingSlip, state: State, now: datetime.datetime
-    ) -> list[Emit]:
+    def _compensate_next(self, request: FulfillmentRequest, slip: RoutingSlip, now: datetime.datetime) -> list[Emit]:
         """Send the slip to undo its last done step, or end it faulted when nothing is left to undo."""
         entry = slips.to_compensate(slip)
         if entry is not None:
             return [self._forward(request, slip, entry.address, f"{entry.execution_id}/compensate")]
-        FINISHED.save(state, "faulted")
         faulted = RoutingSlipFaulted(
             event_id=derive_event_id(slip.tracking_number, "faulted"),
             reason=slips.fault_reason(slip),
@@ -248,7 +245,7 @@ class ActivityHost:
         )
         return [self._event(faulted)]
 
-    def _compensate(self, request: FulfillmentRequest, slip: RoutingSlip, topic: str, state: State) -> list[Emit]:
+    def _compensate(self, request: FulfillmentRequest, slip: RoutingSlip, topic: str) -> list[Emit]:
         entry = slips.to_compensate(slip)
         if entry is None or entry.address != topic:
             raise UndecodableRecord(
@@ -266,7 +263,6 @@ class ActivityHost:
             retrying(lambda: self._activities[entry.name].compensate(context), self._retry)
         except Exception as error:  # any failure to undo parks the slip for an operator
             reason = f"{type(error).__name__}: {error}"
-            FINISHED.save(state, "compensation-failed")
             return [
                 self._event(
                     RoutingSlipActivityCompensationFailed(
@@ -289,18 +285,18 @@ class ActivityHost:
         compensated = RoutingSlipActivityCompensated(
             event_id=derive_event_id(entry.execution_id, "compensated"), activity=entry.name, **base
         )
-        return [self._event(compensated), *self._compensate_next(request, slips.compensated(slip), state, now)]
+        return [self._event(compensated), *self._compensate_next(request, slips.compensated(slip), now)]
 
     # --- signals ---------------------------------------------------------------------------------
 
     def _stop(self, command: StopFulfillment, state: State) -> list[Emit]:
-        finished = FINISHED.load(state)
-        completed = COMPLETED.load(state)
-        if finished == "completed" and completed is not None:
-            return [self._event(completed)]
-        if not finished and not STOPPED.load(state):
+        if not STOPPED.load(state):
             STOPPED.save(state, command.reason)
         return []
+
+    def _past_return(self, slip: RoutingSlip) -> bool:
+        """Whether the slip did a step after which it is no longer stopped."""
+        return any(entry.name in self._points_of_no_return for entry in slip.activity_log)
 
     # --- output ----------------------------------------------------------------------------------
 

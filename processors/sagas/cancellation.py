@@ -1,20 +1,25 @@
 """The cancellation saga: its states, its transition table and what each step sends, all pure.
 
 `CancelOrder` starts it; where it goes follows from what the order's events established (`OrderFacts`),
-through one choice: reject a delivered, ended or unknown order; wait for an order still in intake, payment
-or reservation to be decided; otherwise stop fulfillment (the routing slip compensates), refund what stays
-charged, release the reserved stock and end `Cancelled` with an `OrderCancelled` (notifications tell the
-customer). Every waiting step has a timeout (a durable timer) and a number of attempts; a refund the gateway
-cannot make is retried with backoff, then made good in store credit; a step that runs out of attempts ends
-the saga `Failed` with its reason, and `RetrySaga` (`oms sagas retry ORDER_ID`) resumes it.
+through one choice: refuse a delivered, shipped or ended order; wait for an order not seen yet or still in
+intake, payment or reservation to be decided; otherwise stop fulfillment (the routing slip compensates),
+refund what stays charged, release the reserved stock and end `Cancelled` with an `OrderCancelled`
+(notifications tell the customer). Every waiting step has a timeout (a durable timer) and a number of
+attempts; an order that never comes is refused as unknown; a refund the gateway cannot make is retried with
+backoff, then made good in store credit; a step that runs out of attempts ends the saga `Failed` with its
+reason, and `RetrySaga` (`oms sagas retry ORDER_ID`) resumes it.
+
+Each `CancelOrder` gets one answer, and answers never contradict each other: a request that comes while a
+cancellation is under way (or failed, awaiting an operator) is answered when that cancellation ends, with
+its outcome. `docs/sagas.md` has the rules as a table (`RULES` in `processors.sagas.rules`).
 """
 
 from __future__ import annotations
 
 import datetime
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from pydantic import BaseModel
@@ -84,8 +89,22 @@ class Trigger(StrEnum):
 
 class Action(StrEnum):
     REJECT_REQUEST = "reject the request"
+    ANSWER_LATER = "answer with the outcome"
     SCHEDULE_RETRY = "retry after backoff"
     REPEAT_STEP = "repeat the step"
+
+
+class Refusal(StrEnum):
+    """Why a cancellation is refused, machine-readable (`OrderCancellationRejected.code`)."""
+
+    DELIVERED = "delivered"
+    SHIPPED = "shipped"
+    UNKNOWN_ORDER = "unknown-order"
+    NEVER_DECIDED = "never-decided"
+    ALREADY_CANCELLED = "already-cancelled"
+    ORDER_REJECTED = "order-rejected"
+    PAYMENT_FAILED = "payment-failed"
+    OUT_OF_STOCK = "out-of-stock"
 
 
 @dataclass(frozen=True)
@@ -99,7 +118,7 @@ class StepPolicy:
 
 
 POLICIES: dict[Phase, StepPolicy] = {
-    Phase.AWAITING_ORDER: StepPolicy(timeout_s=30, attempts=2),
+    Phase.AWAITING_ORDER: StepPolicy(timeout_s=60, attempts=1),
     Phase.AWAITING_PAYMENT: StepPolicy(timeout_s=30, attempts=3),
     Phase.AWAITING_INVENTORY: StepPolicy(timeout_s=30, attempts=3),
     Phase.STOPPING_FULFILLMENT: StepPolicy(timeout_s=30, attempts=3),
@@ -120,6 +139,12 @@ class CancellationSaga(BaseModel):
     timer_generation: int = 0  # only the timer set last counts when it fires
     refund_request_id: str | None = None  # the RefundPayment whose answer is awaited
     commands_seen: list[str] = []  # CancelOrder and RetrySaga ids: a duplicate is ignored
+    answer_later: list[str] = []  # CancelOrder ids that came during this cancellation, answered when it ends
+
+
+def policies(cancel_waits_for_order_s: float) -> dict[Phase, StepPolicy]:
+    """`POLICIES`, with the configured wait for an order a cancellation overtook."""
+    return {**POLICIES, Phase.AWAITING_ORDER: StepPolicy(timeout_s=cancel_waits_for_order_s, attempts=1)}
 
 
 @dataclass(frozen=True)
@@ -129,19 +154,23 @@ class Situation:
     facts: OrderFacts
     saga: CancellationSaga
     cause_reason: str = ""  # the triggering record's reason, e.g. why a refund failed
+    policies: Mapping[Phase, StepPolicy] = field(default_factory=lambda: POLICIES)
 
     @property
     def attempts_left(self) -> bool:
-        policy = POLICIES.get(self.saga.phase)
+        policy = self.policies.get(self.saga.phase)
         return policy is not None and self.saga.attempt < policy.attempts
 
 
 Condition = Guard[Situation]
 
 DELIVERED = Condition("delivered", lambda s: s.facts.delivered or s.facts.slip == "completed")
-ENDED = Condition("ended unfulfilled", lambda s: s.facts.ended_without_fulfillment is not None)
+SHIPPED = Condition("shipped", lambda s: s.facts.shipped and not s.facts.fulfillment_over)
+REJECTED_AT_INTAKE = Condition("rejected by intake", lambda s: s.facts.rejected is not None)
+PAYMENT_FAILED = Condition("payment failed", lambda s: s.facts.payment_failed is not None)
+SHORT = Condition("out of stock", lambda s: s.facts.shortage)
 NEVER_PLACED = Condition("never placed", lambda s: not s.facts.placed)
-NOT_CREATED = Condition("in intake", lambda s: not s.facts.created)
+NOT_CREATED = Condition("not created yet", lambda s: not s.facts.created)
 UNPAID = Condition("payment undecided", lambda s: s.facts.charged is None)
 UNRESERVED = Condition("stock undecided", lambda s: s.facts.reserved is None)
 SLIP_STUCK = Condition("slip compensation failed", lambda s: s.facts.slip == "compensation_failed")
@@ -153,8 +182,12 @@ OUT_OF_ATTEMPTS = Condition("out of attempts", lambda s: not s.attempts_left)
 MONEY_BACK = Condition("all money back", lambda s: s.facts.money_back)
 
 
-def ended_reason(situation: Situation) -> str:
-    return situation.facts.ended_without_fulfillment or "the order ended"
+def intake_rejection(situation: Situation) -> str:
+    return f"the order was rejected: {situation.facts.rejected}"
+
+
+def payment_failure(situation: Situation) -> str:
+    return f"the order already ended: its payment failed ({situation.facts.payment_failed})"
 
 
 def stuck_reason(situation: Situation) -> str:
@@ -165,7 +198,7 @@ def stuck_reason(situation: Situation) -> str:
 
 
 def out_of_attempts(situation: Situation) -> str:
-    policy = POLICIES[situation.saga.phase]
+    policy = situation.policies[situation.saga.phase]
     return f"{situation.saga.phase} got no answer in {policy.attempts} attempts of {policy.timeout_s:g}s"
 
 
@@ -186,26 +219,29 @@ CANCELLATION: StateMachine[Situation] = StateMachine(
     transitions=(
         Transition((Phase.IDLE, Phase.REJECTED), Trigger.CANCEL, CHOICE),
         Transition((Phase.CANCELLED,), Trigger.CANCEL, SAME, action=Action.REJECT_REQUEST,
-                   reason=constant("the order is already cancelled")),
-        Transition((Phase.FAILED,), Trigger.CANCEL, SAME, action=Action.REJECT_REQUEST,
-                   reason=constant("cancelling failed earlier; an operator resumes it with `oms sagas retry`")),
-        Transition(ACTIVE, Trigger.CANCEL, SAME, action=Action.REJECT_REQUEST,
-                   reason=constant("the order is already being cancelled")),
+                   reason=constant("the order is already cancelled"), code=Refusal.ALREADY_CANCELLED),
+        Transition((*ACTIVE, Phase.FAILED), Trigger.CANCEL, SAME, action=Action.ANSWER_LATER),
         Transition(ACTIVE, Trigger.PROGRESS, CHOICE),
         Transition((Phase.REFUNDING,), Trigger.REFUND_UNAVAILABLE, SAME, ATTEMPTS_LEFT, Action.SCHEDULE_RETRY),
         Transition((Phase.REFUNDING,), Trigger.REFUND_UNAVAILABLE, Phase.REFUNDING_TO_STORE_CREDIT, OUT_OF_ATTEMPTS),
         Transition(REFUND_PHASES, Trigger.REFUND_FAILED, CHOICE, MONEY_BACK),
         Transition(REFUND_PHASES, Trigger.REFUND_FAILED, Phase.FAILED, reason=refund_failure),
         Transition(ACTIVE, Trigger.TIMEOUT, SAME, ATTEMPTS_LEFT, Action.REPEAT_STEP),
+        Transition((Phase.AWAITING_ORDER,), Trigger.TIMEOUT, Phase.REJECTED, NEVER_PLACED,
+                   reason=constant("no such order"), code=Refusal.UNKNOWN_ORDER),
         Transition((Phase.AWAITING_ORDER,), Trigger.TIMEOUT, Phase.REJECTED, OUT_OF_ATTEMPTS,
-                   reason=constant("the order was placed, but intake never decided it")),
+                   reason=constant("the order was placed, but intake never decided it"), code=Refusal.NEVER_DECIDED),
         Transition(PAST_INTAKE, Trigger.TIMEOUT, Phase.FAILED, OUT_OF_ATTEMPTS, reason=out_of_attempts),
         Transition((Phase.FAILED,), Trigger.RETRY, CHOICE),
     ),
     choice=(
-        Branch(DELIVERED, Phase.REJECTED, constant("the order was delivered")),
-        Branch(ENDED, Phase.REJECTED, ended_reason),
-        Branch(NEVER_PLACED, Phase.REJECTED, constant("no such order")),
+        Branch(DELIVERED, Phase.REJECTED, constant("the order was delivered"), Refusal.DELIVERED),
+        Branch(SHIPPED, Phase.REJECTED, constant("the order has shipped; it can be returned once delivered"),
+               Refusal.SHIPPED),
+        Branch(REJECTED_AT_INTAKE, Phase.REJECTED, intake_rejection, Refusal.ORDER_REJECTED),
+        Branch(PAYMENT_FAILED, Phase.REJECTED, payment_failure, Refusal.PAYMENT_FAILED),
+        Branch(SHORT, Phase.REJECTED, constant("the order already ended: out of stock, its payment refunded"),
+               Refusal.OUT_OF_STOCK),
         Branch(NOT_CREATED, Phase.AWAITING_ORDER),
         Branch(UNPAID, Phase.AWAITING_PAYMENT),
         Branch(UNRESERVED, Phase.AWAITING_INVENTORY),
@@ -250,27 +286,35 @@ class Advanced:
 
 
 def advance(
-    facts: OrderFacts, saga: CancellationSaga, trigger: Trigger, cause: Cause, now: datetime.datetime
+    facts: OrderFacts,
+    saga: CancellationSaga,
+    trigger: Trigger,
+    cause: Cause,
+    now: datetime.datetime,
+    step_policies: Mapping[Phase, StepPolicy] = POLICIES,
 ) -> Advanced:
     """What `trigger` does to the saga: its next state and what it sends; nothing if it means nothing now."""
-    step = CANCELLATION.fire(saga.phase, trigger, Situation(facts, saga, cause.reason))
+    step = CANCELLATION.fire(saga.phase, trigger, Situation(facts, saga, cause.reason, step_policies))
     if step is None:
         return Advanced(saga, [])
     emits: list[Emit] = []
     actions: list[str] = []
     updated = saga.model_copy(update={"phase": Phase(step.target)})
     if step.action == Action.REJECT_REQUEST:
-        emits.append(rejection(cause.order_id, cause.event_id, step.reason or "", now))
+        emits.append(rejection(cause.order_id, cause.event_id, step.reason or "", step.code, now))
         actions.append("OrderCancellationRejected")
+    elif step.action == Action.ANSWER_LATER:
+        updated = updated.model_copy(update={"answer_later": [*updated.answer_later, cause.event_id]})
+        actions.append(Action.ANSWER_LATER)
     elif step.action == Action.SCHEDULE_RETRY:
-        policy = POLICIES[updated.phase]
+        policy = step_policies[updated.phase]
         updated, timer = set_timer(updated, cause, policy.backoff_s * 2 ** (updated.attempt - 1), "retry", now)
         emits.append(timer)
         actions.append(describe(timer))
     if step.moved or step.action == Action.REPEAT_STEP:
         attempt = updated.attempt + 1 if not step.moved else 1
         updated = updated.model_copy(update={"attempt": attempt})
-        updated, entered = enter(facts, updated, cause, step, now)
+        updated, entered = enter(facts, updated, cause, step, now, step_policies)
         emits.extend(entered)
         actions.extend(describe(emit) for emit in entered)
     if not step.moved and not actions and trigger != Trigger.RETRY:
@@ -280,9 +324,15 @@ def advance(
 
 
 def enter(
-    facts: OrderFacts, saga: CancellationSaga, cause: Cause, step: Step, now: datetime.datetime
+    facts: OrderFacts,
+    saga: CancellationSaga,
+    cause: Cause,
+    step: Step,
+    now: datetime.datetime,
+    step_policies: Mapping[Phase, StepPolicy] = POLICIES,
 ) -> tuple[CancellationSaga, list[Emit]]:
-    """What (re-)entering the saga's phase sends: the step's command, and the timer that bounds its wait."""
+    """What (re-)entering the saga's phase sends: the step's command, and the timer that bounds its wait; at
+    the end, the answer to the request that started it and to those that came meanwhile."""
     order_id = cause.order_id
     command_id = derive_event_id(cause.event_id, f"{SAGA}/{saga.phase}/{saga.attempt}")
     emits: list[Emit] = []
@@ -324,14 +374,22 @@ def enter(
                 requested_by=saga.requested_by,
                 refunded=refunded,
             )
-            return saga, [Emit(ORDERS_EVENTS, order_id, cancelled)]
+            answers = answered_later(saga, order_id, "the order is already cancelled", Refusal.ALREADY_CANCELLED, now)
+            return saga.model_copy(update={"answer_later": []}), [Emit(ORDERS_EVENTS, order_id, cancelled), *answers]
         case Phase.REJECTED:
-            return saga, [rejection(order_id, saga.saga_id or cause.event_id, step.reason or "", now)]
+            first = rejection(order_id, saga.saga_id or cause.event_id, step.reason or "", step.code, now)
+            answers = answered_later(saga, order_id, step.reason or "", step.code, now)
+            return saga.model_copy(update={"answer_later": []}), [first, *answers]
         case Phase.FAILED:
             return saga, []
-    policy = POLICIES[saga.phase]
+    policy = step_policies[saga.phase]
     saga, timer = set_timer(saga, cause, policy.timeout_s, "timeout", now)
     return saga, [*emits, timer]
+
+
+def answered_later(saga: CancellationSaga, order_id: str, reason: str, code: str, now: datetime.datetime) -> list[Emit]:
+    """The requests that came during the cancellation, each refused with its outcome: they cannot do more."""
+    return [rejection(order_id, request, reason, code, now) for request in saga.answer_later]
 
 
 def set_timer(
@@ -353,13 +411,14 @@ def set_timer(
     return saga.model_copy(update={"timer_generation": generation}), Emit(TIMERS, timer_id, timer)
 
 
-def rejection(order_id: str, cancel_event_id: str, reason: str, now: datetime.datetime) -> Emit:
+def rejection(order_id: str, cancel_event_id: str, reason: str, code: str, now: datetime.datetime) -> Emit:
     rejected = OrderCancellationRejected(
         event_id=derive_event_id(cancel_event_id, "cancellation-rejected"),
         order_id=order_id,
         occurred_at=now,
         cancel_event_id=uuid.UUID(cancel_event_id),
         reason=reason,
+        code=code,
     )
     return Emit(ORDERS_EVENTS, order_id, rejected)
 

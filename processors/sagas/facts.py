@@ -19,6 +19,7 @@ from schemas.models import (
     OrderCreated,
     OrderDelivered,
     OrderRejected,
+    OrderShipped,
     PaymentFailed,
     PaymentProcessed,
     PaymentRefunded,
@@ -29,6 +30,9 @@ from schemas.models import (
     RoutingSlipTerminated,
     StockLine,
 )
+
+# Intake's code for a PlaceOrder that reused an order id.
+DUPLICATE_ORDER_ID = "duplicate-order-id"
 
 SlipOutcome = Literal["completed", "faulted", "terminated", "compensation_failed"]
 FINAL_SLIP_OUTCOMES = ("completed", "faulted", "terminated")
@@ -45,6 +49,7 @@ class OrderFacts(BaseModel):
     released: bool = False
     slip: SlipOutcome | None = None
     slip_problem: str | None = None  # why the slip faulted or could not be compensated
+    shipped: bool = False
     delivered: bool = False
     refunded_minor: int = 0
     refunds_counted: list[str] = []  # PaymentRefunded event ids already added up
@@ -88,6 +93,8 @@ def learned(facts: OrderFacts, record: AvroRecord) -> dict[str, object]:
             return {"placed": True}
         case OrderCreated():
             return {"placed": True, "created": True}
+        case OrderRejected(codes=codes) if DUPLICATE_ORDER_ID in codes:
+            return {}  # answers a second PlaceOrder with this id; the order holding it is another's
         case OrderRejected(reasons=reasons):
             return {"placed": True, "rejected": "; ".join(reasons)}
         case PaymentProcessed(amount=amount):
@@ -113,6 +120,8 @@ def learned(facts: OrderFacts, record: AvroRecord) -> dict[str, object]:
             return {"slip": "terminated", "slip_problem": reason or None}
         case RoutingSlipCompensationFailed(activity=activity, reason=reason) if facts.slip not in FINAL_SLIP_OUTCOMES:
             return {"slip": "compensation_failed", "slip_problem": f"compensating {activity} failed: {reason}"}
+        case OrderShipped():
+            return {"shipped": True}
         case OrderDelivered():
             return {"delivered": True}
     return {}

@@ -45,6 +45,8 @@ class Transition(Generic[Context]):
     """What is done on the way, besides the target's entry (e.g. "repeat step"); shown in the diagram."""
     reason: Reason[Context] | None = None
     """Why, when the target is a failure or a rejection."""
+    code: str = ""
+    """The reason, machine-readable."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class Branch(Generic[Context]):
     guard: Guard[Context]
     target: str
     reason: Reason[Context] | None = None
+    code: str = ""
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class Step:
     trigger: str
     action: str
     reason: str | None
+    code: str = ""
 
     @property
     def moved(self) -> bool:
@@ -93,13 +97,13 @@ class StateMachine(Generic[Context]):
         raise LookupError(f"{self.name}: no branch of {self.choice_name} holds")
 
     def _step(self, state: str, transition: Transition[Context], context: Context) -> Step:
-        target, reason = transition.target, transition.reason
+        target, reason, code = transition.target, transition.reason, transition.code
         if target == SAME:
             target = state
         elif target == CHOICE:
             branch = self.choose(context)
-            target, reason = branch.target, branch.reason
-        return Step(state, target, transition.trigger, transition.action, reason(context) if reason else None)
+            target, reason, code = branch.target, branch.reason, branch.code
+        return Step(state, target, transition.trigger, transition.action, reason(context) if reason else None, code)
 
     def states(self) -> list[str]:
         seen = [self.initial]

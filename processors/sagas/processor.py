@@ -9,15 +9,30 @@ triggers. Events the saga has no use for are passed over by their CloudEvents ty
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
+
+from confluent_kafka.schema_registry import SchemaRegistryClient
 from quixstreams import State
 
 from processors.runtime.cloudevents import event_type, type_of
 from processors.runtime.metrics import SAGA_TRANSITIONS
 from processors.runtime.records import Emit, utc_now
 from processors.runtime.spec import ProcessorSpec, Stream
-from processors.runtime.stage import with_message
+from processors.runtime.stage import Handler, with_message
 from processors.runtime.state import StateSlot
-from processors.sagas.cancellation import ACTIVE, CancellationSaga, Cause, Trigger, advance, requested
+from processors.sagas.cancellation import (
+    ACTIVE,
+    POLICIES,
+    CancellationSaga,
+    Cause,
+    Phase,
+    StepPolicy,
+    Trigger,
+    advance,
+    policies,
+    requested,
+)
 from processors.sagas.facts import OrderFacts, observe
 from schemas.models import (
     RECORD_TYPES,
@@ -29,6 +44,7 @@ from schemas.models import (
     SagaTransitioned,
     TimerFired,
 )
+from topology.settings import Settings
 from topology.topics import (
     FULFILLMENT_CONTROL,
     INVENTORY_COMMANDS,
@@ -47,10 +63,9 @@ PROCESSOR = "oms.sagas"
 INPUTS = (ORDERS_COMMANDS, ORDERS_EVENTS, PAYMENTS_EVENTS, INVENTORY_EVENTS, ROUTING_SLIPS_EVENTS, SAGA_TIMERS)
 OUTPUTS = (SAGAS_EVENTS, FULFILLMENT_CONTROL, PAYMENTS_COMMANDS, INVENTORY_COMMANDS, ORDERS_EVENTS, TIMERS)
 
-# What is not read: the slip's step-by-step progress, shipping, and the saga's own answers.
+# What is not read: the slip's step-by-step progress and the saga's own answers.
 SKIPPED_TYPES = frozenset(
     {
-        "oms.OrderShipped",
         "oms.OrderCancelled",
         "oms.OrderCancellationRejected",
         "oms.RoutingSlipCreated",
@@ -73,7 +88,7 @@ FACTS = StateSlot("facts", OrderFacts)
 CANCELLATION = StateSlot("cancellation", CancellationSaga)
 
 
-def handle(record: AvroRecord, state: State) -> list[Emit]:
+def handle(record: AvroRecord, state: State, step_policies: Mapping[Phase, StepPolicy] = POLICIES) -> list[Emit]:
     facts = FACTS.load(state) or OrderFacts()
     saga = known = CANCELLATION.load(state) or CancellationSaga()
     trigger: Trigger
@@ -102,7 +117,7 @@ def handle(record: AvroRecord, state: State) -> list[Emit]:
     if not isinstance(record, OrderEvent):
         return []  # every record the saga reads is about an order; anything else changes nothing
     cause = Cause(str(record.event_id), record.order_id, event_type(record), str(getattr(record, "reason", "")))
-    advanced = advance(facts, saga, trigger, cause, utc_now())
+    advanced = advance(facts, saga, trigger, cause, utc_now(), step_policies)
     if advanced.saga != known:
         CANCELLATION.save(state, advanced.saga)
     for emit in advanced.emits:
@@ -111,12 +126,16 @@ def handle(record: AvroRecord, state: State) -> list[Emit]:
     return advanced.emits
 
 
+def _handler(settings: Settings, registry: SchemaRegistryClient) -> Handler:
+    return with_message(functools.partial(handle, step_policies=policies(settings.cancel_waits_for_order_s)))
+
+
 SPEC = ProcessorSpec(
     name="sagas",
     group=PROCESSOR,
     # Merged: all of an order's topics share its key and partition count, so one per-order state sees them
     # all, in timestamp order.
-    streams=(Stream(INPUTS, lambda settings, registry: with_message(handle), handles=tuple(HANDLED)),),
+    streams=(Stream(INPUTS, _handler, handles=tuple(HANDLED)),),
     outputs=OUTPUTS,
     state="order id: the facts its events established, and the cancellation saga",
 )

@@ -10,7 +10,7 @@ import pytest
 
 from processors.runtime.records import Emit
 from processors.sagas import processor
-from processors.sagas.cancellation import ACTIVE, CANCELLATION, POLICIES, CancellationSaga, Phase
+from processors.sagas.cancellation import ACTIVE, CANCELLATION, POLICIES, CancellationSaga, Phase, policies
 from schemas.models import (
     AvroRecord,
     CancelOrder,
@@ -22,6 +22,8 @@ from schemas.models import (
     OrderCancelled,
     OrderCreated,
     OrderDelivered,
+    OrderRejected,
+    OrderShipped,
     PaymentFailed,
     PaymentMethod,
     PaymentProcessed,
@@ -77,6 +79,10 @@ def refunded(minor: int, request_id: str | None = None) -> PaymentRefunded:
 
 def released() -> InventoryReleased:
     return InventoryReleased(**base(), lines=LINES)
+
+
+def shipped() -> OrderShipped:
+    return OrderShipped(**base(), carrier="dhl", label_id="l-1")
 
 
 def cancel() -> CancelOrder:
@@ -147,8 +153,8 @@ def test_a_cancellation_during_fulfillment_stops_the_slip_refunds_releases_and_e
 @pytest.mark.parametrize(
     ("history", "reason"),
     [
-        ((), "no such order"),
         ((a_valid_order(ORDER), created(), paid(), reserved(), OrderDelivered(**base(), carrier="dhl")), "delivered"),
+        ((a_valid_order(ORDER), created(), paid(), reserved(), shipped()), "has shipped"),
         (
             (a_valid_order(ORDER), created(), PaymentFailed(**base(), amount=TOTAL, reason="card declined")),
             "payment failed (card declined)",
@@ -163,7 +169,7 @@ def test_a_cancellation_during_fulfillment_stops_the_slip_refunds_releases_and_e
             "out of stock",
         ),
     ],
-    ids=["unknown", "delivered", "payment-failed", "shortage"],
+    ids=["delivered", "shipped", "payment-failed", "shortage"],
 )
 def test_an_order_that_cannot_be_cancelled_is_rejected_with_its_reason(
     history: tuple[AvroRecord, ...], reason: str
@@ -176,6 +182,72 @@ def test_an_order_that_cannot_be_cancelled_is_rejected_with_its_reason(
     assert reason in rejected.reason
     assert rejected.cancel_event_id == command.event_id
     assert saga.saga.phase == Phase.REJECTED
+
+
+def test_a_cancellation_that_overtakes_its_order_waits_for_it_and_then_cancels_it() -> None:
+    saga = Saga()
+
+    waiting = saga.feed(cancel())
+    assert transition(waiting) == ("Idle", "AwaitingOrder")
+    [timer] = of_type(waiting, TimerScheduled)
+    assert (timer.due_at - timer.occurred_at).total_seconds() == POLICIES[Phase.AWAITING_ORDER].timeout_s
+    assert saga.feed(a_valid_order(ORDER)) == []  # placed: still waiting, for intake now
+    assert transition(saga.feed(created())) == ("AwaitingOrder", "AwaitingPayment")
+    assert transition(saga.feed(paid())) == ("AwaitingPayment", "AwaitingInventory")
+    assert of_type(saga.feed(reserved()), StopFulfillment)
+
+
+def test_a_cancellation_whose_order_never_comes_is_refused_as_unknown_after_the_wait() -> None:
+    saga = Saga()
+    command = cancel()
+    saga.feed(command)
+
+    [rejected] = of_type(saga.fire_timer(), OrderCancellationRejected)
+
+    assert (rejected.reason, rejected.code, rejected.cancel_event_id) == (
+        "no such order",
+        "unknown-order",
+        command.event_id,
+    )
+    assert saga.saga.phase == Phase.REJECTED
+
+
+def test_the_wait_for_an_order_is_configured_through_the_handler() -> None:
+    state = DictState()
+    emitted = processor.handle(cancel(), state, step_policies=policies(5.0))
+    [timer] = [emit.record for emit in emitted if isinstance(emit.record, TimerScheduled)]
+    assert (timer.due_at - timer.occurred_at).total_seconds() == 5.0
+
+
+def test_a_stop_that_loses_the_race_to_shipping_refuses_the_cancellation_and_refunds_nothing() -> None:
+    saga = Saga(a_valid_order(ORDER), created(), paid(), reserved(), cancel())
+
+    outcome = saga.feed(shipped())
+
+    [rejected] = of_type(outcome, OrderCancellationRejected)
+    assert rejected.code == "shipped"
+    assert of_type(outcome, RefundPayment) == [] and of_type(outcome, ReleaseInventory) == []
+
+
+def test_a_rejection_that_answers_a_reused_order_id_teaches_the_saga_nothing() -> None:
+    saga = Saga(a_valid_order(ORDER), created())
+    duplicate = OrderRejected(**base(), reasons=["order id already used"], codes=["duplicate-order-id"])
+
+    assert saga.feed(duplicate) == []
+    assert transition(saga.feed(cancel())) == ("Idle", "AwaitingPayment")
+
+
+def test_a_second_request_during_a_cancellation_that_is_refused_gets_the_same_refusal() -> None:
+    saga = Saga(a_valid_order(ORDER), created(), paid(), reserved())
+    first, second = cancel(), cancel()
+    saga.feed(first)
+    assert of_type(saga.feed(second), OrderCancellationRejected) == []  # not yet: the first is under way
+
+    outcome = saga.feed(RoutingSlipCompleted(**base(), tracking_number=uuid.uuid4(), duration_ms=10))
+
+    refusals = of_type(outcome, OrderCancellationRejected)
+    assert {refusal.cancel_event_id for refusal in refusals} == {first.event_id, second.event_id}
+    assert {(refusal.reason, refusal.code) for refusal in refusals} == {("the order was delivered", "delivered")}
 
 
 def test_a_cancellation_before_payment_waits_for_each_decision_then_stops_fulfillment() -> None:
@@ -214,13 +286,16 @@ def test_duplicates_and_second_requests_never_refund_twice() -> None:
     [refund] = of_type(saga.last, RefundPayment)
 
     assert saga.feed(command) == []  # the same command redelivered
-    [busy] = of_type(saga.feed(cancel()), OrderCancellationRejected)  # another request meanwhile
-    assert busy.reason == "the order is already being cancelled"
+    meanwhile = cancel()
+    assert of_type(saga.feed(meanwhile), OrderCancellationRejected) == []  # answered when the first ends
     assert saga.feed(slip_faulted()) == []  # the slip's outcome again, under a new id: no news
     reply = refunded(3000, request_id=str(refund.event_id))
     assert of_type(saga.feed(reply), ReleaseInventory)
     assert saga.feed(reply) == []  # the refund reported twice
-    saga.feed(released())
+    ended = saga.feed(released())
+    assert len(of_type(ended, OrderCancelled)) == 1
+    [answer] = of_type(ended, OrderCancellationRejected)
+    assert (answer.cancel_event_id, answer.code) == (meanwhile.event_id, "already-cancelled")
     [again] = of_type(saga.feed(cancel()), OrderCancellationRejected)
     assert again.reason == "the order is already cancelled"
     assert processor.FACTS.load(saga.state).refunded_minor == 3000  # type: ignore[union-attr]
@@ -279,10 +354,9 @@ def test_a_slip_that_cannot_be_undone_fails_the_saga_until_resumed_and_retried()
 def test_a_cancellation_of_an_order_still_in_intake_is_rejected_when_intake_never_decides() -> None:
     saga = Saga(a_valid_order(ORDER), cancel())
 
-    saga.fire_timer()  # the first timeout waits once more
     [rejected] = of_type(saga.fire_timer(), OrderCancellationRejected)
 
-    assert "intake never decided" in rejected.reason
+    assert "intake never decided" in rejected.reason and rejected.code == "never-decided"
 
 
 def test_every_active_state_has_a_timeout_and_every_state_is_reachable() -> None:

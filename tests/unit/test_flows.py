@@ -19,6 +19,7 @@ from schemas.models import (
     InventoryReserved,
     InventoryShortage,
     NotificationSent,
+    OrderCancellationRejected,
     OrderCancelled,
     OrderCreated,
     OrderDelivered,
@@ -58,6 +59,12 @@ def stock(runner: InProcessRunner, levels: dict[str, int]) -> None:
 
 def place(runner: InProcessRunner, order: PlaceOrder) -> None:
     runner.send(Emit(ORDERS_COMMANDS, order.order_id, order))
+
+
+def cancel(runner: InProcessRunner, order_id: str) -> CancelOrder:
+    command = CancelOrder(event_id=uuid.uuid4(), order_id=order_id, occurred_at=utc_now(), reason="changed mind")
+    runner.send(Emit(ORDERS_COMMANDS, order_id, command))
+    return command
 
 
 def kinds(runner: InProcessRunner, order_id: str) -> list[str]:
@@ -139,3 +146,54 @@ def test_a_cancellation_during_fulfillment_stops_the_slip_refunds_and_releases(r
     assert runner.records(RoutingSlipActivityCompensated, order.order_id), "what was done is undone"
     assert runner.records(StockLevel)[-1].available == 5
     assert "ORDER_CANCELLED" in {record.kind.value for record in runner.records(NotificationSent, order.order_id)}
+
+
+def test_a_cancellation_that_overtakes_its_order_cancels_it_once_it_comes(runner: InProcessRunner) -> None:
+    order = order_of("cancel-first", {"SKU-MUG-01": 2})
+    stock(runner, {"SKU-MUG-01": 5})
+
+    cancel(runner, order.order_id)
+    runner.run()
+    place(runner, order)
+    runner.run()
+
+    assert len(runner.records(OrderCancelled, order.order_id)) == 1
+    assert runner.records(OrderCancellationRejected, order.order_id) == []
+    [created] = runner.records(OrderCreated, order.order_id)
+    refunded = runner.records(PaymentRefunded, order.order_id)
+    assert sum(refund.amount.amount_minor for refund in refunded) == created.total.amount_minor
+    assert runner.records(OrderShipped, order.order_id) == []
+    assert runner.records(StockLevel)[-1].available == 5
+
+
+def test_a_stop_that_reaches_the_slip_after_shipping_is_refused_and_the_order_delivered(
+    runner: InProcessRunner,
+) -> None:
+    order = order_of("cancel-shipped", {"SKU-MUG-01": 2})
+    stock(runner, {"SKU-MUG-01": 5})
+    place(runner, order)
+    runner.run(until=lambda delivered: isinstance(delivered.record, OrderShipped))
+
+    command = cancel(runner, order.order_id)
+    runner.run()
+
+    [refused] = runner.records(OrderCancellationRejected, order.order_id)
+    assert (refused.cancel_event_id, refused.code) == (command.event_id, "shipped")
+    assert len(runner.records(OrderDelivered, order.order_id)) == 1
+    assert runner.records(PaymentRefunded, order.order_id) == []
+    assert runner.records(RoutingSlipActivityCompensated, order.order_id) == []
+    assert runner.records(StockLevel)[-1].available == 3
+
+
+def test_a_cancellation_after_delivery_is_refused_and_the_slip_completes_once(runner: InProcessRunner) -> None:
+    order = order_of("cancel-late", {"SKU-MUG-01": 1})
+    stock(runner, {"SKU-MUG-01": 5})
+    place(runner, order)
+    runner.run()
+
+    cancel(runner, order.order_id)
+    runner.run()
+
+    [refused] = runner.records(OrderCancellationRejected, order.order_id)
+    assert refused.code == "delivered"
+    assert len(runner.records(RoutingSlipCompleted, order.order_id)) == 1
