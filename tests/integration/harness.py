@@ -19,6 +19,10 @@ from schemas.models import AvroRecord
 from schemas.serde import RecordCodec
 from topology.settings import Settings
 
+# A cancellation of an order that never comes is refused after this wait (60 s by default): shorter here, so
+# that the tests of unknown orders finish soon.
+TEST_SETTINGS = {"OMS_CANCEL_WAITS_FOR_ORDER_S": "5"}
+
 
 @dataclass
 class Processes:
@@ -34,7 +38,7 @@ class Processes:
                 [sys.executable, "-m", "ops.cli", "run", name],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "OMS_INSTANCE_ID": instance, "OMS_LOG_LEVEL": "INFO"},
+                env={**os.environ, **TEST_SETTINGS, "OMS_INSTANCE_ID": instance, "OMS_LOG_LEVEL": "INFO"},
             )
 
     def kill(self, name: str, instance: str = "0") -> None:

@@ -23,6 +23,8 @@ from schemas.models import (
     NotificationSent,
     OrderCancellationRejected,
     OrderCancelled,
+    OrderDelivered,
+    OrderShipped,
     PaymentRefunded,
     PlaceOrder,
     SagaTransitioned,
@@ -95,6 +97,7 @@ def assert_cancelled_and_balanced(settings: Settings, watcher: Watcher, order_id
     assert returned == gateway.approved_total(order_id), "each refund once"
     assert cancelled.refunded is None or cancelled.refunded.amount_minor == returned
     assert FulfillmentLedger(default_fulfillment_ledger(settings)).outstanding(order_id) == [], "fulfillment undone"
+    assert of_type(watcher, order_id, OrderShipped) == [], "shipped is the line: a cancelled order never shipped"
     watcher.wait_until(lambda _: bool(cancellation_notices(watcher, order_id)), what="the customer told")
     assert len(cancellation_notices(watcher, order_id)) == 1, "the customer told once"
     assert path(watcher, order_id)[-1] == "Cancelled"
@@ -192,11 +195,23 @@ def test_a_cancellation_at_every_stage_ends_right_and_money_and_stock_balance(
         decided = outcome(watcher.seen, order_id)
         if isinstance(decided, OrderCancelled):
             assert_cancelled_and_balanced(settings, watcher, order_id)
-        else:  # a slip may finish before the stop reaches it: then the order is delivered and stays paid
-            assert isinstance(decided, OrderCancellationRejected) and decided.reason == "the order was delivered"
-            assert of_type(watcher, order_id, PaymentRefunded) == []
+        else:  # past shipping (the slip may get there before the stop): the order is delivered and stays paid
+            assert isinstance(decided, OrderCancellationRejected) and decided.code in ("shipped", "delivered")
+            assert_refused_and_delivered(settings, watcher, order_id)
             kept += 1
     assert read_stock(settings)[SKU] == 20 - kept, "every cancelled order's stock is back"
+    shipped_then_cancelled = late[list(DURING_FULFILLMENT).index("shipped")]
+    assert not isinstance(outcome(watcher.seen, shipped_then_cancelled), OrderCancelled), "cancelled after shipping"
+
+
+def assert_refused_and_delivered(settings: Settings, watcher: Watcher, order_id: str) -> None:
+    """A refused cancellation changed nothing: the order is delivered, paid, and the customer told so."""
+    watcher.wait_until(lambda _: bool(of_type(watcher, order_id, OrderDelivered)), what=f"{order_id} delivered")
+    assert of_type(watcher, order_id, PaymentRefunded) == []
+    gateway = SimulatedPaymentGateway(default_ledger_path(settings))
+    assert gateway.out_of_pocket(order_id) == gateway.approved_total(order_id) > 0
+    told = {notice.kind for notice in of_type(watcher, order_id, NotificationSent)}
+    assert NotificationKind.ORDER_SHIPPED in told and NotificationKind.ORDER_CANCELLED not in told
 
 
 def test_a_cancellation_while_the_slip_runs_stops_it_and_compensates_what_it_did(
@@ -225,6 +240,43 @@ def test_a_cancellation_while_the_slip_runs_stops_it_and_compensates_what_it_did
     assert slip[-3:] == ["RoutingSlipActivityCompleted", "RoutingSlipActivityCompensated", "RoutingSlipFaulted"]
     assert_cancelled_and_balanced(settings, watcher, placed.order_id)
     assert read_stock(settings)[SKU] == 5
+
+
+def test_a_cancellation_that_overtakes_its_order_waits_for_it_and_cancels_it_with_nothing_kept(
+    settings: Settings, watcher: Watcher
+) -> None:
+    placed = tee_order("cancel-first")
+    set_stock_and_wait(settings, watcher, {SKU: 5})
+    cancel(settings, placed.order_id)
+    watcher.wait_until(lambda _: path(watcher, placed.order_id) == ["Idle", "AwaitingOrder"], what="the saga waiting")
+
+    produce_orders(settings, [placed], progress=False)
+    wait_for_outcomes(watcher, [placed.order_id])
+
+    assert isinstance(outcome(watcher.seen, placed.order_id), OrderCancelled)
+    assert_cancelled_and_balanced(settings, watcher, placed.order_id)
+    assert read_stock(settings)[SKU] == 5
+
+
+def test_a_second_cancellation_is_answered_with_the_first_s_outcome_once_it_is_known(
+    settings: Settings, pipeline: Processes, admin: AdminClient, watcher: Watcher
+) -> None:
+    placed = tee_order("cancel-two-requests")
+    set_stock_and_wait(settings, watcher, {SKU: 5})
+    first, second = cancel_order(placed.order_id, "changed my mind"), cancel_order(placed.order_id, "really")
+    with activities_held_back(pipeline, admin):
+        produce_orders(settings, [placed], progress=False)
+        produce_records(settings, ORDERS_COMMANDS, [(placed.order_id, first), (placed.order_id, second)])
+        stopping(watcher, [placed.order_id])
+    watcher.wait_until(
+        lambda _: len(of_type(watcher, placed.order_id, OrderCancellationRejected)) == 1, what="the second answered"
+    )
+
+    answers = [s.record for s in watcher.for_order(placed.order_id) if isinstance(s.record, OUTCOMES)]
+    assert [type(answer) for answer in answers] == [OrderCancelled, OrderCancellationRejected], "cancelled, then told"
+    [refused] = of_type(watcher, placed.order_id, OrderCancellationRejected)
+    assert (refused.cancel_event_id, refused.code) == (second.event_id, "already-cancelled")
+    assert_cancelled_and_balanced(settings, watcher, placed.order_id)
 
 
 def test_unknown_and_twice_cancelled_orders_are_rejected_and_duplicates_refund_once(
