@@ -59,6 +59,7 @@ from ops.stock import set_stock
 from ops.supervisor import Child
 from ops.tables import assign_from_now
 from processors.adapters.catalog import OUT_OF_STOCK_SKU
+from processors.intake import is_duplicate_id_rejection_message
 from processors.runtime.app import make_application
 from processors.runtime.cloudevents import header
 from processors.services import SERVICES
@@ -77,7 +78,8 @@ from topology.topics import (
 )
 
 BENCH_DIR = PROJECT_ROOT / ".bench"
-# An order's last event: rejected, not paid, short of stock, or its routing slip ended.
+# An order's last event: rejected, not paid, short of stock, or its routing slip ended. A rejection coded
+# duplicate-order-id answers another command under the order's id, and is no order's outcome.
 OUTCOME_TYPES = {
     "oms.OrderRejected",
     "oms.PaymentFailed",
@@ -265,7 +267,7 @@ class OutcomeClock:
                     continue
                 headers = message.headers()
                 kind = header(headers, "ce_type")
-                if kind in self.types:
+                if kind in self.types and not is_duplicate_id_rejection_message(headers):
                     order_id = header(headers, "ce_subject") or ""
                     if order_id not in self.seen_at_ms:
                         self.seen_at_ms[order_id] = time.time_ns() // 1_000_000

@@ -15,6 +15,7 @@ from ops.stock import set_stock
 from ops.supervisor import Supervisor
 from ops.tables import assign_from_now
 from processors.adapters.catalog import DEMO_STOCK
+from processors.intake import is_duplicate_id_rejection_message
 from processors.runtime.cloudevents import header
 from processors.services import SERVICES
 from topology.settings import Settings
@@ -44,6 +45,7 @@ TALLIED = (
     ("cancel rejected", "oms.OrderCancellationRejected"),
     ("notified", "oms.NotificationSent"),
 )
+DUPLICATE_IDS = "duplicate ids answered"
 
 
 class Tally:
@@ -62,11 +64,15 @@ class Tally:
                 continue
             if message.topic() in self._dead_letter_topics:
                 self.counts["dead letters"] += 1
+            elif is_duplicate_id_rejection_message(message.headers()):
+                self.counts[DUPLICATE_IDS] += 1  # an answer to a second PlaceOrder; its order was counted once
             else:
                 self.counts[header(message.headers(), "ce_type") or "?"] += 1
 
     def line(self, produced: int) -> str:
         parts = [f"{label} {self.counts[event_type]}" for label, event_type in TALLIED]
+        if self.counts[DUPLICATE_IDS]:
+            parts.append(f"{DUPLICATE_IDS} {self.counts[DUPLICATE_IDS]}")
         return f"orders {produced} | " + " | ".join(parts) + f" | dead letters {self.counts['dead letters']}"
 
     def close(self) -> None:

@@ -6,7 +6,7 @@ seeded by prefix and seed, so two runs with different prefixes never share an id
 
 What each label promises, and the conditions under which it is certain:
 
-- `rejected`: the command breaks at least one rule of `processors.intake.validate`; every other label's
+- `rejected`: the command breaks at least one rule of `processors.intake_rules.validate`; every other label's
   command passes it.
 - `payment-failed`: valid, and one tender is refused by the payment simulator (`tok_declined...`,
   `tok_nofunds...`, `gc_empty...`); earlier tenders of the order are voided.
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 from processors.adapters.catalog import CURRENCY, OUT_OF_STOCK_SKU, PRODUCTS_BY_SKU, plentiful_skus, scarce_skus
-from processors.intake import MAX_LINES, MAX_ORDER_TOTAL_MINOR, MAX_QUANTITY_PER_LINE, MAX_TENDERS
+from processors.intake_rules import MAX_LINES, MAX_ORDER_TOTAL_MINOR, MAX_QUANTITY_PER_LINE, MAX_TENDERS
 from processors.runtime.records import utc_now
 from schemas.models import Address, Money, OrderLine, PaymentMethod, PlaceOrder, ShippingPriority, Tender
 
@@ -465,6 +465,7 @@ _CORRUPTIONS: Mapping[str, Corruption] = {
     "blank-customer": lambda rng, order: order.model_copy(update={"customer_id": "  "}),
     "bad-country": lambda rng, order: _with_address(order, country=rng.choice(("Germany", "de", "DEU", ""))),
     "blank-recipient": lambda rng, order: _with_address(order, recipient=" "),
+    "unknown-sku": lambda rng, order: _first_line_changed(order, sku=f"SKU-NOSUCH-{rng.randint(10, 99)}"),
 }
 
 

@@ -1,138 +1,115 @@
-"""Order intake, the first step of the choreography: a valid `PlaceOrder` becomes `OrderCreated`,
-an invalid one `OrderRejected` with every reason; a repeated `PlaceOrder` for an existing order changes
-nothing."""
+"""Order intake, the first step of the choreography: a valid `PlaceOrder` becomes `OrderCreated`, an invalid
+one `OrderRejected` with every reason (`processors.intake_rules`).
+
+One order per id: intake remembers, per order id, the first command's outcome and a fingerprint of its
+content. A later `PlaceOrder` for the id is always answered: with the first answer again, the very same
+record, when its content is the same (a producer retrying with a new event id); with `OrderRejected` coded
+`duplicate-order-id` when it differs, whatever the first outcome was. The very same command again (same
+event id: a replay) emits nothing.
+"""
 
 from __future__ import annotations
 
 import datetime
-from collections import Counter
-from typing import Annotated, Literal
+import hashlib
+import json
+import re
+import uuid
+from collections.abc import Sequence
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel
 from quixstreams import State
 
-from processors.runtime.records import Emit, derive_event_id, utc_now
+from processors.intake_rules import EMAIL_PATTERN, Reason, RejectionCode, order_total, validate
+from processors.runtime.cloudevents import header, type_of
+from processors.runtime.records import Emit, Headers, derive_event_id, utc_now
 from processors.runtime.spec import ProcessorSpec, Stream
 from processors.runtime.stage import with_message
 from processors.runtime.state import StateSlot
-from schemas.models import AvroRecord, Money, OrderCreated, OrderRejected, PlaceOrder
+from schemas.models import AvroRecord, OrderCreated, OrderRejected, PlaceOrder
 from topology.topics import ORDERS_COMMANDS, ORDERS_EVENTS
 
 PROCESSOR = "oms.intake"
-MAX_LINES = 100
-MAX_QUANTITY_PER_LINE = 1_000
-MAX_TENDERS = 5
-MAX_ORDER_TOTAL_MINOR = 10_000_000
-
-NonBlank = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+DUPLICATE_ORDER_ID = RejectionCode.DUPLICATE_ORDER_ID.value
+# An OrderRejected's codes, comma-separated, for consumers that count records without decoding them.
+REJECTION_CODES_HEADER = "oms-rejection-codes"
+DUPLICATE_ORDER_ID_TEXT = "duplicate order id: an order with this id was placed before with other content"
 
 
-class _Rules(BaseModel):
-    """Limits on a PlaceOrder's fields; cross-field rules are in `cross_field_reasons`."""
-
-    model_config = ConfigDict(extra="ignore")
-
-
-class _MoneyRules(_Rules):
-    amount_minor: int = Field(gt=0)
-    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+def is_duplicate_id_rejection(record: AvroRecord) -> bool:
+    """An answer to a second `PlaceOrder` for a used order id: it says nothing of the order holding the id."""
+    return isinstance(record, OrderRejected) and DUPLICATE_ORDER_ID in record.codes
 
 
-class _LineRules(_Rules):
-    sku: NonBlank
-    quantity: int = Field(gt=0, le=MAX_QUANTITY_PER_LINE)
-    unit_price: _MoneyRules
-
-
-class _AddressRules(_Rules):
-    recipient: NonBlank
-    line1: NonBlank
-    city: NonBlank
-    postal_code: NonBlank
-    country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
-
-
-class _TenderRules(_Rules):
-    token: NonBlank
-    amount: _MoneyRules
-
-
-class PlaceOrderRules(_Rules):
-    order_id: NonBlank
-    customer_id: NonBlank
-    customer_email: Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
-    lines: list[_LineRules] = Field(min_length=1, max_length=MAX_LINES)
-    shipping_address: _AddressRules
-    tenders: list[_TenderRules] = Field(min_length=1, max_length=MAX_TENDERS)
-
-
-def validate(command: PlaceOrder) -> list[str]:
-    """Every reason the order cannot be accepted; empty when it can."""
-    reasons = []
-    try:
-        PlaceOrderRules.model_validate(command.model_dump())
-    except ValidationError as error:
-        reasons += [f"{_location(detail['loc'])}: {detail['msg']}" for detail in error.errors()]
-    return reasons + cross_field_reasons(command)
-
-
-def cross_field_reasons(command: PlaceOrder) -> list[str]:
-    reasons = []
-    currencies = {line.unit_price.currency for line in command.lines} | {t.amount.currency for t in command.tenders}
-    if len(currencies) > 1:
-        reasons.append(f"currency: lines and tenders must use one currency, found {', '.join(sorted(currencies))}")
-    total = order_total(command)
-    paid = sum(tender.amount.amount_minor for tender in command.tenders)
-    if paid != total.amount_minor:
-        reasons.append(f"tenders: amounts sum to {paid}, the order totals {total.amount_minor}")
-    if total.amount_minor > MAX_ORDER_TOTAL_MINOR:
-        reasons.append(f"total: {total.amount_minor} is above the limit of {MAX_ORDER_TOTAL_MINOR}")
-    return reasons
-
-
-def order_total(command: PlaceOrder) -> Money:
-    currency = Counter(line.unit_price.currency for line in command.lines).most_common(1)
-    return Money(
-        amount_minor=sum(line.quantity * line.unit_price.amount_minor for line in command.lines),
-        currency=currency[0][0] if currency else "",
-    )
-
-
-def _location(location: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in location:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
-    return text
+def is_duplicate_id_rejection_message(headers: Sequence[tuple[str, bytes]] | None) -> bool:
+    """`is_duplicate_id_rejection` from a message's headers alone."""
+    codes = header(headers, REJECTION_CODES_HEADER) or ""
+    return header(headers, "ce_type") == type_of(OrderRejected.AVRO_NAME) and DUPLICATE_ORDER_ID in codes.split(",")
 
 
 class IntakeState(BaseModel):
-    """What intake remembers per order id."""
+    """What intake remembers per order id: the first command's outcome, and what repeating its answer needs.
+
+    Entries kept before fingerprints have only `outcome` and `command_event_id`; any other command for their
+    id is then answered as a duplicate, since its content cannot be compared."""
 
     outcome: Literal["created", "rejected"]
     command_event_id: str
+    fingerprint: str | None = None
+    answered_at: datetime.datetime | None = None
+    reasons: list[str] = []
+    codes: list[str] = []
+
+
+def fingerprint(command: PlaceOrder) -> str:
+    """The command's content: every field but its event id and time, as the sha256 of a canonical JSON."""
+    content = command.model_dump(mode="json", exclude={"event_id", "occurred_at"})
+    return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def decide(
     state: IntakeState | None, command: PlaceOrder, now: datetime.datetime
 ) -> tuple[IntakeState | None, list[Emit]]:
-    if state is not None and (state.outcome == "created" or state.command_event_id == str(command.event_id)):
-        return state, []  # the order exists, or this very command was already judged
+    if state is None:
+        return judge(command, now)
+    if state.command_event_id == str(command.event_id):
+        return state, []  # this very command, judged before
+    if state.fingerprint == fingerprint(command) and state.answered_at is not None:
+        return state, [first_answer(state, command)]
+    return state, [rejected(command, [Reason(RejectionCode.DUPLICATE_ORDER_ID, DUPLICATE_ORDER_ID_TEXT)], now)]
+
+
+def judge(command: PlaceOrder, now: datetime.datetime) -> tuple[IntakeState, list[Emit]]:
+    """The first command for an order id: created, or rejected with every reason."""
     reasons = validate(command)
-    if reasons:
-        rejected = OrderRejected(
-            event_id=derive_event_id(command.event_id, "rejected"),
-            order_id=command.order_id,
-            occurred_at=now,
-            customer_id=command.customer_id or None,
-            reasons=reasons,
-        )
-        return IntakeState(outcome="rejected", command_event_id=str(command.event_id)), [
-            Emit(ORDERS_EVENTS, command.order_id, rejected)
-        ]
-    created = OrderCreated(
-        event_id=derive_event_id(command.event_id, "created"),
+    answer = rejected(command, reasons, now) if reasons else created(command, command.event_id, now)
+    judged = IntakeState(
+        outcome="rejected" if reasons else "created",
+        command_event_id=str(command.event_id),
+        fingerprint=fingerprint(command),
+        answered_at=now,
+        reasons=[reason.text for reason in reasons],
+        codes=[reason.code.value for reason in reasons],
+    )
+    return judged, [answer]
+
+
+def first_answer(state: IntakeState, command: PlaceOrder) -> Emit:
+    """The answer to the id's first command, the same record again: same event id, time and content."""
+    assert state.answered_at is not None
+    first_command = uuid.UUID(state.command_event_id)
+    if state.outcome == "created":
+        return created(command, first_command, state.answered_at)
+    reasons = [Reason(RejectionCode(code), text) for code, text in zip(state.codes, state.reasons, strict=True)]
+    return rejected(command.model_copy(update={"event_id": first_command}), reasons, state.answered_at)
+
+
+def created(command: PlaceOrder, command_event_id: uuid.UUID, at: datetime.datetime) -> Emit:
+    order = OrderCreated(
+        event_id=derive_event_id(command_event_id, "created"),
         order_id=command.order_id,
-        occurred_at=now,
+        occurred_at=at,
         customer_id=command.customer_id,
         customer_email=command.customer_email,
         lines=command.lines,
@@ -142,9 +119,27 @@ def decide(
         priority=command.priority,
         is_gift=command.is_gift,
     )
-    return IntakeState(outcome="created", command_event_id=str(command.event_id)), [
-        Emit(ORDERS_EVENTS, command.order_id, created)
-    ]
+    return Emit(ORDERS_EVENTS, command.order_id, order)
+
+
+def rejected(command: PlaceOrder, reasons: Sequence[Reason], at: datetime.datetime) -> Emit:
+    codes = [reason.code.value for reason in reasons]
+    rejection = OrderRejected(
+        event_id=derive_event_id(command.event_id, "rejected"),
+        order_id=command.order_id,
+        occurred_at=at,
+        customer_id=command.customer_id or None,
+        reasons=[reason.text for reason in reasons],
+        codes=codes,
+        customer_email=command.customer_email if is_email(command.customer_email) else None,
+        command_event_id=command.event_id,
+    )
+    headers: Headers = ((REJECTION_CODES_HEADER, ",".join(codes).encode()),)
+    return Emit(ORDERS_EVENTS, command.order_id, rejection, headers=headers)
+
+
+def is_email(text: str) -> bool:
+    return re.fullmatch(EMAIL_PATTERN, text) is not None
 
 
 ORDER = StateSlot("order", IntakeState)
@@ -164,5 +159,5 @@ SPEC = ProcessorSpec(
     group=PROCESSOR,
     streams=(Stream((ORDERS_COMMANDS,), lambda settings, registry: with_message(handle), handles=(PlaceOrder,)),),
     outputs=(ORDERS_EVENTS,),
-    state="order id: created or rejected, by which command",
+    state="order id: the first command's outcome, fingerprint and answer",
 )

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from processors.intake import is_duplicate_id_rejection
 from schemas.models import (
     AvroRecord,
     InventoryReleased,
@@ -30,9 +31,6 @@ from schemas.models import (
     RoutingSlipTerminated,
     StockLine,
 )
-
-# Intake's code for a PlaceOrder that reused an order id.
-DUPLICATE_ORDER_ID = "duplicate-order-id"
 
 SlipOutcome = Literal["completed", "faulted", "terminated", "compensation_failed"]
 FINAL_SLIP_OUTCOMES = ("completed", "faulted", "terminated")
@@ -93,7 +91,7 @@ def learned(facts: OrderFacts, record: AvroRecord) -> dict[str, object]:
             return {"placed": True}
         case OrderCreated():
             return {"placed": True, "created": True}
-        case OrderRejected(codes=codes) if DUPLICATE_ORDER_ID in codes:
+        case OrderRejected() if is_duplicate_id_rejection(record):
             return {}  # answers a second PlaceOrder with this id; the order holding it is another's
         case OrderRejected(reasons=reasons):
             return {"placed": True, "rejected": "; ".join(reasons)}

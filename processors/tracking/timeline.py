@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from processors.intake import is_duplicate_id_rejection
 from processors.runtime.records import derive_event_id
 from processors.sagas.cancellation import Phase
 from schemas.models import (
@@ -58,6 +59,7 @@ SAGA_OVER = (Phase.CANCELLED, Phase.REJECTED, Phase.FAILED)
 # How the saga's last step ends on the timeline, by the saga's final phase.
 SAGA_ENDINGS: dict[str, str] = {Phase.CANCELLED: COMPLETED, Phase.REJECTED: COMPLETED, Phase.FAILED: FAILED}
 SEEN_KEPT = 200  # event ids remembered per order, newest last
+DUPLICATE_ID_ANSWERED = "duplicate order id answered"
 
 
 def new_timeline(order_id: str, at: datetime.datetime) -> OrderTimeline:
@@ -219,6 +221,10 @@ def created(view: Draft, record: OrderCreated) -> None:
 
 
 def rejected(view: Draft, record: OrderRejected) -> None:
+    if is_duplicate_id_rejection(record):
+        # The answer to another PlaceOrder under this id: noted, while the order holding the id goes on as it was.
+        view.end(CHOREOGRAPHY, DUPLICATE_ID_ANSWERED, COMPLETED, record.occurred_at, error="; ".join(record.reasons))
+        return
     view.end(CHOREOGRAPHY, "intake", FAILED, record.occurred_at, error="; ".join(record.reasons))
     view.set(outcome="rejected")
 

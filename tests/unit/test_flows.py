@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from processors.adapters.payment_gateway import SimulatedPaymentGateway, default_ledger_path
+from processors.intake import DUPLICATE_ORDER_ID, REJECTION_CODES_HEADER
 from processors.runtime.inprocess import InProcessRunner
 from processors.runtime.records import Emit, utc_now
 from processors.services import STREAM_PROCESSORS
@@ -23,6 +25,7 @@ from schemas.models import (
     OrderCancelled,
     OrderCreated,
     OrderDelivered,
+    OrderRejected,
     OrderShipped,
     PaymentProcessed,
     PaymentRefunded,
@@ -43,6 +46,12 @@ from topology.topics import INVENTORY_STOCK, ORDERS_COMMANDS
 @pytest.fixture
 def runner(tmp_path: Path) -> InProcessRunner:
     return InProcessRunner(STREAM_PROCESSORS, Settings(run_dir=tmp_path))
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> SimulatedPaymentGateway:
+    """The payment simulator's ledger the runner's payments write to."""
+    return SimulatedPaymentGateway(default_ledger_path(Settings(run_dir=tmp_path)))
 
 
 def stock(runner: InProcessRunner, levels: dict[str, int]) -> None:
@@ -197,3 +206,46 @@ def test_a_cancellation_after_delivery_is_refused_and_the_slip_completes_once(ru
     [refused] = runner.records(OrderCancellationRejected, order.order_id)
     assert refused.code == "delivered"
     assert len(runner.records(RoutingSlipCompleted, order.order_id)) == 1
+
+
+def test_an_order_id_used_again_is_answered_each_time_and_the_order_charged_once(
+    runner: InProcessRunner, gateway: SimulatedPaymentGateway
+) -> None:
+    order = order_of("twice", {"SKU-MUG-01": 2})
+    retried = order.model_copy(update={"event_id": uuid.uuid4(), "occurred_at": utc_now()})
+    other = order.model_copy(update={"event_id": uuid.uuid4(), "is_gift": True})
+    stock(runner, {"SKU-MUG-01": 5})
+
+    for command in (order, retried, other):
+        place(runner, command)
+    runner.run()
+
+    first, again = runner.records(OrderCreated, order.order_id)
+    assert again == first, "the first answer repeated, event id included"
+    [duplicate] = runner.records(OrderRejected, order.order_id)
+    assert duplicate.codes == [DUPLICATE_ORDER_ID] and duplicate.command_event_id == other.event_id
+    [message] = [d.outgoing for d in runner.log if d.record == duplicate]
+    assert (REJECTION_CODES_HEADER, DUPLICATE_ORDER_ID.encode()) in message.headers
+    assert len(runner.records(PaymentProcessed, order.order_id)) == 1
+    assert gateway.approved_total(order.order_id) == first.total.amount_minor
+    assert len(runner.records(OrderDelivered, order.order_id)) == 1
+    assert runner.records(StockLevel)[-1].available == 3, "reserved once"
+
+
+def test_an_unknown_sku_is_rejected_before_any_money_moves(
+    runner: InProcessRunner, gateway: SimulatedPaymentGateway
+) -> None:
+    known = order_of("nosuch", {"SKU-MUG-01": 1})
+    unknown = known.lines[0].model_copy(update={"sku": "SKU-NOSUCH-99"})
+    card = known.tenders[0].model_copy(
+        update={"amount": known.tenders[0].amount.model_copy(update={"amount_minor": 2 * 1290})}
+    )
+    order = known.model_copy(update={"lines": [*known.lines, unknown], "tenders": [card]})
+
+    place(runner, order)
+    runner.run()
+
+    [rejected] = runner.records(OrderRejected, order.order_id)
+    assert rejected.codes == ["unknown-sku"] and "SKU-NOSUCH-99" in rejected.reasons[0]
+    assert not {"OrderCreated", "PaymentProcessed", "PaymentFailed"} & set(kinds(runner, order.order_id))
+    assert gateway.charges(order.order_id) == []

@@ -6,7 +6,8 @@ import datetime
 import uuid
 from typing import Any
 
-from processors.tracking.timeline import fold, is_stuck
+from processors.intake import decide, is_duplicate_id_rejection
+from processors.tracking.timeline import DUPLICATE_ID_ANSWERED, fold, is_stuck
 from schemas.models import (
     AvroRecord,
     InventoryReserved,
@@ -182,3 +183,32 @@ def test_events_folded_out_of_order_give_the_same_steps_in_the_order_they_starte
 
     assert [s.name for s in shuffled.steps] == [s.name for s in in_order.steps]
     assert (shuffled.status, shuffled.slip) == (in_order.status, in_order.slip)
+
+
+def test_a_rejected_order_is_completed_with_its_reasons() -> None:
+    placed = a_valid_order(ORDER, customer_email="nope")
+    [answer] = decide(None, placed, NOW + datetime.timedelta(seconds=0.1))[1]
+
+    timeline = folded(placed, answer.record)
+
+    assert (timeline.status, timeline.outcome) == ("completed", "rejected")
+    [intake] = timeline.steps
+    assert (intake.name, intake.status, intake.error) == ("intake", "failed", "email address is not valid")
+
+
+def test_a_duplicate_order_id_is_noted_and_leaves_the_order_as_it_was() -> None:
+    first = happy_path()
+    second = a_valid_order(ORDER, customer_email="grace@example.com")
+    state, _ = decide(None, a_valid_order(ORDER), NOW)
+    [duplicate] = decide(state, second, NOW + datetime.timedelta(seconds=1))[1]
+    assert is_duplicate_id_rejection(duplicate.record)
+
+    in_flight = folded(*first)
+    noted = folded(*first, second, duplicate.record)
+    delivered = folded(*first, second, duplicate.record, OrderDelivered(**at(2), carrier="dhl"))
+
+    assert (noted.status, noted.outcome, noted.placed_at) == (in_flight.status, None, in_flight.placed_at)
+    [note] = [step for step in noted.steps if step.name == DUPLICATE_ID_ANSWERED]
+    assert note.status == "completed" and note.error is not None and note.error.startswith("duplicate order id")
+    assert [s for s in noted.steps if s.name != DUPLICATE_ID_ANSWERED] == in_flight.steps
+    assert (delivered.status, delivered.outcome) == ("completed", "delivered")
