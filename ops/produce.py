@@ -43,6 +43,8 @@ class ProduceReport:
     """The first few delivery errors, as librdkafka states them."""
     last_produced_at_ms: dict[str, int] = field(default_factory=dict)
     """Key -> epoch ms when its last record was handed to the producer (a cancellation after its order)."""
+    ends: dict[int, int] = field(default_factory=dict)
+    """Partition -> the offset after the last record delivered there: a group that committed it read them all."""
 
     @property
     def rate_per_s(self) -> float:
@@ -183,6 +185,7 @@ def produce_records(
         produced_at_ms=produced_at_ms,
         errors=tuple(deliveries.errors[:KEPT_ERRORS]),
         last_produced_at_ms=last_produced_at_ms,
+        ends=dict(deliveries.ends),
     )
     if report.failed:
         raise DeliveryFailed(report)
@@ -204,10 +207,13 @@ class _Deliveries:
 
     delivered: int = 0
     errors: list[str] = field(default_factory=list)
+    ends: dict[int, int] = field(default_factory=dict)
 
     def record(self, error: KafkaError | None, message: Message) -> None:
         if error is None:
             self.delivered += 1
+            partition, offset = message.partition(), message.offset()
+            self.ends[partition] = max(self.ends.get(partition, 0), offset + 1)
         elif len(self.errors) < KEPT_ERRORS:
             self.errors.append(f"{message.key()!r}: {error.str()}")
 

@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from confluent_kafka import Consumer
+from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from ops.replay import committed
 from ops.tables import assign_from_now
 from schemas.models import AvroRecord
 from schemas.serde import RecordCodec
@@ -104,3 +106,16 @@ class Watcher:
 
     def close(self) -> None:
         self._consumer.close()
+
+
+def wait_until_handled(
+    watcher: Watcher, admin: AdminClient, group: str, topic: str, ends: dict[int, int], timeout_s: float = 60
+) -> None:
+    """`group` has committed past every record of a produce whose `ProduceReport.ends` is `ends`: it has
+    handled them, and whatever they were going to cause has been published."""
+
+    def handled(_: list[Seen]) -> bool:
+        done = {tp.partition: tp.offset for tp in committed(admin, group) if tp.topic == topic}
+        return all(done.get(partition, 0) >= end for partition, end in ends.items())
+
+    watcher.wait_until(handled, timeout_s=timeout_s, what=f"{group} past what was produced to {topic}")
