@@ -12,7 +12,7 @@ import pytest
 from quixstreams import State
 
 from processors.adapters.notification_channel import FileNotificationChannel
-from processors.customer_messages import TEMPLATES, format_money, message_for
+from processors.customer_messages import REJECTION_REASONS, TEMPLATES, format_money, message_for
 from processors.notifications import (
     INPUTS,
     NOTIFICATIONS,
@@ -357,6 +357,15 @@ def test_nothing_before_the_payment_says_the_order_is_confirmed() -> None:
 )
 def test_money_is_written_in_its_currencys_major_unit(money: Money, text: str) -> None:
     assert format_money(money) == text
+
+
+def test_the_docs_show_every_template_and_phrase_as_it_is() -> None:
+    docs = (Path(__file__).parents[2] / "docs" / "choreography.md").read_text()
+
+    for (kind, _), template in TEMPLATES.items():
+        assert f"`{kind}` | {template} |" in docs, template
+    for code, phrase in REJECTION_REASONS.items():
+        assert f"| `{code}` | {phrase} |" in docs, code
 
 
 # Who is told what, and when.
