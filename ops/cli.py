@@ -19,6 +19,7 @@ from ops.maven import FetchError, pinned_versions
 from topology.settings import Settings, get_settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
+CANCEL_TIMED_OUT = 3  # `oms cancel --wait`'s exit status when no answer came in time (1 is a rejection)
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
@@ -231,9 +232,27 @@ def cmd_stock_show(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
     from ops.produce import produce_cancel
 
+    if args.wait:
+        return _cancel_and_wait(args, settings)
     command = produce_cancel(settings, args.order_id, args.reason)
     print(f"asked to cancel {command.order_id} (event id {command.event_id})")
     return 0
+
+
+def _cancel_and_wait(args: argparse.Namespace, settings: Settings) -> int:
+    from ops.cancel import cancel_and_wait
+
+    command, answer = cancel_and_wait(settings, args.order_id, args.reason, args.timeout)
+    print(f"asked to cancel {command.order_id} (event id {command.event_id})")
+    if answer is None:
+        print(
+            f"oms: no answer to the cancellation within {args.timeout:g}s; the saga may still decide it "
+            f"(`oms track {command.order_id}` shows where it stands)",
+            file=sys.stderr,
+        )
+        return CANCEL_TIMED_OUT
+    print("\n".join(answer.lines))
+    return 0 if answer.outcome == "cancelled" else 1
 
 
 def cmd_sagas_retry(args: argparse.Namespace, settings: Settings) -> int:
@@ -572,6 +591,19 @@ def build_parser() -> argparse.ArgumentParser:
     cancel = verb(verbs, "cancel", cmd_cancel, "ask for an order's cancellation (CancelOrder)")
     cancel.add_argument("order_id")
     cancel.add_argument("--reason", default="customer request", help="why (default: customer request)")
+    cancel.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait for the saga's answer and print it: exit 0 cancelled (with the refunds), 1 rejected, "
+        f"{CANCEL_TIMED_OUT} no answer in time",
+    )
+    cancel.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long --wait waits for the answer (default 60)",
+    )
 
     sagas_parser = verbs.add_parser(
         "sagas", help="orchestrated workflows", description="sagas: list them (the tracker's view), or act on one"

@@ -1,8 +1,13 @@
-"""Notifications: tell the customer what happened to their order, once per kind of news.
+"""Notifications: tell the customer what happened to their order, each piece of news once.
 
 Order, payment and inventory events are merged into one stream keyed by order id, so that one per-order
-state sees them all. Only `OrderCreated` carries the customer's address, and the topics are not ordered
-with each other, so news that arrives before it waits in that state until it does.
+state sees them all. Only `OrderCreated` carries the order's address, and the topics are not ordered with
+each other, so news that arrives before it waits in that state until it does. Most news is told once per
+order (the kind is remembered); answers to a command are told once per command: a refused cancellation per
+`CancelOrder`, a rejection per `PlaceOrder`. A rejection goes to the address on the rejection itself: the
+order it names may not exist, or (a duplicate order id) belong to someone else, whose order it leaves alone.
+
+What the customer reads is in `processors.customer_messages`.
 """
 
 from __future__ import annotations
@@ -10,7 +15,6 @@ from __future__ import annotations
 import datetime
 import functools
 import uuid
-from typing import Protocol, runtime_checkable
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from pydantic import BaseModel, ConfigDict
@@ -21,20 +25,25 @@ from processors.adapters.notification_channel import (
     NotificationChannel,
     notifications_file,
 )
+from processors.customer_messages import Notified, message_for
 from processors.runtime.records import Emit, derive_event_id, utc_now
 from processors.runtime.retries import RetryPolicy, retrying
 from processors.runtime.spec import ProcessorSpec, Stream
 from processors.runtime.stage import Handler, with_message
 from processors.runtime.state import StateSlot
 from schemas.models import (
-    RECORD_TYPES,
     AvroRecord,
     InventoryShortage,
-    Money,
     NotificationKind,
     NotificationSent,
+    OrderCancellationRejected,
+    OrderCancelled,
     OrderCreated,
+    OrderDelivered,
+    OrderRejected,
+    OrderShipped,
     PaymentFailed,
+    PaymentProcessed,
 )
 from topology.settings import Settings
 from topology.topics import INVENTORY_EVENTS, NOTIFICATIONS_EVENTS, ORDERS_EVENTS, PAYMENTS_EVENTS
@@ -44,34 +53,18 @@ PROCESSOR = "oms.notifications"
 CHANNEL_RETRY = RetryPolicy(attempts=4, first_delay_s=0.05, max_delay_s=1.0)
 INPUTS = (ORDERS_EVENTS, PAYMENTS_EVENTS, INVENTORY_EVENTS)
 
-# The records a customer hears about, by Avro full name; every other record is ignored. Names rather than
-# classes, so that records still to come on oms.orders.events are listed before their models exist.
-NOTIFIED_RECORDS: dict[str, NotificationKind] = {
-    OrderCreated.AVRO_NAME: NotificationKind.ORDER_CONFIRMED,
-    PaymentFailed.AVRO_NAME: NotificationKind.PAYMENT_FAILED,
-    InventoryShortage.AVRO_NAME: NotificationKind.OUT_OF_STOCK,
-    "oms.orders.OrderShipped": NotificationKind.ORDER_SHIPPED,
-    "oms.orders.OrderDelivered": NotificationKind.ORDER_DELIVERED,
-    "oms.orders.OrderCancelled": NotificationKind.ORDER_CANCELLED,
-}
-
-# Texts of the kinds whose records add no detail worth telling.
-PLAIN_TEXTS: dict[NotificationKind, str] = {
-    NotificationKind.ORDER_SHIPPED: "Your order {order_id} is on its way.",
-    NotificationKind.ORDER_DELIVERED: "Your order {order_id} has been delivered.",
-    NotificationKind.ORDER_CANCELLED: "Your order {order_id} has been cancelled.",
-}
-
-# ISO 4217 currencies whose minor unit is not a hundredth.
-MINOR_UNIT_DIGITS: dict[str, int] = {"JPY": 0, "KRW": 0, "ISK": 0, "BHD": 3, "KWD": 3, "OMR": 3, "TND": 3}
-
-
-@runtime_checkable
-class OrderEvent(Protocol):
-    """What every record a customer hears about carries."""
-
-    event_id: uuid.UUID
-    order_id: str
+# The records a customer hears about; every other record is ignored.
+NOTIFIED_RECORDS = (
+    OrderCreated,
+    PaymentProcessed,
+    PaymentFailed,
+    InventoryShortage,
+    OrderShipped,
+    OrderDelivered,
+    OrderCancelled,
+    OrderRejected,
+    OrderCancellationRejected,
+)
 
 
 class Notice(BaseModel):
@@ -83,6 +76,12 @@ class Notice(BaseModel):
     kind: NotificationKind
     text: str
     caused_by: uuid.UUID
+    answers: str | None = None  # the command it answers, for news told once per command rather than per order
+
+    @property
+    def subject(self) -> str:
+        """What is told once: the kind, or the kind's answer to one command."""
+        return f"{self.kind}/{self.answers}" if self.answers is not None else str(self.kind)
 
 
 class Notification(Notice):
@@ -94,81 +93,85 @@ class Notification(Notice):
 class NotificationsState(BaseModel):
     """What notifications remember per order id."""
 
-    recipient: str | None = None
-    told: dict[NotificationKind, datetime.datetime] = {}  # when each kind was sent
+    recipient: str | None = None  # from OrderCreated
+    told: dict[NotificationKind, datetime.datetime] = {}  # when each kind told once per order was sent
+    answered: dict[str, datetime.datetime] = {}  # when each answer to a command was sent, by `Notice.subject`
     waiting: list[Notice] = []  # for the recipient, until OrderCreated brings it
 
-    def knows(self, kind: NotificationKind) -> bool:
-        return kind in self.told or any(notice.kind == kind for notice in self.waiting)
+    def knows(self, notice: Notice) -> bool:
+        told = notice.kind in self.told if notice.answers is None else notice.subject in self.answered
+        return told or any(waiting.subject == notice.subject for waiting in self.waiting)
 
 
 def decide(
     state: NotificationsState | None, record: AvroRecord, now: datetime.datetime
 ) -> tuple[NotificationsState | None, list[Notification]]:
     """The notifications `record` calls for now, and what to remember for the order's next records."""
-    kind = NOTIFIED_RECORDS.get(record.AVRO_NAME)
-    if kind is None or not isinstance(record, OrderEvent):
+    if not isinstance(record, NOTIFIED_RECORDS):
         return state, []  # nothing a customer needs to hear
     current = state or NotificationsState()
-    if current.knows(kind):
-        return state, []  # a duplicate, a replay, or more of the same news: each kind is told once
-    notice = Notice(
-        order_id=record.order_id,
-        kind=kind,
-        text=text_for(record, kind),
-        caused_by=record.event_id,
-    )
+    notice = notice_for(record)
+    if current.knows(notice):
+        return state, []  # a duplicate, a replay, or more of the same news: each is told once
+    if isinstance(record, OrderRejected):
+        if record.customer_email is None:
+            return state, []  # nobody to tell
+        return _told(current, record.customer_email, [notice], now, keep_recipient=True)
+    if isinstance(record, OrderCreated):
+        if current.recipient is not None:
+            return state, []  # told when it first came (as ORDER_CONFIRMED, before the kind was split)
+        # The order's receipt leads, so that the customer hears of the order before what became of it.
+        return _told(current, record.customer_email, [notice, *current.waiting], now)
     if current.recipient is not None:
         return _told(current, current.recipient, [notice], now)
-    if isinstance(record, OrderCreated):
-        # The confirmation leads, so that the customer hears of the order before what became of it.
-        return _told(current, record.customer_email, [notice, *current.waiting], now)
     return current.model_copy(update={"waiting": [*current.waiting, notice]}), []
 
 
+def notice_for(record: Notified) -> Notice:
+    message = message_for(record)
+    return Notice(
+        order_id=record.order_id,
+        kind=message.kind,
+        text=message.text,
+        caused_by=record.event_id,
+        answers=answered_command(record),
+    )
+
+
+def answered_command(record: Notified) -> str | None:
+    """The command `record` answers, when each such command gets its own answer."""
+    if isinstance(record, OrderRejected):
+        return str(record.command_event_id or record.event_id)
+    if isinstance(record, OrderCancellationRejected):
+        return str(record.cancel_event_id)
+    return None
+
+
 def _told(
-    state: NotificationsState, recipient: str, notices: list[Notice], now: datetime.datetime
+    state: NotificationsState,
+    recipient: str,
+    notices: list[Notice],
+    now: datetime.datetime,
+    keep_recipient: bool = False,
 ) -> tuple[NotificationsState, list[Notification]]:
-    told = {**state.told, **{notice.kind: now for notice in notices}}
-    return NotificationsState(recipient=recipient, told=told, waiting=[]), [
-        Notification(**notice.model_dump(), recipient=recipient) for notice in notices
-    ]
-
-
-def text_for(record: OrderEvent, kind: NotificationKind) -> str:
-    """What the customer reads: the details of the records that have them, else the plain text of `kind`."""
-    match record:
-        case OrderCreated(lines=lines, total=total):
-            items = sum(line.quantity for line in lines)
-            return (
-                f"Your order {record.order_id} is confirmed: {items} item{'' if items == 1 else 's'}, "
-                f"{format_money(total)}."
-            )
-        case PaymentFailed(amount=amount, reason=reason):
-            return (
-                f"We could not take the payment of {format_money(amount)} for your order {record.order_id}: "
-                f"{reason}. Please check your payment details."
-            )
-        case InventoryShortage(short_lines=short_lines):
-            missing = ", ".join(
-                f"{line.sku} ({line.requested} ordered, {line.available} available)" for line in short_lines
-            )
-            return (
-                f"Sorry, we cannot fulfil your order {record.order_id}, not enough stock of {missing}. "
-                "Any payment taken will be refunded."
-            )
-    return PLAIN_TEXTS[kind].format(order_id=record.order_id)
-
-
-def format_money(money: Money) -> str:
-    """`25.00 EUR` for 2500 minor units of EUR."""
-    digits = MINOR_UNIT_DIGITS.get(money.currency, 2)
-    return f"{money.amount_minor / 10**digits:.{digits}f} {money.currency}"
+    """`keep_recipient`: the address is this notice's alone, not the order's."""
+    told = {**state.told, **{n.kind: now for n in notices if n.answers is None}}
+    answered = {**state.answered, **{n.subject: now for n in notices if n.answers is not None}}
+    sent = {n.subject for n in notices}
+    remembered = state.model_copy(
+        update={
+            "recipient": state.recipient if keep_recipient else recipient,
+            "told": told,
+            "answered": answered,
+            "waiting": [w for w in state.waiting if w.subject not in sent],
+        }
+    )
+    return remembered, [Notification(**notice.model_dump(), recipient=recipient) for notice in notices]
 
 
 def idempotency_key(notification: Notification) -> str:
-    """One per order and kind, so that the channel tells each kind once, even when asked again."""
-    return f"{notification.order_id}/{notification.kind}"
+    """One per order and subject, so that the channel tells each once, even when asked again."""
+    return f"{notification.order_id}/{notification.subject}"
 
 
 NOTIFICATIONS = StateSlot("notifications", NotificationsState)
@@ -218,11 +221,7 @@ SPEC = ProcessorSpec(
     name="notifications",
     group=PROCESSOR,
     # Merged, so that one per-order state sees the order's news from all three.
-    streams=(
-        Stream(
-            INPUTS, _handler, handles=tuple(RECORD_TYPES[name] for name in NOTIFIED_RECORDS if name in RECORD_TYPES)
-        ),
-    ),
+    streams=(Stream(INPUTS, _handler, handles=NOTIFIED_RECORDS),),
     outputs=(NOTIFICATIONS_EVENTS,),
-    state="order id: recipient, kinds told, notices waiting",
+    state="order id: recipient, kinds told, commands answered, notices waiting",
 )

@@ -6,7 +6,9 @@ Charging several tenders is a small saga: tenders are charged in order, and when
 already charged are voided, newest first. The saga is the pure function `decide`, which tells from the answers
 so far which gateway call comes next or what the outcome is; `handle` makes the calls. Every call's
 idempotency key derives from the `OrderCreated` event id, so a re-run after a crash repeats the same calls and
-the gateway answers them from its records, without a second charge.
+the gateway answers them from its records, without a second charge. A `PaymentFailed` says why twice: `code`
+for machines and customer messages (the gateway's decline code, `gateway-unavailable` or `tenders-mismatch`),
+`reason` with the detail for an operator (which tender, what the gateway said).
 
 A refund goes back tender by tender, newest charge first, until the amount asked is covered; the part a tender
 will not take back (its refund declined, or its gateway unavailable) becomes store credit. `decide_refund` is
@@ -100,6 +102,13 @@ class TenderRefused:
     index: int
     reason: str
     gateway_unavailable: bool = False
+    code: str = ""  # the gateway's decline code
+
+
+# Why a payment failed, machine-readable (`PaymentFailed.code`), besides the gateway's decline codes.
+GATEWAY_UNAVAILABLE = "gateway-unavailable"
+TENDERS_MISMATCH = "tenders-mismatch"
+DECLINED = "declined"  # a gateway that gave no code
 
 
 @dataclass(frozen=True)
@@ -208,7 +217,7 @@ def decide(
     undecided = state or PaymentState()  # may hold refunds asked before the order came
     mismatch = tender_mismatch(order)
     if mismatch is not None:
-        return payment_failed(undecided, order, mismatch, retryable=False, now=now)
+        return payment_failed(undecided, order, mismatch, TENDERS_MISMATCH, retryable=False, now=now)
     call = next_call(order, results)
     if call is not None:
         return call
@@ -244,7 +253,8 @@ def next_call(order: OrderCreated, results: list[CallResult]) -> GatewayCall | N
 def outcome(state: PaymentState, order: OrderCreated, results: list[CallResult], now: datetime.datetime) -> Decided:
     refusal = next((result for result in results if isinstance(result, TenderRefused)), None)
     if refusal is not None:
-        return payment_failed(state, order, refusal_reason(order, refusal), refusal.gateway_unavailable, now)
+        reason, code = refusal_reason(order, refusal), refusal_code(refusal)
+        return payment_failed(state, order, reason, code, refusal.gateway_unavailable, now)
     charges = [
         TenderCharge(
             method=order.tenders[result.index].method,
@@ -269,7 +279,7 @@ def outcome(state: PaymentState, order: OrderCreated, results: list[CallResult],
 
 
 def payment_failed(
-    state: PaymentState, order: OrderCreated, reason: str, retryable: bool, now: datetime.datetime
+    state: PaymentState, order: OrderCreated, reason: str, code: str, retryable: bool, now: datetime.datetime
 ) -> Decided:
     failed = PaymentFailed(
         event_id=derive_event_id(order.event_id, "payment-failed"),
@@ -278,6 +288,7 @@ def payment_failed(
         amount=order.total,
         reason=reason,
         retryable=retryable,
+        code=code,
     )
     return Decided(
         state.model_copy(update={"outcome": "failed", "order_event_id": str(order.event_id)}),
@@ -291,6 +302,12 @@ def refusal_reason(order: OrderCreated, refusal: TenderRefused) -> str:
     if refusal.gateway_unavailable:
         return f"payment gateway unavailable for {named}: {refusal.reason}"
     return f"{named} declined: {refusal.reason}"
+
+
+def refusal_code(refusal: TenderRefused) -> str:
+    if refusal.gateway_unavailable:
+        return GATEWAY_UNAVAILABLE
+    return refusal.code or DECLINED
 
 
 def paid_lines(order: OrderCreated) -> list[StockLine]:
@@ -493,7 +510,7 @@ def perform(gateway: PaymentGateway, order: OrderCreated, call: GatewayCall, ret
         return TenderRefused(call.index, str(error), gateway_unavailable=True)
     if answer.approved:
         return TenderCharged(call.index, answer.transaction_id)
-    return TenderRefused(call.index, answer.reason)
+    return TenderRefused(call.index, answer.reason, code=answer.code)
 
 
 def perform_refund(gateway: PaymentGateway, ask: RefundAsk, call: RefundCall, retry: RetryPolicy) -> RefundCallResult:

@@ -2,8 +2,9 @@
 
 A thread follows the compacted `oms.tracking.orders` from its beginning (every order's latest timeline);
 the HTTP server answers from that copy. The page (`page.html`) polls `/api/fleet` and `/api/orders/<id>`.
-Two actions, both safe to repeat: resume a saga that ended `Failed` (a `RetrySaga`), and redrive an
-order's dead letters (each original once, see `ops/deadletters.py`).
+Three actions: resume a saga that ended `Failed` (a `RetrySaga`), redrive an order's dead letters (each
+original once, see `ops/deadletters.py`), both safe to repeat; and cancel an order, which waits for the saga's
+answer (`ops/cancel.py`) and gives it back. Every request gets an answer in JSON, a failure's too.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 
+from ops.cancel import cancel_and_wait
 from ops.deadletters import matching, redrive
 from ops.produce import produce_retry
 from ops.tracking import steps, summary
@@ -37,6 +39,10 @@ from topology.topics import TRACKING_ORDERS, WORKFLOW_TOPICS
 
 PAGE = Path(__file__).with_name("page.html")
 LISTED = 50  # orders per list on the page, the most recent first
+CANCEL_WAIT_S = 60.0  # how long a cancel request waits for the saga's answer
+MAX_BODY_BYTES = 4096
+MAX_ORDER_ID = 200
+MAX_REASON = 500
 logger = logging.getLogger(__name__)
 
 
@@ -132,16 +138,49 @@ def handler_for(settings: Settings, view: View) -> type[BaseHTTPRequestHandler]:
                 self._json(HTTPStatus.NOT_FOUND, {"error": f"nothing at {path}"})
 
         def do_POST(self) -> None:
+            try:
+                self._post()
+            except Exception as error:  # the page waits for an answer: it gets one, whatever went wrong
+                logger.exception("POST %s", self.path)
+                self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"{type(error).__name__}: {error}"})
+
+        def _post(self) -> None:
             url = urlparse(self.path)
             parts = url.path.strip("/").split("/")
-            if len(parts) == 4 and parts[:2] == ["api", "orders"] and parts[3] in ("retry", "redrive"):
+            if len(parts) == 4 and parts[:2] == ["api", "orders"] and parts[3] in ("retry", "redrive", "cancel"):
                 order_id = unquote(parts[2])
                 if parts[3] == "retry":
                     self._retry(order_id)
+                elif parts[3] == "cancel":
+                    self._cancel(order_id)
                 else:
                     self._redrive(order_id, parse_qs(url.query).get("topic"))
             else:
                 self._json(HTTPStatus.NOT_FOUND, {"error": f"nothing at {url.path}"})
+
+        def _cancel(self, order_id: str) -> None:
+            problem = order_id_problem(order_id)
+            if problem is not None:
+                self._json(HTTPStatus.BAD_REQUEST, {"error": problem})
+                return
+            if view.get(order_id) is None:
+                self._json(HTTPStatus.NOT_FOUND, {"error": "no such order in the tracker's view"})
+                return
+            reason = cancel_reason(self._body())
+            if isinstance(reason, CancelProblem):
+                self._json(HTTPStatus.BAD_REQUEST, {"error": reason.problem})
+                return
+            command, answer = cancel_and_wait(settings, order_id, reason, CANCEL_WAIT_S, requested_by="operator")
+            if answer is None:
+                error = f"no answer within {CANCEL_WAIT_S:g}s; the saga may still decide (cancel {command.event_id})"
+                self._json(HTTPStatus.GATEWAY_TIMEOUT, {"error": error, "cancel": str(command.event_id)})
+                return
+            status = HTTPStatus.OK if answer.outcome == "cancelled" else HTTPStatus.CONFLICT
+            self._json(status, answer.as_json() | {"cancel": str(command.event_id)})
+
+        def _body(self) -> bytes:
+            length = int(self.headers.get("Content-Length") or 0)
+            return self.rfile.read(min(length, MAX_BODY_BYTES + 1))
 
         def _retry(self, order_id: str) -> None:
             timeline = view.get(order_id)
@@ -171,6 +210,38 @@ def handler_for(settings: Settings, view: View) -> type[BaseHTTPRequestHandler]:
             logger.debug(format, *args)
 
     return Handler
+
+
+@dataclass(frozen=True)
+class CancelProblem:
+    problem: str
+
+
+def order_id_problem(order_id: str) -> str | None:
+    """What is wrong with an order id taken from a URL, if anything."""
+    if not order_id.strip():
+        return "the order id is blank"
+    if len(order_id) > MAX_ORDER_ID:
+        return f"the order id is longer than {MAX_ORDER_ID} characters"
+    if not order_id.isprintable():
+        return "the order id holds characters that cannot be printed"
+    return None
+
+
+def cancel_reason(body: bytes) -> str | CancelProblem:
+    """The reason a cancel request's JSON body (`{"reason": "..."}`) gives, or what is wrong with the body."""
+    if len(body) > MAX_BODY_BYTES:
+        return CancelProblem(f"the request is larger than {MAX_BODY_BYTES} bytes")
+    try:
+        request = json.loads(body or b"{}")
+    except ValueError:
+        return CancelProblem("the request is not JSON")
+    reason = request.get("reason") if isinstance(request, dict) else None
+    if not isinstance(reason, str) or not reason.strip():
+        return CancelProblem("say why the order is cancelled (reason)")
+    if len(reason) > MAX_REASON:
+        return CancelProblem(f"the reason is longer than {MAX_REASON} characters")
+    return reason.strip()
 
 
 def serve(settings: Settings, port: int) -> ThreadingHTTPServer:

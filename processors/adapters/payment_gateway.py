@@ -21,6 +21,9 @@ Simulated behaviour, by payment method and token prefix (the order generator rel
 | STORE_CREDIT | `sc_...` | approved |
 | any | anything else, or a prefix of another method | declined "unknown token" |
 
+A declined charge also says why in a machine-readable code (`ChargeResult.code`), as a real gateway's decline
+codes do: `card-declined`, `insufficient-funds`, `over-card-limit`, `gift-card-empty`, `unknown-token`.
+
 Voids and refunds of a `tok_flaky...` charge are flaky the same way, per idempotency key, and those of a
 `tok_down...` charge always unavailable. A refund gives back at most what stays charged on its transaction
 (approved, not voided, less earlier refunds); asked for more, it is declined. Store credit is always issued.
@@ -55,6 +58,7 @@ class ChargeResult:
     status: ChargeStatus
     transaction_id: str
     reason: str = ""
+    code: str = ""  # why it was declined, machine-readable (see the module's doc)
 
     @property
     def approved(self) -> bool:
@@ -109,10 +113,20 @@ class UnknownTransaction(ValueError):
 class Verdict:
     status: Literal["approved", "declined", "unavailable"]
     reason: str = ""
+    code: str = ""
 
 
 APPROVE = Verdict("approved")
 UNAVAILABLE = Verdict("unavailable", "simulated gateway outage")
+CARD_DECLINED = Verdict("declined", "card declined", "card-declined")
+INSUFFICIENT_FUNDS = Verdict("declined", "insufficient funds", "insufficient-funds")
+OVER_CARD_LIMIT = Verdict("declined", "amount above card limit", "over-card-limit")
+GIFT_CARD_EMPTY = Verdict("declined", "gift card balance too low", "gift-card-empty")
+UNKNOWN_TOKEN = Verdict("declined", "unknown token", "unknown-token")
+# The ledger keeps a charge's reason; its code follows from it when the recorded answer is given again.
+DECLINE_CODES = {
+    v.reason: v.code for v in (CARD_DECLINED, INSUFFICIENT_FUNDS, OVER_CARD_LIMIT, GIFT_CARD_EMPTY, UNKNOWN_TOKEN)
+}
 
 
 @dataclass(frozen=True)
@@ -127,15 +141,15 @@ class TokenRule:
 
 TOKEN_RULES: tuple[TokenRule, ...] = (
     TokenRule(PaymentMethod.CARD, "tok_ok", APPROVE),
-    TokenRule(PaymentMethod.CARD, "tok_declined", Verdict("declined", "card declined")),
-    TokenRule(PaymentMethod.CARD, "tok_nofunds", Verdict("declined", "insufficient funds")),
+    TokenRule(PaymentMethod.CARD, "tok_declined", CARD_DECLINED),
+    TokenRule(PaymentMethod.CARD, "tok_nofunds", INSUFFICIENT_FUNDS),
     TokenRule(PaymentMethod.CARD, "tok_flaky", APPROVE, unavailable_attempts=2),
     TokenRule(PaymentMethod.CARD, "tok_down", APPROVE, unavailable_attempts=ALWAYS),
     TokenRule(PaymentMethod.CARD, "tok_norefund", APPROVE, refund=Verdict("declined", "card closed, refund refused")),
     TokenRule(PaymentMethod.CARD, "tok_refundslow", APPROVE, refund_unavailable_attempts=7),
     TokenRule(PaymentMethod.CARD, "tok_refunddown", APPROVE, refund_unavailable_attempts=ALWAYS),
     TokenRule(PaymentMethod.GIFT_CARD, "gc_ok", APPROVE),
-    TokenRule(PaymentMethod.GIFT_CARD, "gc_empty", Verdict("declined", "gift card balance too low")),
+    TokenRule(PaymentMethod.GIFT_CARD, "gc_empty", GIFT_CARD_EMPTY),
     TokenRule(PaymentMethod.STORE_CREDIT, "sc_", APPROVE),
 )
 
@@ -148,11 +162,11 @@ def judge_charge(method: PaymentMethod, token: str, amount_minor: int, attempt: 
     """The simulated answer to the `attempt`-th try (from 1) of one charge."""
     rule = token_rule(method, token)
     if rule is None:
-        return Verdict("declined", "unknown token")
+        return UNKNOWN_TOKEN
     if attempt <= rule.unavailable_attempts:
         return UNAVAILABLE
     if rule.verdict == APPROVE and method == PaymentMethod.CARD and amount_minor > CARD_LIMIT_MINOR:
-        return Verdict("declined", "amount above card limit")
+        return OVER_CARD_LIMIT
     return rule.verdict
 
 
@@ -306,11 +320,12 @@ class SimulatedPaymentGateway:
                 request = (order_id, method, token, amount)
                 if (recorded.order_id, recorded.method, recorded.token, recorded.amount) != request:
                     raise IdempotencyKeyReused(f"{idempotency_key} was recorded for another charge")
-                return ChargeResult(recorded.status, recorded.transaction_id, recorded.reason)
+                code = DECLINE_CODES.get(recorded.reason, "")
+                return ChargeResult(recorded.status, recorded.transaction_id, recorded.reason, code)
             attempt = _count_attempt(db, idempotency_key)
             verdict = judge_charge(method, token, amount.amount_minor, attempt)
             if verdict.status != "unavailable":
-                result = ChargeResult(verdict.status, transaction_id_for(idempotency_key), verdict.reason)
+                result = ChargeResult(verdict.status, transaction_id_for(idempotency_key), verdict.reason, verdict.code)
                 db.execute(
                     "INSERT INTO charges (idempotency_key, order_id, method, token, amount_minor, currency,"
                     " transaction_id, status, reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -42,7 +42,8 @@ OUTCOME_OF_EXPECTED: dict[str, set[type[AvroRecord]]] = {
     "may-shortage": {InventoryReserved, InventoryShortage},
 }
 NOTIFIED: dict[type[AvroRecord], NotificationKind] = {
-    OrderCreated: NotificationKind.ORDER_CONFIRMED,
+    OrderCreated: NotificationKind.ORDER_RECEIVED,
+    PaymentProcessed: NotificationKind.ORDER_CONFIRMED,
     PaymentFailed: NotificationKind.PAYMENT_FAILED,
     InventoryShortage: NotificationKind.OUT_OF_STOCK,
 }

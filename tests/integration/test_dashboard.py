@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+import urllib.error
+import urllib.request
+import uuid
 from collections.abc import Iterator
 
 import pytest
+from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
@@ -14,7 +19,7 @@ from ops.produce import produce_orders
 from ops.slips import resume
 from processors.runtime.records import utc_now
 from tests.integration.harness import Processes, Watcher
-from tests.integration.test_cancellation import SKU, cancel, tee_order
+from tests.integration.test_cancellation import SKU, activities_held_back, cancel, stopping, tee_order
 from tests.integration.test_choreography import set_stock_and_wait
 from tests.integration.test_routing_slips import order
 from topology.settings import Settings
@@ -85,3 +90,75 @@ def test_the_dashboard_shows_the_fleet_and_timelines_live_and_retries_a_failed_s
     expect(page.locator("#order-saga")).to_have_text("Cancelled", timeout=LIVE_S)
     expect(page.locator("#order-outcome")).to_have_text("cancelled")
     page.screenshot(path=str(settings.run_dir / "dashboard-order.png"), full_page=True)
+
+
+def test_the_order_page_cancels_an_order_and_shows_the_sagas_answer(
+    settings: Settings,
+    registry: SchemaRegistryClient,
+    pipeline: Processes,
+    admin: AdminClient,
+    dashboard: str,
+    browser: Browser,
+) -> None:
+    watcher = Watcher(settings, registry, [INVENTORY_STOCK.name, SAGAS_EVENTS.name])
+    try:
+        set_stock_and_wait(settings, watcher, {SKU: 5})
+        placed_now = {"occurred_at": utc_now()}
+        delivered = tee_order("dashboard-cancel-late").model_copy(update=placed_now)
+        held = tee_order("dashboard-cancel").model_copy(update=placed_now)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(dashboard)
+
+        produce_orders(settings, [delivered], progress=False)
+        open_order(page, delivered.order_id)
+        expect(page.locator("#order-outcome")).to_have_text("delivered", timeout=LIVE_S)
+        cancel_url = f"{dashboard}/api/orders/{delivered.order_id}/cancel"
+        assert post(cancel_url, b'{"reason": " "}') == (400, {"error": "say why the order is cancelled (reason)"})
+        assert post(cancel_url, b"reason=x") == (400, {"error": "the request is not JSON"})
+        page.click("#cancel-button")
+        expect(page.locator("#cancel-answer")).to_have_text("Say why the order is cancelled.")
+        page.fill("#cancel-reason", "too late?")
+        page.click("#cancel-button")
+        expect(page.locator("#cancel-outcome")).to_have_attribute("data-outcome", "rejected", timeout=LIVE_S)
+        expect(page.locator("#cancel-outcome")).to_contain_text("Cancellation rejected: ")
+
+        # Fulfillment held back, so that the cancellation surely comes before the slip ends.
+        with activities_held_back(pipeline, admin):
+            produce_orders(settings, [held], progress=False)
+            open_order(page, held.order_id)
+            expect(page.locator("#cancel")).to_be_visible(timeout=LIVE_S)
+            page.fill("#cancel-reason", "changed my mind")
+            page.click("#cancel-button")
+            expect(page.locator("#cancel-answer")).to_contain_text("waiting for the saga's answer")
+            stopping(watcher, [held.order_id])
+        total = held.tenders[0].amount.amount_minor / 100
+        expect(page.locator("#cancel-outcome")).to_have_text(f"Cancelled; refunded {total:.2f} EUR.", timeout=LIVE_S)
+        expect(page.locator("#cancel-refunds li")).to_have_text([f"{total:.2f} EUR to CARD"])
+        expect(page.locator("#order-outcome")).to_have_text("cancelled", timeout=LIVE_S)
+        expect(page.locator("#cancel")).to_be_hidden()
+    finally:
+        watcher.close()
+
+
+def post(url: str, body: bytes) -> tuple[int, dict[str, str]]:
+    """The status and JSON body of a POST to the dashboard."""
+    request = urllib.request.Request(url, data=body, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_a_cancel_request_that_cannot_be_carried_out_is_answered_in_json(dashboard: str) -> None:
+    unknown = f"never-placed-{uuid.uuid4().hex[:8]}"
+    assert post(f"{dashboard}/api/orders/{unknown}/cancel", b'{"reason": "x"}') == (
+        404,
+        {"error": "no such order in the tracker's view"},
+    )
+    assert post(f"{dashboard}/api/orders/%20/cancel", b'{"reason": "x"}') == (400, {"error": "the order id is blank"})
+    assert post(f"{dashboard}/api/orders/{'x' * 201}/cancel", b"{}")[0] == 400
+    assert post(f"{dashboard}/api/orders/%07bell/cancel", b"{}") == (
+        400,
+        {"error": "the order id holds characters that cannot be printed"},
+    )

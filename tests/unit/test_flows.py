@@ -92,7 +92,7 @@ def test_an_order_in_stock_is_paid_reserved_shipped_delivered_and_told(runner: I
         assert seen.count(kind.__name__) == 1, kind.__name__
     assert seen.index("PaymentProcessed") < seen.index("InventoryReserved") < seen.index("OrderShipped")
     told = {record.kind.value for record in runner.records(NotificationSent, order.order_id)}
-    assert told == {"ORDER_CONFIRMED", "ORDER_SHIPPED", "ORDER_DELIVERED"}
+    assert told == {"ORDER_RECEIVED", "ORDER_CONFIRMED", "ORDER_SHIPPED", "ORDER_DELIVERED"}
     assert runner.records(StockLevel)[-1].available == 3
     assert runner.dead_letters() == []
 

@@ -40,26 +40,28 @@ def gateway(ledger: Path) -> SimulatedPaymentGateway:
 
 
 @pytest.mark.parametrize(
-    ("method", "token", "status", "reason"),
+    ("method", "token", "status", "reason", "code"),
     [
-        (CARD, "tok_ok_4242", "approved", ""),
-        (CARD, "tok_declined_1", "declined", "card declined"),
-        (CARD, "tok_nofunds_1", "declined", "insufficient funds"),
-        (GIFT_CARD, "gc_ok_1", "approved", ""),
-        (GIFT_CARD, "gc_empty_1", "declined", "gift card balance too low"),
-        (STORE_CREDIT, "sc_customer_7", "approved", ""),
-        (CARD, "visa_4242", "declined", "unknown token"),
-        (CARD, "gc_ok_1", "declined", "unknown token"),
-        (STORE_CREDIT, "tok_ok_1", "declined", "unknown token"),
+        (CARD, "tok_ok_4242", "approved", "", ""),
+        (CARD, "tok_declined_1", "declined", "card declined", "card-declined"),
+        (CARD, "tok_nofunds_1", "declined", "insufficient funds", "insufficient-funds"),
+        (GIFT_CARD, "gc_ok_1", "approved", "", ""),
+        (GIFT_CARD, "gc_empty_1", "declined", "gift card balance too low", "gift-card-empty"),
+        (STORE_CREDIT, "sc_customer_7", "approved", "", ""),
+        (CARD, "visa_4242", "declined", "unknown token", "unknown-token"),
+        (CARD, "gc_ok_1", "declined", "unknown token", "unknown-token"),
+        (STORE_CREDIT, "tok_ok_1", "declined", "unknown token", "unknown-token"),
     ],
 )
-def test_the_token_decides_the_answer(
-    gateway: SimulatedPaymentGateway, method: PaymentMethod, token: str, status: str, reason: str
+def test_the_token_decides_the_answer_and_the_recorded_answer_keeps_its_code(
+    gateway: SimulatedPaymentGateway, method: PaymentMethod, token: str, status: str, reason: str, code: str
 ) -> None:
     result = gateway.charge("key-1", method, token, eur(1000), order_id="o-1")
+    again = gateway.charge("key-1", method, token, eur(1000), order_id="o-1")
 
-    assert (result.status, result.reason) == (status, reason)
+    assert (result.status, result.reason, result.code) == (status, reason, code)
     assert result.transaction_id
+    assert again == result
 
 
 def test_a_card_charge_above_the_card_limit_is_declined(gateway: SimulatedPaymentGateway) -> None:
@@ -67,7 +69,7 @@ def test_a_card_charge_above_the_card_limit_is_declined(gateway: SimulatedPaymen
     above = gateway.charge("key-2", CARD, "tok_ok", eur(CARD_LIMIT_MINOR + 1), order_id="o-1")
 
     assert at_limit.approved
-    assert (above.status, above.reason) == ("declined", "amount above card limit")
+    assert (above.status, above.reason, above.code) == ("declined", "amount above card limit", "over-card-limit")
 
 
 def test_the_card_limit_does_not_apply_to_gift_cards_or_store_credit(gateway: SimulatedPaymentGateway) -> None:

@@ -148,7 +148,7 @@ def test_payment_processed_lists_the_order_lines_summed_per_sku() -> None:
 def test_a_declined_first_tender_fails_the_payment_with_nothing_to_void() -> None:
     order = order_created(card("tok_declined", 1000), gift_card("gc_ok", 500))
 
-    emit = only_emit(decide(None, order, [TenderRefused(0, "card declined")], NOW))
+    emit = only_emit(decide(None, order, [TenderRefused(0, "card declined", code="card-declined")], NOW))
 
     assert emit.record == PaymentFailed(
         event_id=derive_event_id(order.event_id, "payment-failed"),
@@ -157,12 +157,17 @@ def test_a_declined_first_tender_fails_the_payment_with_nothing_to_void() -> Non
         amount=eur(1500),
         reason="tender 1 of 2 (CARD) declined: card declined",
         retryable=False,
+        code="card-declined",
     )
 
 
 def test_a_later_refusal_voids_the_earlier_charges_newest_first_then_fails() -> None:
     order = order_created(store_credit("sc_1", 100), gift_card("gc_ok", 200), gift_card("gc_empty", 300))
-    results: list[Any] = [TenderCharged(0, "t0"), TenderCharged(1, "t1"), TenderRefused(2, "gift card balance too low")]
+    results: list[Any] = [
+        TenderCharged(0, "t0"),
+        TenderCharged(1, "t1"),
+        TenderRefused(2, "gift card balance too low", code="gift-card-empty"),
+    ]
 
     first_void = decide(None, order, results, NOW)
     second_void = decide(None, order, [*results, ChargeVoided(1)], NOW)
@@ -172,7 +177,10 @@ def test_a_later_refusal_voids_the_earlier_charges_newest_first_then_fails() -> 
     assert second_void == VoidCharge(0, "t0", f"{order.event_id}/void/0")
     record = only_emit(final).record
     assert isinstance(record, PaymentFailed)
-    assert record.reason == "tender 3 of 3 (GIFT_CARD) declined: gift card balance too low"
+    assert (record.reason, record.code) == (
+        "tender 3 of 3 (GIFT_CARD) declined: gift card balance too low",
+        "gift-card-empty",
+    )
     assert isinstance(final, Decided) and final.state.outcome == "failed"
 
 
@@ -184,6 +192,7 @@ def test_a_gateway_outage_fails_the_payment_as_retryable() -> None:
     assert isinstance(record, PaymentFailed)
     assert record.retryable
     assert record.reason == "payment gateway unavailable for tender 1 of 1 (CARD): timeout"
+    assert record.code == "gateway-unavailable"
 
 
 def test_an_order_already_decided_emits_nothing_and_calls_nothing() -> None:
@@ -200,6 +209,7 @@ def test_tenders_that_do_not_pay_the_total_are_not_charged() -> None:
 
     assert isinstance(record, PaymentFailed)
     assert record.reason == "tenders pay 900 in EUR, the order totals 1000 EUR"
+    assert record.code == "tenders-mismatch"
     assert not record.retryable
 
 
@@ -231,6 +241,7 @@ def test_a_declined_card_after_a_gift_card_leaves_nothing_charged(gateway: Simul
 
     assert isinstance(emit.record, PaymentFailed)
     assert emit.record.reason == "tender 2 of 2 (CARD) declined: insufficient funds"
+    assert emit.record.code == "insufficient-funds", "the gateway's decline code"
     assert gateway.count_voids(order.order_id) == 1
     assert gateway.approved_total(order.order_id) == 0
 
@@ -254,6 +265,7 @@ def test_a_gateway_that_stays_down_voids_earlier_charges_and_fails_retryable(
     assert isinstance(emit.record, PaymentFailed)
     assert emit.record.retryable
     assert emit.record.reason.startswith("payment gateway unavailable for tender 2 of 2 (CARD)")
+    assert emit.record.code == "gateway-unavailable"
     assert gateway.attempts(f"{order.event_id}/charge/1") == NO_WAIT.attempts
     assert gateway.approved_total(order.order_id) == 0
 
