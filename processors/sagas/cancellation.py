@@ -311,8 +311,10 @@ def advance(
         updated, timer = set_timer(updated, cause, policy.backoff_s * 2 ** (updated.attempt - 1), "retry", now)
         emits.append(timer)
         actions.append(describe(timer))
-    if step.moved or step.action == Action.REPEAT_STEP:
-        attempt = updated.attempt + 1 if not step.moved else 1
+    # A request after a refusal is a new instance: refused again, it is answered again.
+    asked_again = trigger == Trigger.CANCEL and saga.phase == Phase.REJECTED
+    if step.moved or step.action == Action.REPEAT_STEP or asked_again:
+        attempt = updated.attempt + 1 if step.action == Action.REPEAT_STEP else 1
         updated = updated.model_copy(update={"attempt": attempt})
         updated, entered = enter(facts, updated, cause, step, now, step_policies)
         emits.extend(entered)

@@ -250,6 +250,17 @@ def test_a_second_request_during_a_cancellation_that_is_refused_gets_the_same_re
     assert {(refusal.reason, refusal.code) for refusal in refusals} == {("the order was delivered", "delivered")}
 
 
+def test_every_request_to_cancel_a_delivered_order_is_answered() -> None:
+    saga = Saga(a_valid_order(ORDER), created(), paid(), reserved(), OrderDelivered(**base(), carrier="dhl"))
+    first, second = cancel(), cancel()
+
+    [refused_first] = of_type(saga.feed(first), OrderCancellationRejected)
+    [refused_second] = of_type(saga.feed(second), OrderCancellationRejected)
+
+    assert (refused_first.cancel_event_id, refused_second.cancel_event_id) == (first.event_id, second.event_id)
+    assert refused_first.code == refused_second.code == "delivered"
+
+
 def test_a_cancellation_before_payment_waits_for_each_decision_then_stops_fulfillment() -> None:
     saga = Saga(a_valid_order(ORDER))
 
