@@ -15,6 +15,9 @@ from itertools import zip_longest
 from typing import Any
 
 from processors.adapters.catalog import PRODUCTS_BY_SKU
+from processors.intake import DUPLICATE_ORDER_ID, is_duplicate_id_rejection
+from processors.intake_rules import RejectionCode
+from processors.sagas.cancellation import Refusal
 from schemas.models import (
     InventoryShortage,
     Money,
@@ -35,7 +38,6 @@ from schemas.models import (
 Kind = NotificationKind
 ANY_CODE = "*"  # the kind's template for a code the table does not know
 NO_CODE = ""  # the kind has no codes
-DUPLICATE_ORDER_ID = "duplicate-order-id"
 REFUNDED = "refunded"  # a cancellation that gave money back
 NOTHING_CHARGED = "nothing-charged"  # a cancellation of an order that had not been charged
 
@@ -99,36 +101,32 @@ TEMPLATES: dict[tuple[NotificationKind, str], str] = {
         "We could not accept your order {order_id}: that order number is already in use. Nothing has been charged."
         " Please place your order again with a new order number."
     ),
-    (Kind.CANCELLATION_REFUSED, "delivered"): (
+    (Kind.CANCELLATION_REFUSED, Refusal.DELIVERED): (
         "We could not cancel your order {order_id}: it has already been delivered. You can still return it."
     ),
-    (Kind.CANCELLATION_REFUSED, "shipped"): (
+    (Kind.CANCELLATION_REFUSED, Refusal.SHIPPED): (
         "We could not cancel your order {order_id}: it has already shipped, so it is too late to cancel. You can "
         "return it once it has been delivered."
     ),
-    (Kind.CANCELLATION_REFUSED, "unknown-order"): (
+    (Kind.CANCELLATION_REFUSED, Refusal.UNKNOWN_ORDER): (
         "We could not cancel your order {order_id}: we have no order with that number."
     ),
-    (Kind.CANCELLATION_REFUSED, "already-cancelled"): (
+    (Kind.CANCELLATION_REFUSED, Refusal.ALREADY_CANCELLED): (
         "We could not cancel your order {order_id}: it has already been cancelled."
     ),
-    (Kind.CANCELLATION_REFUSED, "order-rejected"): (
+    (Kind.CANCELLATION_REFUSED, Refusal.ORDER_REJECTED): (
         "We could not cancel your order {order_id}: we did not accept it when it was placed, so there is nothing "
         "to cancel."
     ),
-    (Kind.CANCELLATION_REFUSED, "payment-failed"): (
+    (Kind.CANCELLATION_REFUSED, Refusal.PAYMENT_FAILED): (
         "We could not cancel your order {order_id}: it has already ended because its payment did not go through. "
         "Nothing has been charged."
     ),
-    (Kind.CANCELLATION_REFUSED, "out-of-stock"): (
+    (Kind.CANCELLATION_REFUSED, Refusal.OUT_OF_STOCK): (
         "We could not cancel your order {order_id}: it has already ended because items were out of stock. Your "
         "payment has been refunded."
     ),
-    (Kind.CANCELLATION_REFUSED, "cancellation-failed"): (
-        "We could not cancel your order {order_id}: an earlier attempt to cancel it ran into a problem. Our "
-        "support team is completing the cancellation."
-    ),
-    (Kind.CANCELLATION_REFUSED, "never-decided"): (
+    (Kind.CANCELLATION_REFUSED, Refusal.NEVER_DECIDED): (
         "We could not cancel your order {order_id}: it was placed but never accepted, so there is nothing to cancel."
     ),
     (Kind.CANCELLATION_REFUSED, ANY_CODE): "We could not cancel your order {order_id}: {reason}.",
@@ -136,11 +134,11 @@ TEMPLATES: dict[tuple[NotificationKind, str], str] = {
 
 # Why intake rejected an order, one phrase per code; a code not listed here is told in the event's own words.
 REJECTION_REASONS: dict[str, str] = {
-    "invalid-field": "some of its details are missing or not valid",
-    "unknown-sku": "it includes a product we do not sell",
-    "currency-mismatch": "its prices and payments are not all in one currency",
-    "tenders-mismatch": "its payments do not add up to its total",
-    "total-over-limit": "its total is above the limit for a single order",
+    RejectionCode.INVALID_FIELD: "some of its details are missing or not valid",
+    RejectionCode.UNKNOWN_SKU: "it includes a product we do not sell",
+    RejectionCode.CURRENCY_MISMATCH: "its prices and payments are not all in one currency",
+    RejectionCode.TENDERS_MISMATCH: "its payments do not add up to its total",
+    RejectionCode.TOTAL_OVER_LIMIT: "its total is above the limit for a single order",
 }
 # A reason that came without a code (written before codes existed) may be internal wording: not quoted.
 UNCODED_REASON = "some of its details could not be accepted"
@@ -214,18 +212,13 @@ def message_for(record: Notified) -> Message:
                 return Message(Kind.ORDER_CANCELLED, NOTHING_CHARGED, {"order_id": order_id})
             return Message(Kind.ORDER_CANCELLED, REFUNDED, {"order_id": order_id, "refunded": format_money(refunded)})
         case OrderRejected():
-            code = DUPLICATE_ORDER_ID if is_duplicate(record) else ANY_CODE
+            code = DUPLICATE_ORDER_ID if is_duplicate_id_rejection(record) else ANY_CODE
             return Message(Kind.ORDER_REJECTED, code, {"order_id": order_id, "reasons": rejection_reasons(record)})
         case OrderCancellationRejected(code=code, reason=reason):
             return Message(
                 Kind.CANCELLATION_REFUSED, code, {"order_id": order_id, "reason": reason.strip().rstrip(".")}
             )
     raise TypeError(f"no message tells of {type(record).__name__}")
-
-
-def is_duplicate(rejected: OrderRejected) -> bool:
-    """Whether the rejection answers a second PlaceOrder for an order id in use, not the order holding it."""
-    return DUPLICATE_ORDER_ID in rejected.codes
 
 
 def rejection_reasons(rejected: OrderRejected) -> str:

@@ -23,6 +23,7 @@ from processors.notifications import (
     handle,
 )
 from processors.runtime.records import derive_event_id
+from processors.sagas.cancellation import Refusal
 from schemas.models import (
     Address,
     AvroRecord,
@@ -304,17 +305,7 @@ def test_each_kind_of_news_reads_as_its_template_filled_with_the_orders_facts(
     assert (message.kind, message.text) == (kind, text)
 
 
-CANCELLATION_CODES = [
-    "delivered",
-    "shipped",
-    "unknown-order",
-    "already-cancelled",
-    "order-rejected",
-    "payment-failed",
-    "out-of-stock",
-    "cancellation-failed",
-    "never-decided",
-]
+CANCELLATION_CODES = [str(code) for code in Refusal]  # every code the saga refuses with
 PAYMENT_CODES = [
     "card-declined",
     "insufficient-funds",
