@@ -96,6 +96,9 @@ CEILING_MESSAGES = 20_000
 TIMEOUT_S = 300.0
 # Topics left out of the records written: Kafka's own (offsets, transaction state) and the ceilings' scratch.
 UNCOUNTED_TOPIC_PREFIXES = ("__", "bench.")
+# The transaction coordinator's log: about three records per transaction (begun, prepared, completed), so
+# its growth per order tells how many transactions an order costs the broker.
+TRANSACTION_LOG = "__transaction_state"
 THIS_CHECKOUT = "this checkout"
 
 T = TypeVar("T")
@@ -423,14 +426,15 @@ def process_usage(pid: int | None) -> dict[str, float] | None:
     return {"cpu_s": round(cpu_s, 1), "peak_rss_mb": round(peak_kb / 1024, 1)} if peak_kb is not None else None
 
 
-def end_offsets(admin: AdminClient) -> dict[str, int]:
+def end_offsets(admin: AdminClient, internal: bool = False) -> dict[str, int]:
     """Per topic, its partitions' end offsets (high watermarks) summed: every offset ever written, data and
-    transaction markers alike. Kafka's own and the ceilings' topics left out. One request for all."""
+    transaction markers alike. Kafka's own and the ceilings' topics left out, or (`internal`) only Kafka's
+    transaction log. One request for all."""
     metadata = admin.list_topics(timeout=10).topics
     partitions = [
         TopicPartition(topic, partition)
         for topic, described in metadata.items()
-        if not topic.startswith(UNCOUNTED_TOPIC_PREFIXES)
+        if (topic == TRANSACTION_LOG if internal else not topic.startswith(UNCOUNTED_TOPIC_PREFIXES))
         for partition in described.partitions
     ]
     if not partitions:
@@ -460,6 +464,8 @@ class Counters:
     """Process name -> CPU seconds used since it started."""
     written: dict[str, int]
     """Topic -> offsets written (`end_offsets`)."""
+    transaction_log: dict[str, int]
+    """The transaction log's offsets written."""
     read: dict[str, int]
     """Consumer group -> offsets committed (`committed_offsets`)."""
 
@@ -469,8 +475,9 @@ def read_counters(admin: AdminClient, pids: dict[str, int | None], groups: list[
     work of the orders before is in and none of it leaks into what comes after."""
     read = settled(lambda: committed_offsets(admin, groups))
     written = end_offsets(admin)
+    transaction_log = end_offsets(admin, internal=True)
     cpu = {name: seconds for name, pid in pids.items() if (seconds := cpu_seconds(pid)) is not None}
-    return Counters(cpu, written, read)
+    return Counters(cpu, written, transaction_log, read)
 
 
 def per_order(
@@ -490,6 +497,7 @@ def cost_per_order(before: Counters, after: Counters, orders: int) -> dict[str, 
     return {
         "cpu_ms_per_order": per_order(before.cpu_s, after.cpu_s, orders, scale=1000),
         "records_written_per_order": per_order(before.written, after.written, orders),
+        "transaction_log_records_per_order": per_order(before.transaction_log, after.transaction_log, orders),
         "records_read_per_order": per_order(before.read, after.read, orders),
     }
 
@@ -732,6 +740,11 @@ def report_lines(result: dict[str, Any]) -> list[str]:
         "Kafka records written per order by topic (offsets, incl. transaction markers)",
         result["records_written_per_order"],
     )
+    if "transaction_log_records_per_order" in result:
+        lines.append(
+            f"transaction log records per order (about 3 a transaction): "
+            f"{result['transaction_log_records_per_order']['total']:,.2f}"
+        )
     lines += _per_order_lines(
         "records read per order by consumer group (committed offsets, incl. transaction markers)",
         result["records_read_per_order"],

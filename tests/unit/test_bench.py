@@ -30,14 +30,25 @@ def test_per_order_is_the_growth_of_every_key_left_at_the_end_per_order() -> Non
 
 
 def test_cost_per_order_charges_cpu_in_milliseconds_and_records_as_counted() -> None:
-    before = Counters(cpu_s={"intake": 1.0, "kafka": 10.0}, written={"t": 0}, read={"oms.intake": 5})
-    after = Counters(cpu_s={"intake": 1.5, "kafka": 12.0}, written={"t": 300}, read={"oms.intake": 105})
+    before = Counters(
+        cpu_s={"intake": 1.0, "kafka": 10.0},
+        written={"t": 0},
+        transaction_log={"__transaction_state": 40},
+        read={"oms.intake": 5},
+    )
+    after = Counters(
+        cpu_s={"intake": 1.5, "kafka": 12.0},
+        written={"t": 300},
+        transaction_log={"__transaction_state": 640},
+        read={"oms.intake": 105},
+    )
 
     cost = bench.cost_per_order(before, after, orders=100)
 
     assert cost["cpu_ms_per_order"] == {"each": {"intake": 5.0, "kafka": 20.0}, "total": 25.0}
     assert cost["records_written_per_order"] == {"each": {"t": 3.0}, "total": 3.0}
     assert cost["records_read_per_order"] == {"each": {"oms.intake": 1.0}, "total": 1.0}
+    assert cost["transaction_log_records_per_order"] == {"each": {"__transaction_state": 6.0}, "total": 6.0}
 
 
 def test_settled_returns_once_two_readings_agree() -> None:
