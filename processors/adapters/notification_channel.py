@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import fcntl
 import os
+import sqlite3
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import IO, Protocol
 
 from pydantic import BaseModel, ValidationError
 
+from processors.adapters.sqlite_file import SqliteFile
 from schemas.models import NotificationKind
 from topology.settings import Settings, get_settings
 
@@ -57,9 +59,12 @@ def notifications_file(settings: Settings) -> Path:
 class FileNotificationChannel:
     """Simulated email: each message sent is a JSON line appended to a file.
 
-    The file is also the record of the keys sent. A send takes an exclusive `flock` on it, reads what
-    others appended since its last look, and appends only for a new key; so two processes, or two
-    instances in one, never both send for one key, and a restart forgets nothing.
+    The file is the record of the keys sent; a SQLite index beside it (`<file>.keys.sqlite`) maps each key
+    to its message and says how far the file has been indexed, so that memory does not grow with history. A
+    send takes the index's write lock and the file's `flock`, indexes what others appended since, and
+    appends only for a new key, indexing it in the same transaction; so two processes, or two instances in
+    one, never both send for one key, and a crash between the append and the index loses nothing: the next
+    send indexes the line.
     """
 
     name = "email"
@@ -67,9 +72,7 @@ class FileNotificationChannel:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or notifications_file(get_settings())
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._message_ids: dict[str, str] = {}  # idempotency key -> message id, for the file read so far
-        self._file_identity: tuple[int, int] | None = None
-        self._read_up_to = 0
+        self._index = SqliteFile(self.path.with_name(f"{self.path.name}.keys.sqlite"), INDEX_SCHEMA)
 
     def send(
         self,
@@ -79,12 +82,12 @@ class FileNotificationChannel:
         order_id: str,
         text: str,
     ) -> str:
-        with self.path.open("a+b") as file:
+        with self._index.transaction() as index, self.path.open("a+b") as file:
             fcntl.flock(file, fcntl.LOCK_EX)  # released when the file closes
-            self._catch_up(file)
-            message_id = self._message_ids.get(idempotency_key)
-            if message_id is not None:
-                return message_id
+            self._catch_up(index, file)
+            known = index.execute("SELECT message_id FROM sent WHERE key = ?", (idempotency_key,)).fetchone()
+            if known is not None:
+                return str(known[0])
             sent = SentNotification(
                 message_id=f"{self.name}-{uuid.uuid4()}",
                 idempotency_key=idempotency_key,
@@ -99,8 +102,8 @@ class FileNotificationChannel:
             # could lose it, which is no concern of a simulator.
             file.write(sent.model_dump_json().encode() + b"\n")
             file.flush()
-            self._message_ids[idempotency_key] = sent.message_id
-            self._read_up_to = os.fstat(file.fileno()).st_size
+            index.execute("INSERT INTO sent (key, message_id) VALUES (?, ?)", (idempotency_key, sent.message_id))
+            index.execute("UPDATE indexed SET up_to = ?", (os.fstat(file.fileno()).st_size,))
             return sent.message_id
 
     def sent(self) -> list[SentNotification]:
@@ -115,15 +118,21 @@ class FileNotificationChannel:
         """How many messages were sent per idempotency key: 1 each, unless deduplication failed."""
         return Counter(sent.idempotency_key for sent in self.sent())
 
-    def _catch_up(self, file: IO[bytes]) -> None:
-        """Learn the keys appended since this instance last looked; the caller holds the lock."""
+    def _catch_up(self, index: sqlite3.Connection, file: IO[bytes]) -> None:
+        """Index the keys appended since the index last looked; the caller holds both locks."""
         status = os.fstat(file.fileno())
-        identity = (status.st_dev, status.st_ino)
-        if identity != self._file_identity or status.st_size < self._read_up_to:  # replaced or truncated
-            self._message_ids.clear()
-            self._file_identity = identity
-            self._read_up_to = 0
-        file.seek(self._read_up_to)
+        identity = f"{status.st_dev}:{status.st_ino}"
+        row = index.execute("SELECT file, up_to FROM indexed").fetchone()
+        if row is None or row[0] != identity or status.st_size < row[1]:  # new, replaced or truncated
+            index.execute("DELETE FROM sent")
+            index.execute("DELETE FROM indexed")
+            index.execute("INSERT INTO indexed (file, up_to) VALUES (?, 0)", (identity,))
+            up_to = 0
+        else:
+            up_to = row[1]
+        if up_to == status.st_size:
+            return
+        file.seek(up_to)
         appended = file.read()
         if appended and not appended.endswith(b"\n"):
             # A line torn by a crash mid-write was never sent; end it so that the next line stands alone.
@@ -132,8 +141,17 @@ class FileNotificationChannel:
         for line in appended.splitlines():
             sent = _parse(line)
             if sent is not None:
-                self._message_ids.setdefault(sent.idempotency_key, sent.message_id)
-        self._read_up_to = os.fstat(file.fileno()).st_size
+                index.execute(
+                    "INSERT OR IGNORE INTO sent (key, message_id) VALUES (?, ?)",
+                    (sent.idempotency_key, sent.message_id),
+                )
+        index.execute("UPDATE indexed SET up_to = ?", (os.fstat(file.fileno()).st_size,))
+
+
+INDEX_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sent (key TEXT PRIMARY KEY, message_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS indexed (file TEXT NOT NULL, up_to INTEGER NOT NULL);
+"""
 
 
 def _parse(line: bytes) -> SentNotification | None:

@@ -11,7 +11,7 @@ from typing import Any, cast
 import pytest
 from quixstreams import State
 
-from processors.adapters.notification_channel import FileNotificationChannel
+from processors.adapters.notification_channel import FileNotificationChannel, SentNotification
 from processors.customer_messages import REJECTION_REASONS, TEMPLATES, format_money, message_for
 from processors.notifications import (
     INPUTS,
@@ -674,6 +674,27 @@ def test_simulated_channel_skips_a_line_torn_by_a_crash(tmp_path: Path) -> None:
 
     assert channel.count_by_key() == {"o-1/ORDER_CONFIRMED": 1}
     assert len(path.read_text().splitlines()) == 2
+
+
+def test_simulated_channel_indexes_a_line_whose_index_a_crash_lost(tmp_path: Path) -> None:
+    path = tmp_path / "notifications.jsonl"
+    channel = FileNotificationChannel(path)
+    send(channel, "o-1/ORDER_CONFIRMED")
+    appended_then_crashed = SentNotification(
+        message_id="email-crashed",
+        idempotency_key="o-2/ORDER_CONFIRMED",
+        channel="email",
+        recipient=EMAIL,
+        kind=NotificationKind.ORDER_CONFIRMED,
+        order_id="o-2",
+        text="Your order is confirmed.",
+        sent_at=NOW,
+    )
+    with path.open("ab") as file:
+        file.write(appended_then_crashed.model_dump_json().encode() + b"\n")
+
+    assert send(FileNotificationChannel(path), "o-2/ORDER_CONFIRMED", order_id="o-2") == "email-crashed"
+    assert channel.count_by_key() == {"o-1/ORDER_CONFIRMED": 1, "o-2/ORDER_CONFIRMED": 1}
 
 
 # State kept before the kinds were split: an order told ORDER_CONFIRMED on its OrderCreated.
