@@ -133,18 +133,18 @@ class FileNotificationChannel:
         if up_to == status.st_size:
             return
         file.seek(up_to)
-        appended = file.read()
-        if appended and not appended.endswith(b"\n"):
-            # A line torn by a crash mid-write was never sent; end it so that the next line stands alone.
-            file.write(b"\n")
-            file.flush()
-        for line in appended.splitlines():
+        line = b""
+        for line in file:  # a line at a time: a file indexed from scratch may hold millions
             sent = _parse(line)
             if sent is not None:
                 index.execute(
                     "INSERT OR IGNORE INTO sent (key, message_id) VALUES (?, ?)",
                     (sent.idempotency_key, sent.message_id),
                 )
+        if line and not line.endswith(b"\n"):
+            # A line torn by a crash mid-write was never sent; end it so that the next line stands alone.
+            file.write(b"\n")
+            file.flush()
         index.execute("UPDATE indexed SET up_to = ?", (os.fstat(file.fileno()).st_size,))
 
 
