@@ -43,6 +43,9 @@ def transactional_producer(settings: Settings, group: str, **extra: Any) -> Prod
     )
 
 
+READ_AHEAD_KB = 16_384
+
+
 def end_reader(settings: Settings, purpose: str) -> Consumer:
     """A consumer outside any group's offsets (a throwaway group id) that reads committed records and reports
     the end of each partition: for `read_to_end`."""
@@ -53,6 +56,9 @@ def end_reader(settings: Settings, purpose: str) -> Consumer:
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
             "enable.partition.eof": True,
+            # librdkafka prefetches up to 64 MB by default: reading a long compacted topic back (the tracker's
+            # view, 230 MB) then peaked at 209 MB of RSS; 16 MB peaks at 117 MB for 5 s instead of 3.
+            "queued.max.messages.kbytes": READ_AHEAD_KB,
         }
     )
 
