@@ -53,17 +53,6 @@ class OrderFacts(BaseModel):
     refunds_counted: list[str] = []  # PaymentRefunded event ids already added up
 
     @property
-    def ended_without_fulfillment(self) -> str | None:
-        """Why the order ended before it could be fulfilled, if it did."""
-        if self.rejected is not None:
-            return f"the order was rejected: {self.rejected}"
-        if self.payment_failed is not None:
-            return f"the order already ended: payment failed ({self.payment_failed})"
-        if self.shortage:
-            return "the order already ended: out of stock, its payment refunded"
-        return None
-
-    @property
     def fulfillment_over(self) -> bool:
         """The routing slip will do nothing more (it finished, or was undone)."""
         return self.slip in ("faulted", "terminated")
