@@ -15,7 +15,7 @@ from typing import Literal
 
 from confluent_kafka import KafkaError, KafkaException
 
-from ops.produce import cancel_order, produce_records
+from ops.produce import produce_cancel
 from ops.tables import assign_from_now
 from processors.customer_messages import format_money
 from processors.runtime.clients import end_reader
@@ -31,7 +31,7 @@ from schemas.models import (
 from schemas.registry import registry_client
 from schemas.serde import RecordCodec
 from topology.settings import Settings
-from topology.topics import ORDERS_COMMANDS, ORDERS_EVENTS, PAYMENTS_EVENTS
+from topology.topics import ORDERS_EVENTS, PAYMENTS_EVENTS
 
 DEFAULT_TIMEOUT_S = 60.0
 ANSWERING = (OrderCancelled, OrderCancellationRejected, PaymentRefunded)
@@ -125,8 +125,7 @@ def cancel_and_wait(
     """Ask for the order's cancellation and wait up to `timeout_s` for the answer; None when none came."""
     reader = AnswerReader(settings, order_id)  # before producing: the answer cannot come earlier
     try:
-        command = cancel_order(order_id, reason, requested_by)
-        produce_records(settings, ORDERS_COMMANDS, [(order_id, command)], progress=False)
+        command = produce_cancel(settings, order_id, reason, requested_by)
         deadline = time.monotonic() + timeout_s
         while (answer := answer_to(command, reader.records)) is None and time.monotonic() < deadline:
             reader.poll(min(0.5, max(0.0, deadline - time.monotonic())))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime
 import functools
 import uuid
+from typing import get_args
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from pydantic import BaseModel, ConfigDict
@@ -33,17 +34,11 @@ from processors.runtime.stage import Handler, with_message
 from processors.runtime.state import StateSlot
 from schemas.models import (
     AvroRecord,
-    InventoryShortage,
     NotificationKind,
     NotificationSent,
     OrderCancellationRejected,
-    OrderCancelled,
     OrderCreated,
-    OrderDelivered,
     OrderRejected,
-    OrderShipped,
-    PaymentFailed,
-    PaymentProcessed,
 )
 from topology.settings import Settings
 from topology.topics import INVENTORY_EVENTS, NOTIFICATIONS_EVENTS, ORDERS_EVENTS, PAYMENTS_EVENTS
@@ -53,18 +48,8 @@ PROCESSOR = "oms.notifications"
 CHANNEL_RETRY = RetryPolicy(attempts=4, first_delay_s=0.05, max_delay_s=1.0)
 INPUTS = (ORDERS_EVENTS, PAYMENTS_EVENTS, INVENTORY_EVENTS)
 
-# The records a customer hears about; every other record is ignored.
-NOTIFIED_RECORDS = (
-    OrderCreated,
-    PaymentProcessed,
-    PaymentFailed,
-    InventoryShortage,
-    OrderShipped,
-    OrderDelivered,
-    OrderCancelled,
-    OrderRejected,
-    OrderCancellationRejected,
-)
+# The records a customer hears about (those `customer_messages` has words for); every other record is ignored.
+NOTIFIED_RECORDS: tuple[type[AvroRecord], ...] = get_args(Notified)
 
 
 class Notice(BaseModel):
@@ -107,7 +92,7 @@ def decide(
     state: NotificationsState | None, record: AvroRecord, now: datetime.datetime
 ) -> tuple[NotificationsState | None, list[Notification]]:
     """The notifications `record` calls for now, and what to remember for the order's next records."""
-    if not isinstance(record, NOTIFIED_RECORDS):
+    if not isinstance(record, Notified):
         return state, []  # nothing a customer needs to hear
     current = state or NotificationsState()
     notice = notice_for(record)

@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 
-from ops.cancel import cancel_and_wait
+from ops.cancel import DEFAULT_TIMEOUT_S, cancel_and_wait
 from ops.deadletters import matching, redrive
 from ops.produce import produce_retry
 from ops.tracking import steps, summary
@@ -39,7 +39,6 @@ from topology.topics import TRACKING_ORDERS, WORKFLOW_TOPICS
 
 PAGE = Path(__file__).with_name("page.html")
 LISTED = 50  # orders per list on the page, the most recent first
-CANCEL_WAIT_S = 60.0  # how long a cancel request waits for the saga's answer
 MAX_BODY_BYTES = 4096
 MAX_ORDER_ID = 200
 MAX_REASON = 500
@@ -170,9 +169,11 @@ def handler_for(settings: Settings, view: View) -> type[BaseHTTPRequestHandler]:
             if isinstance(reason, CancelProblem):
                 self._json(HTTPStatus.BAD_REQUEST, {"error": reason.problem})
                 return
-            command, answer = cancel_and_wait(settings, order_id, reason, CANCEL_WAIT_S, requested_by="operator")
+            command, answer = cancel_and_wait(settings, order_id, reason, DEFAULT_TIMEOUT_S, requested_by="operator")
             if answer is None:
-                error = f"no answer within {CANCEL_WAIT_S:g}s; the saga may still decide (cancel {command.event_id})"
+                error = (
+                    f"no answer within {DEFAULT_TIMEOUT_S:g}s; the saga may still decide (cancel {command.event_id})"
+                )
                 self._json(HTTPStatus.GATEWAY_TIMEOUT, {"error": error, "cancel": str(command.event_id)})
                 return
             status = HTTPStatus.OK if answer.outcome == "cancelled" else HTTPStatus.CONFLICT
