@@ -10,9 +10,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-import httpx
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.error import SchemaRegistryError
 from quixstreams import State
 from quixstreams.context import message_context
 from quixstreams.dataframe import StreamingDataFrame
@@ -21,6 +19,7 @@ from quixstreams.models import Topic
 from processors.runtime.cloudevents import header, type_of
 from processors.runtime.deadletters import Received, dead_letter
 from processors.runtime.encoder import Encoder
+from processors.runtime.errors import is_outage
 from processors.runtime.metrics import DEAD_LETTERS, MESSAGES, PROCESSING
 from processors.runtime.records import Emit, Outgoing
 from schemas.models import AvroRecord
@@ -122,13 +121,6 @@ def passing_over(topics: Iterable[TopicSpec], handles: Iterable[type[AvroRecord]
     handled = {type_of(kind.AVRO_NAME) for kind in handles}
     unwanted = frozenset({type_of(name) for topic in topics for name in topic.records} - handled)
     return lambda headers: header(headers, "ce_type") in unwanted
-
-
-def is_outage(error: BaseException) -> bool:
-    """The registry or network failing, as opposed to the message being unusable."""
-    if isinstance(error, httpx.TransportError):
-        return True
-    return isinstance(error, SchemaRegistryError) and error.http_status_code >= 500
 
 
 def publish(sdf: StreamingDataFrame, topics: Iterable[Topic]) -> None:

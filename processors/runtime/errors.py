@@ -1,0 +1,41 @@
+"""Whose fault a failure is: the message's (dead-letter it and go on) or the world's (an outage: pause and
+try the same message again). Every consumer asks `is_outage`, so that a registry, broker or disk that is
+down never turns good records into dead letters, slip faults or skipped timeline entries."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import httpx
+from confluent_kafka import KafkaException
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+# The registry refusing or failing to answer, as opposed to answering that the schema does not exist:
+# unauthorised or forbidden (credentials, ACLs), timed out, rate-limited.
+_REGISTRY_OUTAGE_STATUSES = frozenset({401, 403, 408, 429})
+
+
+class Outage(Exception):
+    """A dependency is unavailable; the message that met it is not at fault."""
+
+
+def is_outage(error: BaseException) -> bool:
+    """Whether `error`, or anything that caused it, is a dependency failing rather than the message."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if _is_outage_itself(current):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _is_outage_itself(error: BaseException) -> bool:
+    if isinstance(error, SchemaRegistryError):
+        status = error.http_status_code
+        return status in _REGISTRY_OUTAGE_STATUSES or status >= 500 or status < 0
+    return isinstance(
+        error,
+        Outage | httpx.TransportError | KafkaException | sqlite3.OperationalError | OSError | TimeoutError,
+    )
