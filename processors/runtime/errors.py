@@ -14,6 +14,10 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 # unauthorised or forbidden (credentials, ACLs), timed out, rate-limited.
 _REGISTRY_OUTAGE_STATUSES = frozenset({401, 403, 408, 429})
 
+OUTAGE_EXIT_CODE = 75
+"""How a process ends when an outage outlasted its retries (EX_TEMPFAIL): a supervisor restarts it with
+backoff and does not count it as a crash of its own."""
+
 
 class Outage(Exception):
     """A dependency is unavailable; the message that met it is not at fault."""
