@@ -199,7 +199,7 @@ def cmd_stock_set(args: argparse.Namespace, settings: Settings) -> int:
     from processors.adapters.catalog import PRODUCTS_BY_SKU
 
     if args.sku not in PRODUCTS_BY_SKU:
-        print(f"note: {args.sku} is not in the demo catalog (ops/catalog.py)")
+        print(f"note: {args.sku} is not in the demo catalog (processors/adapters/catalog.py)")
     set_stock(settings, {args.sku: args.quantity})
     print(f"{args.sku} available {args.quantity}")
     return 0
@@ -585,7 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
     stock_set = verb(stock, "set", cmd_stock_set, "set the units available of one SKU")
     stock_set.add_argument("sku")
     stock_set.add_argument("quantity", type=non_negative_int)
-    verb(stock, "seed", cmd_stock_seed, "set the demo catalog's stock (ops/catalog.py)")
+    verb(stock, "seed", cmd_stock_seed, "set the demo catalog's stock (processors/adapters/catalog.py)")
     verb(stock, "show", cmd_stock_show, "the latest stock level of every SKU")
 
     cancel = verb(verbs, "cancel", cmd_cancel, "ask for an order's cancellation (CancelOrder)")
