@@ -33,6 +33,9 @@ run: up ## Start everything and run every processor on a stream of demo orders (
 	$(OMS) schemas register
 	$(OMS) demo
 
+unit: test-tools ## Run the broker-free tests only (no Kafka, no registry)
+	$(BIN)/pytest tests/unit
+
 test: test-tools up ## Run the unit and integration tests against the local broker and registry
 	$(BIN)/pytest
 
@@ -46,4 +49,4 @@ lint: setup ## ruff and mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-.PHONY: help setup test-tools up down run test bench lint
+.PHONY: help setup test-tools unit up down run test bench lint
