@@ -283,6 +283,12 @@ def cmd_sagas_rules(args: argparse.Namespace, settings: Settings) -> int:
     return _generated_block(args.write, rules_table, write_rules, DOCS)
 
 
+def cmd_intake_rules(args: argparse.Namespace, settings: Settings) -> int:
+    from ops.producing import DOC, rules_table, write_rules_table
+
+    return _generated_block(args.write, rules_table, write_rules_table, DOC)
+
+
 def _generated_block(write: bool, block: Callable[[], str], write_block: Callable[[], bool], docs: Path) -> int:
     """Print a generated block of the docs, or (`write`) refresh it in `docs`."""
     if not write:
@@ -612,6 +618,9 @@ def build_parser() -> argparse.ArgumentParser:
     sagas_parser.add_argument("--state", help="only sagas in this state, e.g. Failed")
     sagas_parser.add_argument("--json", action="store_true")
     sagas = sagas_parser.add_subparsers(dest="sagas_verb", metavar="VERB")
+    intake = verbs.add_parser("intake", help="what intake accepts").add_subparsers(dest="intake_verb", required=True)
+    intake_rules = verb(intake, "rules", cmd_intake_rules, "intake's rules as a table: what each PlaceOrder gets")
+    intake_rules.add_argument("--write", action="store_true", help="refresh the table in docs/producing.md")
     dashboards = verbs.add_parser("dashboards", help="Grafana dashboards as code").add_subparsers(
         dest="dashboards_verb", required=True, metavar="VERB"
     )
