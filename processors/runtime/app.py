@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 from quixstreams import Application
@@ -12,6 +11,7 @@ from quixstreams.models import Topic, TopicConfig
 from quixstreams.models.serializers import SerializationContext, Serializer
 
 from processors.runtime.commits import commit_when_caught_up
+from processors.runtime.identity import instance_id
 from processors.runtime.lifecycle import stop_survives_startup
 from processors.runtime.records import Outgoing
 from topology.settings import JAVA_PARTITIONER, Settings
@@ -23,11 +23,6 @@ class OutgoingSerializer(Serializer):
 
     def __call__(self, value: Outgoing, ctx: SerializationContext) -> bytes | None:  # type: ignore[override]
         return value.value
-
-
-def instance_id() -> str:
-    """Tells instances of one processor on one machine apart, each with its own state folder."""
-    return os.environ.get("OMS_INSTANCE_ID", "0")
 
 
 def make_application(processor: str, settings: Settings, **overrides: Any) -> Application:

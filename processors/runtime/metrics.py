@@ -54,11 +54,11 @@ CONSUMER_LAG = Gauge(
 )
 
 
-def serve_metrics(port: int | None) -> None:
-    """Serve this process's metrics on `port` (127.0.0.1), if any; a port already taken only costs the metrics."""
+def serve_metrics(host: str, port: int | None) -> None:
+    """Serve this process's metrics on `host`:`port`, if any; a port already taken only costs the metrics."""
     if port is None:
         return
     try:
-        start_http_server(port, addr="127.0.0.1")
+        start_http_server(port, addr=host)
     except OSError as error:
         logger.warning("metrics not served: port %d: %s", port, error)
