@@ -20,7 +20,7 @@ setup: $(STAMP) ## Create .venv, install the project and Maven (fetches the Kafk
 	@bash ops/install-tools.sh maven
 
 test-tools: setup
-	@bash ops/install-tools.sh kcat prometheus chromium
+	@bash ops/install-tools.sh kcat prometheus chromium docker-compose
 
 up: setup ## Start the local Kafka broker and schema registry (fetched on first use)
 	$(OMS) up

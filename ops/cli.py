@@ -362,6 +362,20 @@ def cmd_dashboards_write(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
+    from ops.deploy import generated_files, write_files
+
+    if not args.write:
+        for path in generated_files():
+            print(path)
+        return 0
+    changed = write_files()
+    for path in changed:
+        print(f"wrote {path}")
+    print(f"{len(generated_files())} files, {len(changed)} changed")
+    return 0
+
+
 def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
     from ops.deadletters import dead_letters, redriven
 
@@ -618,6 +632,8 @@ def build_parser() -> argparse.ArgumentParser:
     sagas_parser.add_argument("--state", help="only sagas in this state, e.g. Failed")
     sagas_parser.add_argument("--json", action="store_true")
     sagas = sagas_parser.add_subparsers(dest="sagas_verb", metavar="VERB")
+    deploy = verb(verbs, "deploy", cmd_deploy, "the Compose file and Kubernetes manifests, made from the processors")
+    deploy.add_argument("--write", action="store_true", help="write them (docker-compose.yml, ops/deploy/)")
     intake = verbs.add_parser("intake", help="what intake accepts").add_subparsers(dest="intake_verb", required=True)
     intake_rules = verb(intake, "rules", cmd_intake_rules, "intake's rules as a table: what each PlaceOrder gets")
     intake_rules.add_argument("--write", action="store_true", help="refresh the table in docs/producing.md")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages beside the Python stack, given by the command that needs them: Maven fetches the Kafka and
-# registry jars (`make run`); kcat, Prometheus (promtool checks dashboards and alerts) and Chromium (the web
-# dashboard's browser test) serve `make test`. Installs only what is missing; without root, says what to run.
+# registry jars (`make run`); kcat, Prometheus (promtool checks dashboards and alerts), Chromium (the web
+# dashboard's browser test) and docker-compose (checks docker-compose.yml) serve `make test`. Installs only
+# what is missing; without root, says what to run.
 set -euo pipefail
 packages=()
 for package in "$@"; do
