@@ -11,6 +11,7 @@ from quixstreams.models import Topic, TopicConfig
 from quixstreams.models.serializers import SerializationContext, Serializer
 
 from processors.runtime.commits import commit_when_caught_up
+from processors.runtime.health import report_health
 from processors.runtime.identity import instance_id
 from processors.runtime.lifecycle import stop_survives_startup
 from processors.runtime.records import Outgoing
@@ -58,6 +59,7 @@ def make_application(processor: str, settings: Settings, **overrides: Any) -> Ap
     options.update(overrides)
     app = Application(**options)
     stop_survives_startup(app)
+    report_health(app)
     if settings.commit_when_caught_up:
         commit_when_caught_up(app, settings.min_commit_interval_s)
     return app
