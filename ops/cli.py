@@ -362,6 +362,16 @@ def cmd_dashboards_write(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
+    from ops.settings_view import settings_rows
+
+    rows = settings_rows(settings)
+    width = max(len(name) for name, _, _ in rows)
+    for name, value, source in rows:
+        print(f"{name:<{width}}  {value}  ({source})")
+    return 0
+
+
 def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
     from ops.deploy import generated_files, write_files
 
@@ -632,6 +642,7 @@ def build_parser() -> argparse.ArgumentParser:
     sagas_parser.add_argument("--state", help="only sagas in this state, e.g. Failed")
     sagas_parser.add_argument("--json", action="store_true")
     sagas = sagas_parser.add_subparsers(dest="sagas_verb", metavar="VERB")
+    verb(verbs, "config", cmd_config, "the effective settings (OMS_* variables), where each comes from, secrets hidden")
     deploy = verb(verbs, "deploy", cmd_deploy, "the Compose file and Kubernetes manifests, made from the processors")
     deploy.add_argument("--write", action="store_true", help="write them (docker-compose.yml, ops/deploy/)")
     intake = verbs.add_parser("intake", help="what intake accepts").add_subparsers(dest="intake_verb", required=True)
