@@ -16,6 +16,7 @@ from pathlib import Path
 from ops import platform
 from ops.localserver import PlatformError
 from ops.maven import FetchError, pinned_versions
+from processors.runtime.errors import is_outage
 from topology.settings import Settings, get_settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -256,18 +257,24 @@ def _cancel_and_wait(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_sagas_retry(args: argparse.Namespace, settings: Settings) -> int:
-    from ops.produce import produce_retry
+    from ops.produce import produce_retries
+    from ops.sagas import retry_choice
     from ops.tracking import read_view
-    from processors.sagas.cancellation import Phase
 
-    timeline = read_view(settings).get(args.order_id)
-    if timeline is not None and timeline.saga != Phase.FAILED and not args.force:
-        state = timeline.saga or "no saga"
-        print(f"oms: {args.order_id} has {state}; only a saga that ended Failed resumes (--force sends anyway)")
-        return 1
-    command = produce_retry(settings, args.order_id)
-    print(f"asked the failed saga of {command.order_id} to resume (event id {command.event_id}); see oms.sagas.events")
-    return 0
+    if not args.order_ids and args.state is None:
+        print("oms: name the orders, or choose them with --state Failed [--reason TEXT]", file=sys.stderr)
+        return 2
+    chosen, refused = retry_choice(read_view(settings), args.order_ids, args.state, args.reason, force=args.force)
+    for order_id, why in refused:
+        print(f"oms: {order_id}: {why}; only a saga that ended Failed resumes (--force sends anyway)")
+    for order_id, reason in chosen:
+        print(f"{'would resume' if args.dry_run else 'resuming'} {order_id}  ({reason or 'no reason recorded'})")
+    if chosen and not args.dry_run:
+        produce_retries(settings, [order_id for order_id, _ in chosen])
+        print(f"asked {len(chosen)} failed sagas to resume; see oms.sagas.events")
+    if not chosen:
+        print("no saga to resume")
+    return 1 if refused else 0
 
 
 def cmd_sagas_diagram(args: argparse.Namespace, settings: Settings) -> int:
@@ -684,8 +691,11 @@ def build_parser() -> argparse.ArgumentParser:
     track = verb(verbs, "track", cmd_track, "an order's timeline across choreography, routing slip and saga")
     track.add_argument("order_id")
     track.add_argument("--json", action="store_true")
-    retry = verb(sagas, "retry", cmd_sagas_retry, "resume an order's saga that ended Failed (RetrySaga)")
-    retry.add_argument("order_id")
+    retry = verb(sagas, "retry", cmd_sagas_retry, "resume sagas that ended Failed (RetrySaga), by order or in bulk")
+    retry.add_argument("order_ids", nargs="*", metavar="ORDER")
+    retry.add_argument("--state", choices=["Failed"], help="every saga in this state (with --reason: those of them)")
+    retry.add_argument("--reason", metavar="TEXT", help="only sagas whose failure reason contains TEXT")
+    retry.add_argument("--dry-run", action="store_true", help="list what would be resumed, send nothing")
     retry.add_argument("--force", action="store_true", help="send it even if the tracker's view says not Failed")
     diagram = verb(sagas, "diagram", cmd_sagas_diagram, "the cancellation saga's transition table as Mermaid")
     diagram.add_argument("--write", action="store_true", help="refresh the diagram in docs/sagas.md")
@@ -726,13 +736,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # progress reaches logs and pipes
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `oms sagas | head` ends quietly, as other tools do
+    settings = get_settings()
     try:
-        return int(args.handler(args, get_settings()))
+        return int(args.handler(args, settings))
     except (PlatformError, FetchError) as error:
         print(f"oms: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as error:
+        if not is_outage(error):
+            raise
+        print(f"oms: {unreachable(error, settings)}", file=sys.stderr)
+        return UNAVAILABLE
+
+
+UNAVAILABLE = 69  # EX_UNAVAILABLE: a service this command needs is down
+
+
+def unreachable(error: BaseException, settings: Settings) -> str:
+    """One line for an outage: what did not answer, and what to do, instead of a traceback."""
+    detail = (str(error) or type(error).__name__).splitlines()[0][:200]
+    return (
+        f"Kafka ({settings.kafka_bootstrap_servers}) or the schema registry ({settings.schema_registry_url}) "
+        f"did not answer: {detail}. `oms status` tells what runs; `oms up` starts the local ones."
+    )
 
 
 if __name__ == "__main__":
