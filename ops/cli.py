@@ -379,6 +379,14 @@ def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_timers(args: argparse.Namespace, settings: Settings) -> int:
+    from ops.timers_view import pending_timers, print_timers
+    from processors.runtime.records import utc_now
+
+    print_timers(*pending_timers(settings, args.order_id), utc_now())
+    return 0
+
+
 def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
     from ops.deploy import generated_files, write_files
 
@@ -649,6 +657,8 @@ def build_parser() -> argparse.ArgumentParser:
     sagas_parser.add_argument("--state", help="only sagas in this state, e.g. Failed")
     sagas_parser.add_argument("--json", action="store_true")
     sagas = sagas_parser.add_subparsers(dest="sagas_verb", metavar="VERB")
+    timers_parser = verb(verbs, "timers", cmd_timers, "the saga timers still pending, soonest first (late ones marked)")
+    timers_parser.add_argument("order_id", nargs="?", metavar="ORDER", help="only this order's timers")
     verb(verbs, "config", cmd_config, "the effective settings (OMS_* variables), where each comes from, secrets hidden")
     deploy = verb(verbs, "deploy", cmd_deploy, "the Compose file and Kubernetes manifests, made from the processors")
     deploy.add_argument("--write", action="store_true", help="write them (docker-compose.yml, ops/deploy/)")
