@@ -12,8 +12,10 @@ from processors.fulfillment import host as activities
 from processors.fulfillment import starter as fulfillment
 from processors.runtime.app import make_application
 from processors.runtime.identity import instance_id, instance_number
+from processors.runtime.logs import configure_logging
 from processors.runtime.metrics import serve_metrics
 from processors.runtime.spec import ProcessorSpec, wire
+from processors.runtime.tracing import configure_tracing
 from processors.sagas import processor as sagas
 from processors.tracking import tracker
 from schemas.registry import registry_client
@@ -76,5 +78,8 @@ def metrics_port(service: str, instance: str) -> int | None:
 
 
 def run(name: str, settings: Settings) -> None:
-    serve_metrics(settings.metrics_host, metrics_port(name, instance_id()))
+    instance = instance_id()
+    configure_logging(settings.log_level, settings.log_format, name)
+    configure_tracing(name, instance)
+    serve_metrics(settings.metrics_host, metrics_port(name, instance))
     SERVICES[name].run(settings)

@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     session_timeout_ms: int = 10_000
     transaction_timeout_ms: int = 30_000
     log_level: str = "WARNING"
+    # `json`: one object a line with service, order id, event id and trace id, for a log pipeline.
+    log_format: Literal["text", "json"] = "text"
     # Monitoring calls an in-flight or compensating order stuck after this long without an event.
     stuck_after_s: float = 30.0
     # A CancelOrder for an order not seen yet waits this long for its PlaceOrder, then is refused as unknown:
