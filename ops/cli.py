@@ -314,9 +314,9 @@ def cmd_processors(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_track(args: argparse.Namespace, settings: Settings) -> int:
-    from ops.tracking import as_json, read_view, timeline_lines
+    from ops.tracking import as_json, read_timeline, timeline_lines
 
-    timeline = read_view(settings).get(args.order_id)
+    timeline = read_timeline(settings, args.order_id)
     if timeline is None:
         print(f"oms: no timeline for {args.order_id} (is `oms run tracker` running?)", file=sys.stderr)
         return 1
