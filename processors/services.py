@@ -11,6 +11,7 @@ from processors import intake, inventory, notifications, payments, stock, timers
 from processors.fulfillment import host as activities
 from processors.fulfillment import starter as fulfillment
 from processors.runtime.app import make_application
+from processors.runtime.discovery import announce
 from processors.runtime.identity import instance_id, instance_number
 from processors.runtime.logs import configure_logging
 from processors.runtime.metrics import serve_metrics
@@ -81,5 +82,7 @@ def run(name: str, settings: Settings) -> None:
     instance = instance_id()
     configure_logging(settings.log_level, settings.log_format, name)
     configure_tracing(name, instance)
-    serve_metrics(settings.metrics_host, metrics_port(name, instance))
+    port = metrics_port(name, instance)
+    if serve_metrics(settings.metrics_host, port) and port is not None:
+        announce(settings.run_dir, name, instance, settings.metrics_host, port)
     SERVICES[name].run(settings)

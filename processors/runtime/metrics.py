@@ -56,12 +56,14 @@ CONSUMER_LAG = Gauge(
 )
 
 
-def serve_metrics(host: str, port: int | None) -> None:
-    """Serve this process's metrics, health and readiness on `host`:`port`, if any; a port already taken only
-    costs them."""
+def serve_metrics(host: str, port: int | None) -> bool:
+    """Serve this process's metrics, health and readiness on `host`:`port`, if any; whether it does (a port
+    already taken only costs them)."""
     if port is None:
-        return
+        return False
     try:
         serve(host, port)
     except OSError as error:
         logger.warning("metrics not served: port %d: %s", port, error)
+        return False
+    return True
