@@ -11,6 +11,7 @@ from processors import intake, inventory, notifications, payments, stock, timers
 from processors.fulfillment import host as activities
 from processors.fulfillment import starter as fulfillment
 from processors.runtime.app import instance_id, make_application
+from processors.runtime.lifecycle import exit_on_outage
 from processors.runtime.metrics import serve_metrics
 from processors.runtime.spec import ProcessorSpec, wire
 from processors.sagas import processor as sagas
@@ -74,4 +75,4 @@ def metrics_port(service: str, instance: str) -> int | None:
 
 def run(name: str, settings: Settings) -> None:
     serve_metrics(metrics_port(name, instance_id()))
-    SERVICES[name].run(settings)
+    exit_on_outage(name, lambda: SERVICES[name].run(settings))
