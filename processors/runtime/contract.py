@@ -44,8 +44,7 @@ class TopicContract:
         if key is None or key != identity.encode():
             shown = "no key" if key is None else f"key {key[:SHOWN_KEY_BYTES].decode(errors='replace')!r}"
             raise BreachOfContract(
-                f"{shown} differs from the {value.AVRO_NAME}'s {self.topic.key} {identity!r}, "
-                f"which {self.topic.name} is keyed by"
+                f"{shown}, where {self.topic.name} is keyed by the {value.AVRO_NAME}'s {self.topic.key} {identity!r}"
             )
         problems = violations(value)
         if problems:
