@@ -45,7 +45,7 @@ FIRST_OUTAGE_BACKOFF_S = 0.1
 
 
 class Outcome(enum.StrEnum):
-    """What became of a message: the `outcome` label of `oms_messages_total`."""
+    """What became of a message: the `outcome` label of `oms_messages_processed_total`."""
 
     OK = "ok"
     DEAD_LETTERED = "dead_lettered"
