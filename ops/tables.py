@@ -39,7 +39,8 @@ def read_table(settings: Settings, topic: str, timeout_s: float = 30.0) -> dict[
                     raise KafkaException(error)
                 partition, offset = message.partition(), message.offset()
                 if error is None:
-                    key, value = (message.key() or b"").decode(), message.value()
+                    # A key that is not UTF-8 is no order's or SKU's: kept readable, it can never match one.
+                    key, value = (message.key() or b"").decode(errors="replace"), message.value()
                     if value is None:
                         rows.pop(key, None)
                     else:
