@@ -14,6 +14,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # librdkafka's name for the Java client's partitioner (murmur2 of the key).
 JAVA_PARTITIONER = "murmur2_random"
 
+# The most a message (key, value and headers) may have: librdkafka's and the broker's `message.max.bytes` (1 MB),
+# less a margin for the framing of records and batches.
+MAX_MESSAGE_BYTES = 990_000
+
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
 
@@ -40,6 +44,11 @@ class Settings(BaseSettings):
     schema_registry_username: str | None = None
     schema_registry_password: SecretStr | None = None
     schema_registry_ssl_ca_location: Path | None = None
+    # A registry that does not answer is an outage, not a wait for ever: each request gives up after this
+    # long, and is retried this many times (for 408, 429 and 5xx), so that one call stays well under the
+    # transaction timeout.
+    schema_registry_timeout_s: float = 5.0
+    schema_registry_max_retries: int = 1
 
     # Replication of the topics `oms topics apply` creates; 3 on a production cluster.
     replication_factor: int = 1
@@ -66,6 +75,13 @@ class Settings(BaseSettings):
     producer_linger_ms: int = 20
     session_timeout_ms: int = 10_000
     transaction_timeout_ms: int = 30_000
+    # How long a processor retries a message that met an outage (a registry, broker or disk down), with
+    # backoff, before it stops and leaves the message to its restart: well under the transaction timeout
+    # and the consumer's max.poll.interval.ms.
+    outage_retry_s: float = 10.0
+    # The most a message a processor produces may have; a bigger output dead-letters its input, and a dead
+    # letter is cut down to it.
+    max_message_bytes: int = MAX_MESSAGE_BYTES
     log_level: str = "WARNING"
     # `json`: one object a line with service, order id, event id and trace id, for a log pipeline.
     log_format: Literal["text", "json"] = "text"
@@ -104,7 +120,11 @@ class Settings(BaseSettings):
 
     def schema_registry_config(self) -> dict[str, Any]:
         """Configuration for confluent-kafka's `SchemaRegistryClient`."""
-        config: dict[str, Any] = {"url": self.schema_registry_url}
+        config: dict[str, Any] = {
+            "url": self.schema_registry_url,
+            "timeout": self.schema_registry_timeout_s,
+            "max.retries": self.schema_registry_max_retries,
+        }
         if self.schema_registry_username is not None:
             password = _reveal(self.schema_registry_password) or ""
             config["basic.auth.user.info"] = f"{self.schema_registry_username}:{password}"

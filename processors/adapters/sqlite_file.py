@@ -8,7 +8,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-BUSY_TIMEOUT_S = 30.0
+# Well under the transaction timeout: a file locked for longer is an outage, and the message that met it is
+# tried again by its stage (processors/runtime/stage.py), not held until the transaction times out.
+BUSY_TIMEOUT_S = 5.0
 
 
 class SqliteFile:

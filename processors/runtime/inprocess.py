@@ -111,9 +111,6 @@ class InProcessRunner:
         return delivered
 
     def _handle(self, reader: _Reader, outgoing: Outgoing, offset: int) -> Iterable[Outgoing]:
-        headers = list(outgoing.headers)
-        if reader.stage.skips(headers):
-            return []
         received = Received(
             outgoing.topic, 0, offset, outgoing.timestamp_ms or 0, outgoing.key, outgoing.value, outgoing.headers
         )

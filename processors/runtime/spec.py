@@ -19,7 +19,7 @@ from quixstreams import Application
 from quixstreams.dataframe import StreamingDataFrame
 
 from processors.runtime.app import app_topic
-from processors.runtime.stage import Handler, RecordStage, Skip, passing_over, publish
+from processors.runtime.stage import Handler, RecordStage, Skip, publish
 from schemas.models import AvroRecord
 from topology.settings import Settings
 from topology.topics import TopicSpec
@@ -40,14 +40,6 @@ class Stream:
     handler: HandlerFactory
     handles: tuple[type[AvroRecord], ...] | None = None
     skip: Skip | None = None
-
-    def skipper(self) -> Skip | None:
-        """One predicate of what is passed over undecoded: by type (`handles`) and by `skip`."""
-        by_type = passing_over(self.topics, self.handles) if self.handles is not None else None
-        chosen = [check for check in (by_type, self.skip) if check is not None]
-        if len(chosen) < 2:
-            return chosen[0] if chosen else None
-        return lambda headers: any(check(headers) for check in chosen)
 
 
 @dataclass(frozen=True)
@@ -92,10 +84,13 @@ def stage_of(spec: ProcessorSpec, stream: Stream, settings: Settings, registry: 
     """The stage a stream's messages go through, on Kafka or in the in-process runner."""
     return RecordStage(
         spec.group,
-        [topic.name for topic in stream.topics],
+        stream.topics,
         registry,
         stream.handler(settings, registry),
-        stream.skipper(),
+        settings,
+        handles=stream.handles,
+        skip=stream.skip,
+        outputs=spec.outputs,
     )
 
 

@@ -1,12 +1,16 @@
 """The pipeline step every processor is built from: bytes in, a decision over a record, bytes out.
 
-Decoding, validation and the decision happen in one step so that a message nobody can use becomes a
-dead letter inside the same Kafka transaction as everything else (Quix Streams has no DLQ of its own).
+Checking the topic's contract, decoding, the decision, encoding and the size of what leaves happen in one step,
+so that a message nobody can use becomes a dead letter inside the same Kafka transaction as everything else
+(Quix Streams has no DLQ of its own), and leaves nothing behind in the key's state. An outage is not the
+message's fault: the message is tried again in place, and if the outage lasts, the processor stops.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -16,14 +20,17 @@ from quixstreams.context import message_context
 from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.models import Topic
 
-from processors.runtime.cloudevents import header, type_of
+from processors.runtime.contract import TopicContract
 from processors.runtime.deadletters import Received, dead_letter
 from processors.runtime.encoder import Encoder
 from processors.runtime.errors import is_outage
 from processors.runtime.metrics import DEAD_LETTERS, MESSAGES, PROCESSING
 from processors.runtime.records import Emit, Outgoing
+from processors.runtime.sizes import check_size
+from processors.runtime.tentative import TentativeState
 from schemas.models import AvroRecord
 from schemas.serde import RecordCodec
+from topology.settings import Settings
 from topology.topics import TopicSpec
 
 logger = logging.getLogger(__name__)
@@ -34,71 +41,112 @@ Handler = Callable[[AvroRecord, State, Received], Iterable[Emit]]
 Skip = Callable[[Sequence[tuple[str, bytes]]], bool]
 """Picks, by its headers, a message not worth decoding."""
 
+FIRST_OUTAGE_BACKOFF_S = 0.1
+
+
+class Outcome(enum.StrEnum):
+    """What became of a message: the `outcome` label of `oms_messages_processed_total`."""
+
+    OK = "ok"
+    DEAD_LETTERED = "dead_lettered"
+    PASSED_OVER = "passed_over"
+
 
 class RecordStage:
-    """Decode a topic's message, let `handle` decide, encode what it emits; dead-letter what fails.
+    """Hold a topic's message to its contract, decode it, let `handle` decide, encode what it emits;
+    dead-letter what fails, re-raise an outage that outlasts its retries.
 
     `topics` may name several topics, for a stage after `StreamingDataFrame.concat`: each message is
-    decoded with the codec of the topic it came from. A message that `skip` picks by its headers is passed
-    over before decoding: most processors read topics that carry more types than they act on. A failure is
-    not retried here: retries belong where a call leaves the process (a gateway, a carrier, a channel), and
-    what still fails is the message's dead letter.
+    checked and decoded with the contract and codec of the topic it came from. A record type its topics
+    declare that is none of `handles` is passed over undecoded; the type is the writer's, known from the
+    schema id in the message, not from a header anyone can set. `skip` passes over more by headers. A message
+    failure is not retried here: retries belong where a call leaves the process (a gateway, a carrier, a
+    channel), and what still fails is the message's dead letter.
     """
 
     def __init__(
         self,
         processor: str,
-        topics: Iterable[str],
+        topics: Iterable[TopicSpec],
         registry: SchemaRegistryClient,
         handle: Handler,
+        settings: Settings,
+        *,
+        handles: Iterable[type[AvroRecord]] | None = None,
         skip: Skip | None = None,
+        outputs: Iterable[TopicSpec] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.processor = processor
         topics = list(topics)
-        self._decoders = {name: RecordCodec(registry, name) for name in topics}
+        self._contracts = {topic.name: TopicContract(topic) for topic in topics}
+        self._decoders = {topic.name: RecordCodec(registry, topic.name) for topic in topics}
+        self._handled = None if handles is None else frozenset(kind.AVRO_NAME for kind in handles)
         self._encode = Encoder(registry, processor)
         self._handle = handle
         self._skip = skip
+        self._outputs = None if outputs is None else frozenset(topic.name for topic in outputs)
+        self._max_message_bytes = settings.max_message_bytes
+        self._outage_retry_s = settings.outage_retry_s
+        self._sleep, self._clock = sleep, clock
         self._processing = PROCESSING.labels(processor)
         self._counted = {
-            (name, outcome): MESSAGES.labels(processor, name, outcome)
-            for name in topics
-            for outcome in ("ok", "dead_lettered", "passed_over")
+            (topic.name, outcome): MESSAGES.labels(processor, topic.name, outcome.value)
+            for topic in topics
+            for outcome in Outcome
         }
-        self._dead_letters = {name: DEAD_LETTERS.labels(processor, name) for name in topics}
+        self._dead_letters = {topic.name: DEAD_LETTERS.labels(processor, topic.name) for topic in topics}
 
     def __call__(
         self, value: bytes | None, key: bytes | None, timestamp: int, headers: Any, state: State
     ) -> list[Outgoing]:
         context = message_context()
-        if self.skips(headers or ()):
-            self._counted[(context.topic, "passed_over")].inc()
-            return []
         received = Received(
             context.topic, context.partition, context.offset, timestamp, key, value, tuple(headers or ())
         )
         with self._processing.time():
-            outgoing, dead_lettered = self.process(received, state)
-        self._counted[(received.topic, "dead_lettered" if dead_lettered else "ok")].inc()
-        if dead_lettered:
+            outgoing, outcome = self.process(received, state)
+        self._counted[(received.topic, outcome)].inc()
+        if outcome is Outcome.DEAD_LETTERED:
             self._dead_letters[received.topic].inc()
         return outgoing
 
-    def skips(self, headers: Sequence[tuple[str, bytes]]) -> bool:
-        """Whether a message with `headers` is passed over undecoded."""
-        return self._skip is not None and self._skip(headers)
+    def passes_over(self, writer: str) -> bool:
+        """Whether a record of type `writer` (full name) is passed over undecoded."""
+        return self._handled is not None and writer not in self._handled
 
-    def process(self, received: Received, state: State) -> tuple[list[Outgoing], bool]:
-        """What the message leads to, and whether that is its dead letter."""
-        value = received.value
+    def process(self, received: Received, state: State) -> tuple[list[Outgoing], Outcome]:
+        """What the message leads to, and what became of it; an outage is tried again with backoff for up to
+        `outage_retry_s`, then raised: a processor stopped by an outage restarts into the same message."""
+        deadline = self._clock() + self._outage_retry_s
+        backoff = FIRST_OUTAGE_BACKOFF_S
+        while True:
+            try:
+                return self._process_once(received, state)
+            except Exception as error:
+                pause = min(backoff, deadline - self._clock())
+                if not is_outage(error) or pause <= 0:
+                    raise
+                logger.warning(
+                    "outage at %s[%d]@%d, trying it again in %.1f s: %s: %s",
+                    received.topic,
+                    received.partition,
+                    received.offset,
+                    pause,
+                    type(error).__name__,
+                    error,
+                )
+                self._sleep(pause)
+                backoff *= 2
+
+    def _process_once(self, received: Received, state: State) -> tuple[list[Outgoing], Outcome]:
+        tentative = TentativeState(state)
         try:
-            if value is None:
-                raise ValueError("a tombstone (null value) carries no record")
-            record = self._decoders[received.topic].decode(value)
-            outgoing = [self._encode(emit) for emit in self._handle(record, state, received)]
+            outgoing = self._decide(received, tentative)
         except Exception as error:  # anything this message causes: dead-letter it and go on
             if is_outage(error):
-                raise  # not the message's fault: stop, and let the restart try it again
+                raise  # not the message's fault: never its dead letter
             logger.warning(
                 "dead-lettering %s[%d]@%d: %s: %s",
                 received.topic,
@@ -107,20 +155,37 @@ class RecordStage:
                 type(error).__name__,
                 error,
             )
-            return [dead_letter(received, error, self.processor)], True
-        return outgoing, False
+            return [dead_letter(received, error, self.processor, self._max_message_bytes)], Outcome.DEAD_LETTERED
+        if outgoing is None:
+            return [], Outcome.PASSED_OVER
+        tentative.commit()
+        return outgoing, Outcome.OK
+
+    def _decide(self, received: Received, state: State) -> list[Outgoing] | None:
+        """What the message leads to, None when it is passed over; raises what makes it a dead letter."""
+        value = received.value
+        if value is None:
+            raise ValueError("a tombstone (null value) carries no record")
+        contract, decoder = self._contracts[received.topic], self._decoders[received.topic]
+        writer = decoder.writer_record_name(value)
+        contract.check_type(writer, received.headers)
+        if self.passes_over(writer) or (self._skip is not None and self._skip(received.headers)):
+            return None
+        record = decoder.decode(value)
+        contract.check_record(received.key, record)
+        return [self._encoded(emit) for emit in self._handle(record, state, received)]
+
+    def _encoded(self, emit: Emit) -> Outgoing:
+        if self._outputs is not None and emit.topic.name not in self._outputs:
+            raise ValueError(f"{self.processor} does not write to {emit.topic.name}")
+        outgoing = self._encode(emit)
+        check_size(outgoing, self._max_message_bytes)
+        return outgoing
 
 
 def with_message(handle: RecordHandler) -> Handler:
     """A handler of records alone, as a `Handler` (the message it came in is not its concern)."""
     return lambda record, state, message: handle(record, state)
-
-
-def passing_over(topics: Iterable[TopicSpec], handles: Iterable[type[AvroRecord]]) -> Skip:
-    """Skip what carries the CloudEvents type of a record declared on `topics` that is none of `handles`."""
-    handled = {type_of(kind.AVRO_NAME) for kind in handles}
-    unwanted = frozenset({type_of(name) for topic in topics for name in topic.records} - handled)
-    return lambda headers: header(headers, "ce_type") in unwanted
 
 
 def publish(sdf: StreamingDataFrame, topics: Iterable[Topic]) -> None:

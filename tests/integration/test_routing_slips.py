@@ -250,15 +250,6 @@ def test_a_slip_header_that_is_too_large_or_unreadable_is_dead_lettered(
     settings: Settings, registry: SchemaRegistryClient, watcher: Watcher
 ) -> None:
     placed = order("bad-header", {"SKU-TEE-01": 1})
-    request = FulfillmentRequest(
-        event_id=uuid.uuid4(),
-        order_id=placed.order_id,
-        occurred_at=utc_now(),
-        lines=[],
-        shipping_address=placed.shipping_address,
-        total=Money(amount_minor=0, currency="EUR"),
-    )
-    value = RecordCodec(registry, PICK.name).encode(request)
     header = ROUTING_SLIP_HEADER.name
     cases = {
         f"{placed.order_id}-garbled": [(header, b"not a slip")],
@@ -267,6 +258,16 @@ def test_a_slip_header_that_is_too_large_or_unreadable_is_dead_lettered(
     }
     producer = Producer(settings.kafka_config())
     for key, headers in cases.items():
+        # Keyed by its own order id, as the topic's contract wants: only the header is wrong.
+        request = FulfillmentRequest(
+            event_id=uuid.uuid4(),
+            order_id=key,
+            occurred_at=utc_now(),
+            lines=[],
+            shipping_address=placed.shipping_address,
+            total=Money(amount_minor=0, currency="EUR"),
+        )
+        value = RecordCodec(registry, PICK.name).encode(request)
         producer.produce(PICK.name, key=key.encode(), value=value, headers=headers)
     producer.flush(30)
 

@@ -15,7 +15,11 @@ def test_local_defaults_reach_the_local_platform(monkeypatch: pytest.MonkeyPatch
         "bootstrap.servers": "127.0.0.1:9092",
         "security.protocol": "PLAINTEXT",
     }
-    assert settings.schema_registry_config() == {"url": "http://127.0.0.1:8081/apis/ccompat/v7"}
+    assert settings.schema_registry_config() == {
+        "url": "http://127.0.0.1:8081/apis/ccompat/v7",
+        "timeout": 5.0,
+        "max.retries": 1,
+    }
 
 
 def test_secured_cluster_settings_come_from_oms_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -41,6 +45,8 @@ def test_secured_cluster_settings_come_from_oms_environment(monkeypatch: pytest.
     }
     assert settings.schema_registry_config() == {
         "url": "https://registry:8081",
+        "timeout": 5.0,
+        "max.retries": 1,
         "basic.auth.user.info": "reader:pw",
     }
     assert "s3cret" not in repr(settings), "secrets must not leak into logs"
