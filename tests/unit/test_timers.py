@@ -1,10 +1,16 @@
 from __future__ import annotations
 
 import datetime
+import re
 import uuid
+from collections.abc import Callable
 
-from processors.timers import PendingTimers, firing
-from schemas.models import TimerScheduled
+import pytest
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+from processors.runtime.errors import is_outage
+from processors.timers import Cancelled, PendingTimers, UnusableTimer, firing, read_timer
+from schemas.models import AvroRecord, TimerScheduled
 from tests.factories import NOW
 
 
@@ -53,3 +59,56 @@ def test_a_firing_derives_its_id_from_the_timer() -> None:
     first, again = firing(scheduled, NOW), firing(scheduled, NOW + datetime.timedelta(seconds=1))
 
     assert first.event_id == again.event_id and first.timer_id == "a" and first.purpose == "refund-timeout"
+
+
+# --- what the service may fire, and what goes to oms.timers.dlq -------------------------------------
+
+
+def decoding(record: AvroRecord) -> Callable[[bytes], AvroRecord]:
+    return lambda value: record
+
+
+def test_a_timer_keyed_by_its_id_that_fires_to_the_sagas_is_scheduled() -> None:
+    scheduled = timer("o-1/cancellation", 1)
+
+    assert read_timer(b"o-1/cancellation", b"...", decoding(scheduled)) == scheduled
+
+
+def test_a_tombstone_cancels_its_timer_and_one_with_a_key_no_timer_has_cancels_nothing() -> None:
+    assert read_timer(b"o-1/cancellation", None, decoding(timer("x", 1))) == Cancelled("o-1/cancellation")
+    assert read_timer(b"\xff\xfe", None, decoding(timer("x", 1))) == Cancelled(None)
+
+
+def test_a_timer_that_would_fire_to_another_topic_is_unusable() -> None:
+    elsewhere = timer("t-1", 1).model_copy(update={"fire_topic": "oms.orders.events"})
+
+    with pytest.raises(UnusableTimer, match=re.escape("would fire to 'oms.orders.events', not oms.sagas.timers")):
+        read_timer(b"t-1", b"...", decoding(elsewhere))
+
+
+def test_a_timer_whose_key_is_not_utf8_is_unusable_before_it_is_decoded() -> None:
+    def never(value: bytes) -> AvroRecord:
+        raise AssertionError("not decoded")
+
+    with pytest.raises(UnusableTimer, match="UTF-8"):
+        read_timer(b"\xff\xfe", b"...", never)
+
+
+def test_a_timer_keyed_other_than_by_its_id_is_unusable() -> None:
+    with pytest.raises(UnusableTimer, match="keyed 'other'"):
+        read_timer(b"other", b"...", decoding(timer("t-1", 1)))
+
+
+def test_a_record_of_another_type_is_unusable() -> None:
+    with pytest.raises(UnusableTimer, match=re.escape("not oms.sagas.TimerFired")):
+        read_timer(b"t-1", b"...", decoding(firing(timer("t-1", 1), NOW)))
+
+
+def test_an_outage_while_decoding_is_no_verdict_on_the_timer() -> None:
+    def registry_down(value: bytes) -> AvroRecord:
+        raise SchemaRegistryError(503, 50301, "unavailable")
+
+    with pytest.raises(SchemaRegistryError) as raised:
+        read_timer(b"t-1", b"...", registry_down)
+
+    assert is_outage(raised.value)
