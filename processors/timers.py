@@ -60,14 +60,14 @@ class PendingTimers:
 
     def due(self, now: datetime.datetime) -> list[TimerScheduled]:
         """Every pending timer due by `now`, earliest first; they stay pending until cancelled."""
-        due = []
+        due: dict[str, TimerScheduled] = {}
         for at, timer_id in sorted(self._heap):
             if at > now:
                 break
             timer = self.by_id.get(timer_id)
             if timer is not None and timer.due_at == at:
-                due.append(timer)
-        return due
+                due[timer_id] = timer  # once, though read twice (a timer restored after a dead letter)
+        return list(due.values())
 
     def next_due(self) -> datetime.datetime | None:
         while self._heap:
@@ -84,6 +84,11 @@ class PendingTimers:
             del self.by_id[timer_id]
 
 
+Placed = tuple[Outgoing, int | None]
+"""A message and its partition: None for the key's (by the partitioner), or the partition of the record of
+`oms.timers` it replaces, which another client's partitioner may have chosen."""
+
+
 class UnusableTimer(ValueError):
     """A record of `oms.timers` that is no timer this service may fire; the message says why."""
 
@@ -95,15 +100,20 @@ class Cancelled:
     timer_id: str | None
 
 
+def timer_id_of(key: bytes | None) -> str | None:
+    """The timer id a key stands for; None for a key that is no UTF-8 text."""
+    try:
+        return key.decode() if key is not None else None
+    except UnicodeDecodeError:
+        return None
+
+
 def read_timer(
     key: bytes | None, value: bytes | None, decode: Callable[[bytes], AvroRecord]
 ) -> TimerScheduled | Cancelled:
     """What a record of `oms.timers` asks for. Raises `UnusableTimer` (or what `decode` raises) for a record
     that cannot be used: only the sagas' timer topic is fired to, under the timer's own id as the key."""
-    try:
-        timer_id = key.decode() if key is not None else None
-    except UnicodeDecodeError:
-        timer_id = None
+    timer_id = timer_id_of(key)
     if value is None:
         return Cancelled(timer_id)
     if timer_id is None:
@@ -236,8 +246,8 @@ class TimerService:
         if not settled:
             return
 
-        def outgoing() -> Iterable[Outgoing]:
-            for (_, key), (message, error) in settled.items():
+        def outgoing() -> Iterable[Placed]:
+            for (partition, key), (message, error) in settled.items():
                 logger.error(
                     "dead-lettering timer %r at %s[%d]@%d: %s",
                     key,
@@ -246,15 +256,16 @@ class TimerService:
                     message.offset,
                     error,
                 )
-                yield dead_letter(message, error, PROCESSOR)
-                yield self._replacement(key)
+                yield dead_letter(message, error, PROCESSOR), None
+                yield self._replacement(key), partition
 
         self._commit(outgoing, "dead-lettering unusable timers")
         for at in settled:
             del self._unusable[at]
 
     def _replacement(self, key: bytes | None) -> Outgoing:
-        overwritten = self.pending.by_id.get(key.decode()) if key is not None else None
+        timer_id = timer_id_of(key)
+        overwritten = self.pending.by_id.get(timer_id) if timer_id is not None else None
         if overwritten is not None:
             return self._encode(Emit(TIMERS, overwritten.timer_id, overwritten))
         return Outgoing(TIMERS.name, key, None, ())
@@ -267,12 +278,13 @@ class TimerService:
             lateness = (now - timer.due_at).total_seconds()
             logger.info("fired %s (%s) %.3fs after due", timer.timer_id, timer.purpose, lateness)
 
-    def _firing(self, timer: TimerScheduled, now: datetime.datetime) -> tuple[Outgoing, Outgoing]:
+    def _firing(self, timer: TimerScheduled, now: datetime.datetime) -> tuple[Placed, Placed]:
         """The `TimerFired`, and the timer's tombstone."""
         fired = self._encode(Emit(SAGA_TIMERS, timer.order_id, firing(timer, now)))
-        return fired, Outgoing(TIMERS.name, timer.timer_id.encode(), None, ())
+        tombstone = Outgoing(TIMERS.name, timer.timer_id.encode(), None, ())
+        return (fired, None), (tombstone, self._partition_of.get(timer.timer_id))
 
-    def _commit(self, outgoing: Callable[[], Iterable[Outgoing]], what: str) -> None:
+    def _commit(self, outgoing: Callable[[], Iterable[Placed]], what: str) -> None:
         """Produce what `outgoing` makes in one transaction with the consumer's position; tried again (from
         encoding on) through an outage."""
 
@@ -280,8 +292,8 @@ class TimerService:
             messages = list(outgoing())
             self._producer.begin_transaction()
             try:
-                for message in messages:
-                    produce(self._producer, message)
+                for message, partition in messages:
+                    self._send(message, partition)
                 self._producer.send_offsets_to_transaction(
                     self._consumer.position(self._consumer.assignment()), self._consumer.consumer_group_metadata()
                 )
@@ -291,6 +303,15 @@ class TimerService:
                 raise
 
         through_outages(attempt, what)
+
+    def _send(self, message: Outgoing, partition: int | None) -> None:
+        if partition is None:
+            produce(self._producer, message)
+            return
+        headers = list(message.headers)
+        self._producer.produce(
+            message.topic, key=message.key, value=message.value, headers=headers, partition=partition
+        )
 
 
 def run(settings: Settings) -> None:

@@ -53,6 +53,14 @@ def test_scheduling_a_timer_again_replaces_it() -> None:
     assert pending.next_due() == NOW + datetime.timedelta(seconds=30)
 
 
+def test_a_timer_read_twice_comes_due_once() -> None:
+    pending = PendingTimers()
+    pending.schedule(timer("a", 1))
+    pending.schedule(timer("a", 1))
+
+    assert [t.timer_id for t in pending.due(NOW + datetime.timedelta(seconds=5))] == ["a"]
+
+
 def test_a_firing_derives_its_id_from_the_timer() -> None:
     scheduled = timer("a", 1)
 
