@@ -28,7 +28,7 @@ from types import FrameType
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from processors.runtime.clients import member_consumer, transactional_producer
+from processors.runtime.clients import member_consumer, received, transactional_producer
 from processors.runtime.deadletters import Received, dead_letter
 from processors.runtime.encoder import Encoder, produce
 from processors.runtime.errors import is_outage
@@ -128,19 +128,6 @@ def read_timer(
     if record.timer_id != timer_id:
         raise UnusableTimer(f"timer {record.timer_id!r:.80} is keyed {timer_id!r:.80}, not by its id")
     return record
-
-
-def received(message: Message) -> Received:
-    """A consumed message as a dead letter keeps it."""
-    return Received(
-        message.topic() or "",
-        message.partition() or 0,
-        message.offset() or 0,
-        message.timestamp()[1],
-        message.key(),
-        message.value(),
-        tuple(message.headers() or ()),
-    )
 
 
 def firing(timer: TimerScheduled, now: datetime.datetime) -> TimerFired:
