@@ -154,6 +154,9 @@ class TimerService:
         self._catching_up: set[int] = set()
         self._unusable: dict[tuple[int, bytes | None], tuple[Received, Exception]] = {}
         """The latest record of a key, when it cannot be used: dead-lettered once its partition is read."""
+        self._restoring: set[bytes | None] = set()
+        """Keys of timers written back over a dead letter, not fired until read back (else they would fire
+        again when read after their firing)."""
         self._stopping = False
 
     def run(self) -> None:
@@ -208,6 +211,7 @@ class TimerService:
 
     def _take(self, message: Message) -> None:
         partition, key = message.partition() or 0, message.key()
+        self._restoring.discard(key)
         try:
             read = through_outages(
                 lambda: read_timer(key, message.value(), self._codec.decode), f"reading timer {key!r:.80}"
@@ -254,12 +258,15 @@ class TimerService:
         timer_id = timer_id_of(key)
         overwritten = self.pending.by_id.get(timer_id) if timer_id is not None else None
         if overwritten is not None:
+            self._restoring.add(key)
             return self._encode(Emit(TIMERS, overwritten.timer_id, overwritten))
         return Outgoing(TIMERS.name, key, None, ())
 
     def _fire_due(self) -> None:
         now = utc_now()
         for timer in self.pending.due(now):
+            if timer.timer_id.encode() in self._restoring:
+                continue
             self._commit(functools.partial(self._firing, timer, now), f"firing {timer.timer_id}")
             self.pending.cancel(timer.timer_id)
             lateness = (now - timer.due_at).total_seconds()
