@@ -53,7 +53,9 @@ def schedule(settings: Settings, prefix: str, count: int, first_in_s: float, spr
 
 
 def cancel(settings: Settings, timer_id: str) -> None:
-    producer = Producer(settings.kafka_config())
+    # The partitioner the sagas use: the tombstone lands in the timer's partition, so that no catch-up can read
+    # it before the timer.
+    producer = Producer(settings.producer_config())
     producer.produce(TIMERS.name, key=timer_id.encode(), value=None)
     producer.flush(30)
 

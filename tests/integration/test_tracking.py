@@ -19,6 +19,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from ops.produce import produce_orders
 from processors.runtime.records import utc_now
+from processors.tracking.timeline import new_timeline
 from processors.tracking.tracker import PROCESSOR as TRACKER
 from schemas.models import Money, OrderTimeline, PaymentProcessed
 from schemas.serde import RecordCodec
@@ -191,7 +192,8 @@ def test_records_the_tracker_cannot_use_are_dead_lettered_and_make_up_no_order(
     assert latest(watcher, made_up) is None, "no timeline for an order that does not exist"
 
     # A record of the view under a key that is no order id: a rebuild passes over it.
-    producer.produce(TRACKING_ORDERS.name, key=b"\xff\xfe" + run.encode(), value=b"not a timeline")
+    stray = RecordCodec(registry, TRACKING_ORDERS.name).encode(new_timeline(f"stray-{run}", utc_now()))
+    producer.produce(TRACKING_ORDERS.name, key=b"\xff\xfe" + run.encode(), value=stray)
     producer.flush(30)
     pipeline.kill("tracker")
     after = tee_order(f"track-after-rebuild-{run}")
