@@ -128,12 +128,13 @@ def test_timers_the_service_cannot_use_are_dead_lettered_once_and_the_others_sti
 ) -> None:
     run = uuid.uuid4().hex[:6]
     codec = RecordCodec(registry, TIMERS.name)
+    # A key that is not UTF-8 is left to the unit tests: on this shared broker it would stay on the compacted
+    # topic, and a timer service that does not dead-letter it would crash on it whenever it reads the topic back.
     # A real timer, then a record that overwrites it under its key: the timer must still fire.
     overwritten = a_timer(f"overwritten-{run}", in_s=4)
     elsewhere = a_timer(f"elsewhere-{run}", in_s=0, fire_topic=ORDERS_EVENTS.name)
     poison: dict[bytes, bytes] = {
         elsewhere.timer_id.encode(): codec.encode(elsewhere),
-        b"\xff\xfe" + run.encode(): codec.encode(a_timer(f"binary-key-{run}", in_s=0)),
         f"garbled-{run}".encode(): b"not a timer",
         f"mislabelled-{run}".encode(): codec.encode(a_timer(f"another-{run}", in_s=0)),
         # A record of another type, framed with the schema id of its own topic.
@@ -171,7 +172,6 @@ def test_timers_the_service_cannot_use_are_dead_lettered_once_and_the_others_sti
         reasons[letter.value] = letter.headers["dlq.error.message"].decode()
     assert reasons.keys() == set(poison.values()), "one dead letter of each, with the original bytes"
     assert "would fire to 'oms.orders.events', not oms.sagas.timers" in reasons[poison[elsewhere.timer_id.encode()]]
-    assert "UTF-8" in reasons[poison[b"\xff\xfe" + run.encode()]]
     assert "not Confluent-framed Avro" in reasons[poison[f"garbled-{run}".encode()]]
     assert f"is keyed 'mislabelled-{run}'" in reasons[poison[f"mislabelled-{run}".encode()]]
     assert "not oms.sagas.TimerFired" in reasons[poison[f"fired-{run}".encode()]]
@@ -188,4 +188,4 @@ def test_timers_the_service_cannot_use_are_dead_lettered_once_and_the_others_sti
     assert len(letters(seen)) == len(poison)
     fired = fired_ids(seen)
     assert [fired[t.timer_id] for t in (before, after, overwritten, later)] == [1, 1, 1, 1]
-    assert not {f"binary-key-{run}", f"another-{run}", elsewhere.timer_id} & fired.keys()
+    assert not {f"another-{run}", elsewhere.timer_id} & fired.keys()
