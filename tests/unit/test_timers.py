@@ -9,9 +9,11 @@ import pytest
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from processors.runtime.errors import is_outage
-from processors.timers import Cancelled, PendingTimers, UnusableTimer, firing, read_timer
+from processors.runtime.records import Outgoing
+from processors.timers import Cancelled, PendingTimers, TimerService, UnusableTimer, firing, read_timer
 from schemas.models import AvroRecord, TimerScheduled
 from tests.factories import NOW
+from topology.settings import get_settings
 
 
 def timer(timer_id: str, in_seconds: float) -> TimerScheduled:
@@ -120,3 +122,26 @@ def test_an_outage_while_decoding_is_no_verdict_on_the_timer() -> None:
         read_timer(b"t-1", b"...", registry_down)
 
     assert is_outage(raised.value)
+
+
+def test_an_unusable_record_under_a_key_that_is_not_utf8_is_replaced_by_a_tombstone_of_that_key() -> None:
+    service = TimerService(get_settings())
+
+    replacement = service._replacement(b"\xff\xfe")
+
+    assert (replacement.topic, replacement.key, replacement.value) == ("oms.timers", b"\xff\xfe", None)
+
+
+def test_an_unusable_record_over_a_pending_timer_is_replaced_by_that_timer(monkeypatch: pytest.MonkeyPatch) -> None:
+    service = TimerService(get_settings())
+    pending = timer("o-1/cancellation", 30)
+    service.pending.schedule(pending)
+    monkeypatch.setattr(
+        service, "_encode", lambda emit: Outgoing(emit.topic.name, emit.key.encode(), emit.record.model_dump_json().encode(), ())
+    )
+    )
+
+    replacement = service._replacement(b"o-1/cancellation")
+
+    assert replacement.key == b"o-1/cancellation"
+    assert replacement.value == pending.model_dump_json().encode()
