@@ -9,7 +9,7 @@ import pytest
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from processors.runtime.errors import is_outage
-from processors.runtime.records import Outgoing
+from processors.runtime.records import Emit, Outgoing
 from processors.timers import Cancelled, PendingTimers, TimerService, UnusableTimer, firing, read_timer
 from schemas.models import AvroRecord, TimerScheduled
 from tests.factories import NOW
@@ -132,14 +132,15 @@ def test_an_unusable_record_under_a_key_that_is_not_utf8_is_replaced_by_a_tombst
     assert (replacement.topic, replacement.key, replacement.value) == ("oms.timers", b"\xff\xfe", None)
 
 
+def as_json(emit: Emit) -> Outgoing:
+    return Outgoing(emit.topic.name, emit.key.encode(), emit.record.model_dump_json().encode(), ())
+
+
 def test_an_unusable_record_over_a_pending_timer_is_replaced_by_that_timer(monkeypatch: pytest.MonkeyPatch) -> None:
     service = TimerService(get_settings())
     pending = timer("o-1/cancellation", 30)
     service.pending.schedule(pending)
-    monkeypatch.setattr(
-        service, "_encode", lambda emit: Outgoing(emit.topic.name, emit.key.encode(), emit.record.model_dump_json().encode(), ())
-    )
-    )
+    monkeypatch.setattr(service, "_encode", as_json)
 
     replacement = service._replacement(b"o-1/cancellation")
 
