@@ -6,27 +6,39 @@ them among instances); on every assignment it reads them from the beginning to t
 pending timer and none that was fired or cancelled. When a timer is due it produces the `TimerFired` to
 the timer's `fire_topic` and the timer's tombstone in one Kafka transaction, with the consumer position
 sent to the transaction so that a fenced zombie cannot commit a second firing: each timer fires once.
+
+A record of `oms.timers` it cannot use (unreadable, not UTF-8 keyed, keyed other than its timer id, or firing
+anywhere but the sagas' timer topic) goes to `oms.timers.dlq`, in one transaction with what replaces it in the
+log: the timer it overwrote, still pending, or else a tombstone; so a restart does not meet it again and no
+saga timeout is lost to it. It is dead-lettered once its partition is read to the end, when it is known to be
+the latest record of its key. An outage (the registry or the broker down) pauses the service and the same
+work is tried again; one that outlasts the retries ends the process with `OUTAGE_EXIT_CODE`.
 """
 
 from __future__ import annotations
 
 import datetime
+import functools
 import heapq
 import logging
 import signal
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import FrameType
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from processors.runtime.clients import member_consumer, transactional_producer
+from processors.runtime.clients import member_consumer, received, transactional_producer
+from processors.runtime.deadletters import Received, dead_letter
 from processors.runtime.encoder import Encoder, produce
+from processors.runtime.errors import is_outage
+from processors.runtime.outages import through_outages
 from processors.runtime.records import Emit, Outgoing, derive_event_id, utc_now
-from schemas.models import TimerFired, TimerScheduled
+from schemas.models import AvroRecord, TimerFired, TimerScheduled
 from schemas.registry import registry_client
 from schemas.serde import RecordCodec
 from topology.settings import Settings
-from topology.topics import TIMERS, topic_named
+from topology.topics import SAGA_TIMERS, TIMERS
 
 PROCESSOR = "oms.timers"
 logger = logging.getLogger(__name__)
@@ -48,14 +60,14 @@ class PendingTimers:
 
     def due(self, now: datetime.datetime) -> list[TimerScheduled]:
         """Every pending timer due by `now`, earliest first; they stay pending until cancelled."""
-        due = []
+        due: dict[str, TimerScheduled] = {}
         for at, timer_id in sorted(self._heap):
             if at > now:
                 break
             timer = self.by_id.get(timer_id)
             if timer is not None and timer.due_at == at:
-                due.append(timer)
-        return due
+                due[timer_id] = timer  # once, though read twice (a timer restored after a dead letter)
+        return list(due.values())
 
     def next_due(self) -> datetime.datetime | None:
         while self._heap:
@@ -70,6 +82,52 @@ class PendingTimers:
         """After a rebalance: only timers of partitions still ours stay."""
         for timer_id in [t for t in self.by_id if partition_of.get(t) not in keep]:
             del self.by_id[timer_id]
+
+
+Placed = tuple[Outgoing, int | None]
+"""A message and its partition: None for the key's (by the partitioner), or the partition of the record of
+`oms.timers` it replaces, which another client's partitioner may have chosen."""
+
+
+class UnusableTimer(ValueError):
+    """A record of `oms.timers` that is no timer this service may fire; the message says why."""
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    """A tombstone: the timer of this id, if any, is not to fire. None: a key no timer can have."""
+
+    timer_id: str | None
+
+
+def timer_id_of(key: bytes | None) -> str | None:
+    """The timer id a key stands for; None for a key that is no UTF-8 text."""
+    try:
+        return key.decode() if key is not None else None
+    except UnicodeDecodeError:
+        return None
+
+
+def read_timer(
+    key: bytes | None, value: bytes | None, decode: Callable[[bytes], AvroRecord]
+) -> TimerScheduled | Cancelled:
+    """What a record of `oms.timers` asks for. Raises `UnusableTimer` (or what `decode` raises) for a record
+    that cannot be used: only the sagas' timer topic is fired to, under the timer's own id as the key."""
+    timer_id = timer_id_of(key)
+    if value is None:
+        return Cancelled(timer_id)
+    if timer_id is None:
+        raise UnusableTimer(f"a timer's key must be its timer id in UTF-8, not {key!r:.80}")
+    record = decode(value)
+    if not isinstance(record, TimerScheduled):
+        raise UnusableTimer(f"{TIMERS.name} carries {TimerScheduled.AVRO_NAME}, not {record.AVRO_NAME}")
+    if record.fire_topic != SAGA_TIMERS.name:
+        raise UnusableTimer(
+            f"timer {record.timer_id!r:.80} would fire to {record.fire_topic!r:.80}, not {SAGA_TIMERS.name}"
+        )
+    if record.timer_id != timer_id:
+        raise UnusableTimer(f"timer {record.timer_id!r:.80} is keyed {timer_id!r:.80}, not by its id")
+    return record
 
 
 def firing(timer: TimerScheduled, now: datetime.datetime) -> TimerFired:
@@ -94,6 +152,11 @@ class TimerService:
         self.pending = PendingTimers()
         self._partition_of: dict[str, int] = {}
         self._catching_up: set[int] = set()
+        self._unusable: dict[tuple[int, bytes | None], tuple[Received, Exception]] = {}
+        """The latest record of a key, when it cannot be used: dead-lettered once its partition is read."""
+        self._restoring: set[bytes | None] = set()
+        """Keys of timers written back over a dead letter, not fired until read back (else they would fire
+        again when read after their firing)."""
         self._stopping = False
 
     def run(self) -> None:
@@ -124,6 +187,7 @@ class TimerService:
         kept = {tp.partition for tp in consumer.assignment()} - revoked
         self.pending.forget_partitions(kept, self._partition_of)
         self._catching_up -= revoked
+        self._unusable = {at: letter for at, letter in self._unusable.items() if at[0] not in revoked}
 
     def _wait_s(self) -> float:
         next_due = self.pending.next_due()
@@ -136,45 +200,113 @@ class TimerService:
             error = message.error()
             if error is not None:
                 if error.code() == KafkaError._PARTITION_EOF:
-                    self._catching_up.discard(message.partition())
+                    self._catching_up.discard(message.partition() or 0)
                     continue
-                raise KafkaException(error)
-            timer_id = (message.key() or b"").decode()
-            self._partition_of[timer_id] = message.partition()
-            if message.value() is None:
-                self.pending.cancel(timer_id)
+                if error.fatal():
+                    raise KafkaException(error)
+                logger.warning("consumer: %s", error)  # librdkafka recovers from the rest by itself
                 continue
-            try:
-                timer = self._codec.decode(message.value())
-            except Exception as error:  # a timer nobody can read is dropped loudly, not retried forever
+            self._take(message)
+        self._dead_letter_settled()
+
+    def _take(self, message: Message) -> None:
+        partition, key = message.partition() or 0, message.key()
+        self._restoring.discard(key)
+        try:
+            read = through_outages(
+                lambda: read_timer(key, message.value(), self._codec.decode), f"reading timer {key!r:.80}"
+            )
+        except Exception as error:
+            if is_outage(error):
+                raise
+            self._unusable[(partition, key)] = (received(message), error)
+            return
+        self._unusable.pop((partition, key), None)  # a later record of the key replaces an unusable one
+        if isinstance(read, Cancelled):
+            if read.timer_id is not None:
+                self._partition_of[read.timer_id] = partition
+                self.pending.cancel(read.timer_id)
+            return
+        self._partition_of[read.timer_id] = partition
+        self.pending.schedule(read)
+
+    def _dead_letter_settled(self) -> None:
+        """Dead-letter the unusable records of partitions read to the end (each the latest of its key), each
+        replaced in the log by the timer it overwrote, when that is still pending, or by a tombstone."""
+        settled = {at: letter for at, letter in self._unusable.items() if at[0] not in self._catching_up}
+        if not settled:
+            return
+
+        def outgoing() -> Iterable[Placed]:
+            for (partition, key), (message, error) in settled.items():
                 logger.error(
-                    "unreadable timer %s at %s[%d]@%d: %s",
-                    timer_id,
-                    message.topic(),
-                    message.partition(),
-                    message.offset(),
+                    "dead-lettering timer %r at %s[%d]@%d: %s",
+                    key,
+                    message.topic,
+                    message.partition,
+                    message.offset,
                     error,
                 )
-                continue
-            if isinstance(timer, TimerScheduled):
-                self.pending.schedule(timer)
+                yield dead_letter(message, error, PROCESSOR), None
+                yield self._replacement(key), partition
+
+        self._commit(outgoing, "dead-lettering unusable timers")
+        for at in settled:
+            del self._unusable[at]
+
+    def _replacement(self, key: bytes | None) -> Outgoing:
+        timer_id = timer_id_of(key)
+        overwritten = self.pending.by_id.get(timer_id) if timer_id is not None else None
+        if overwritten is not None:
+            self._restoring.add(key)
+            return self._encode(Emit(TIMERS, overwritten.timer_id, overwritten))
+        return Outgoing(TIMERS.name, key, None, ())
 
     def _fire_due(self) -> None:
         now = utc_now()
         for timer in self.pending.due(now):
-            fired = firing(timer, now)
-            self._producer.begin_transaction()
-            produce(self._producer, self._encode(Emit(topic_named(timer.fire_topic), timer.order_id, fired)))
-            produce(self._producer, Outgoing(TIMERS.name, timer.timer_id.encode(), None, ()))
-            self._producer.send_offsets_to_transaction(
-                self._consumer.position(self._consumer.assignment()), self._consumer.consumer_group_metadata()
-            )
-            self._producer.commit_transaction(30)
+            if timer.timer_id.encode() in self._restoring:
+                continue
+            self._commit(functools.partial(self._firing, timer, now), f"firing {timer.timer_id}")
             self.pending.cancel(timer.timer_id)
             lateness = (now - timer.due_at).total_seconds()
             logger.info("fired %s (%s) %.3fs after due", timer.timer_id, timer.purpose, lateness)
 
+    def _firing(self, timer: TimerScheduled, now: datetime.datetime) -> tuple[Placed, Placed]:
+        """The `TimerFired`, and the timer's tombstone."""
+        fired = self._encode(Emit(SAGA_TIMERS, timer.order_id, firing(timer, now)))
+        tombstone = Outgoing(TIMERS.name, timer.timer_id.encode(), None, ())
+        return (fired, None), (tombstone, self._partition_of.get(timer.timer_id))
+
+    def _commit(self, outgoing: Callable[[], Iterable[Placed]], what: str) -> None:
+        """Produce what `outgoing` makes in one transaction with the consumer's position; tried again (from
+        encoding on) through an outage."""
+
+        def attempt() -> None:
+            messages = list(outgoing())
+            self._producer.begin_transaction()
+            try:
+                for message, partition in messages:
+                    self._send(message, partition)
+                self._producer.send_offsets_to_transaction(
+                    self._consumer.position(self._consumer.assignment()), self._consumer.consumer_group_metadata()
+                )
+                self._producer.commit_transaction(30)
+            except Exception:
+                self._producer.abort_transaction(30)
+                raise
+
+        through_outages(attempt, what)
+
+    def _send(self, message: Outgoing, partition: int | None) -> None:
+        if partition is None:
+            produce(self._producer, message)
+            return
+        headers = list(message.headers)
+        self._producer.produce(
+            message.topic, key=message.key, value=message.value, headers=headers, partition=partition
+        )
+
 
 def run(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level, format="[%(asctime)s] [%(levelname)s] [%(name)s] : %(message)s")
     TimerService(settings).run()

@@ -42,6 +42,7 @@ NO_STOP_AFTER = frozenset({"ship"})
 def _handler(settings: Settings, registry: SchemaRegistryClient) -> Handler:
     host = ActivityHost(
         activities(FulfillmentSimulators.open(default_fulfillment_ledger(settings))),
+        {name: fulfillment_activity(name).name for name in FULFILLMENT_ACTIVITIES},
         SlipCodec(HeaderCodec(registry, ROUTING_SLIP_HEADER)),
         host=f"{PROCESSOR}-{instance_id()}",
         retry=ACTIVITY_RETRY,

@@ -1,7 +1,8 @@
 """What an activity is: arguments in, a log out, and a compensation that needs only the log.
 
 An activity is one module with an `execute` and a `compensate`; the host around it reads and rewrites the
-routing slip, retries transient failures, and publishes the slip's events. Arguments and logs are flat
+routing slip, retries transient failures, and publishes the slip's events. A step fails for the order only
+by returning `Faulted`. Arguments and logs are flat
 string maps (they travel in the slip); an activity parses them into its own pydantic models.
 """
 
@@ -65,7 +66,8 @@ class Terminated(Completed):
 
 @dataclass(frozen=True)
 class Faulted:
-    """The step cannot run; the slip compensates what it did so far."""
+    """The business failure an activity reports: the step cannot be done for this order (no carrier takes the
+    parcel). The one outcome that faults the slip, which then compensates what it did so far."""
 
     reason: str
 
@@ -81,7 +83,10 @@ class Activity(Protocol):
     name: str
 
     def execute(self, context: ExecuteContext) -> ExecutionResult:
-        """Run the step. Raise `processors.runtime.retries.TransientError` for a failure worth retrying."""
+        """Run the step. Return `Faulted` when the order cannot have it done; raise
+        `processors.runtime.retries.TransientError` for a failure worth retrying (one that outlasts the retries
+        pauses the slip as an outage). Anything else raised is a bug or a bad record, never a slip fault: the
+        record is dead-lettered."""
         ...
 
     def compensate(self, context: CompensateContext) -> None:

@@ -7,8 +7,13 @@ Semantics follow MassTransit Courier. A message on `<address>` executes the slip
   goes to the next step's address, or the slip is `RoutingSlipCompleted` when none is left;
 - revised: completed, and the rest of the itinerary replaced (`RoutingSlipRevised`);
 - terminated: completed, and the slip ends here (`RoutingSlipTerminated`);
-- faulted (or a transient failure that outlasts its retries): `RoutingSlipActivityFaulted`, then
+- faulted, when the activity reports a business failure (`Faulted`): `RoutingSlipActivityFaulted`, then
   compensation runs last-in-first-out over the compensation log, ending `RoutingSlipFaulted`.
+
+Nothing else faults a slip. A transient failure that outlasts its retries, or an outage (`is_outage`), is
+raised as one, so that the same record is tried again later; any other exception is the record's or the
+code's fault, raised for the stage to dead-letter, rather than undoing a good order. A slip that routes
+anywhere but to the hosted activities' own topics is refused (dead-lettered) before any step runs.
 
 A compensation that fails ends `RoutingSlipCompensationFailed`: the record, slip and all, is parked on
 `oms.routing-slips.parked` (keyed by order) for an operator to see and resume; it is never dropped.
@@ -24,9 +29,9 @@ from __future__ import annotations
 import datetime
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from quixstreams import State
 
@@ -42,6 +47,7 @@ from processors.routingslip.activity import (
     Terminated,
 )
 from processors.runtime.deadletters import Received
+from processors.runtime.errors import Outage, is_outage
 from processors.runtime.records import Emit, derive_event_id, utc_now
 from processors.runtime.retries import RetryPolicy, TransientError, retrying
 from processors.runtime.state import ValueSlot
@@ -94,16 +100,52 @@ def compensate_address(address: str) -> str:
     return f"{address}{COMPENSATE_SUFFIX}"
 
 
+class MisroutedSlip(UndecodableRecord):
+    """The slip names a step this host does not know, or sends one elsewhere than its activity's topics."""
+
+
+class ActivityError(Exception):
+    """A step raised something other than an outage: a bug or a record it cannot use, not a business failure."""
+
+
+def misrouting(slip: RoutingSlip, addresses: Mapping[str, str]) -> str | None:
+    """Why the slip cannot be followed, or None: every step still to run must be addressed to its activity's
+    topic, and every step to undo to its activity's compensation topic (`addresses`: activity -> topic)."""
+    for position, planned in enumerate(slip.itinerary, start=1):
+        expected = addresses.get(planned.name)
+        if expected is None:
+            return f"step {position} names {_quoted(planned.name)}, which is no activity of this host"
+        if planned.address != expected:
+            return f"step {position} ({planned.name}) is addressed to {_quoted(planned.address)}, not {expected}"
+    for entry in slip.compensation_log:
+        expected = addresses.get(entry.name)
+        if expected is None:
+            return f"the compensation log names {_quoted(entry.name)}, which is no activity of this host"
+        if entry.address != compensate_address(expected):
+            return (
+                f"the compensation of {entry.name} is addressed to {_quoted(entry.address)},"
+                f" not {compensate_address(expected)}"
+            )
+    return None
+
+
+def _quoted(text: str, limit: int = 80) -> str:
+    """A name from a record, quoted and cut short, for a reason an operator reads."""
+    return repr(text if len(text) <= limit else f"{text[:limit]}...")
+
+
 class ActivityHost:
     def __init__(
         self,
         activities: Mapping[str, Activity],
+        addresses: Mapping[str, str],
         slips_codec: SlipCodec,
         host: str,
         retry: RetryPolicy,
         points_of_no_return: frozenset[str] = frozenset(),
     ) -> None:
         self._activities = activities
+        self._addresses = {name: addresses[name] for name in activities}
         self._slips = slips_codec
         self._host = host
         self._retry = retry
@@ -115,6 +157,7 @@ class ActivityHost:
         if not isinstance(record, FulfillmentRequest):
             return []
         slip = self._slips.read(received.headers)
+        self._check_route(slip)
         if received.topic.endswith(COMPENSATE_SUFFIX):
             return self._compensate(record, slip, received.topic)
         return self._execute(record, slip, received.topic, state)
@@ -142,13 +185,7 @@ class ActivityHost:
             remaining=tuple(slip.itinerary[1:]),
         )
         started = time.monotonic()
-        result: ExecutionResult
-        try:
-            result = retrying(lambda: activity.execute(context), self._retry)
-        except TransientError as error:
-            result = Faulted(f"{step.name} kept failing after {self._retry.attempts} attempts: {error}")
-        except Exception as error:  # a step that cannot run faults the slip, which then undoes what it did
-            result = Faulted(f"{step.name} failed: {type(error).__name__}: {error}")
+        result: ExecutionResult = self._run(step.name, lambda: activity.execute(context))
         duration_ms = round((time.monotonic() - started) * 1000)
         base = slip_event_fields(slip, now)
         if isinstance(result, Faulted):
@@ -173,6 +210,7 @@ class ActivityHost:
         itinerary: tuple[ItineraryStep, ...] | None = None
         if isinstance(result, Revised):
             itinerary = result.itinerary
+            self._check_route(slip.model_copy(update={"itinerary": list(itinerary)}))
         elif isinstance(result, Terminated):
             itinerary = ()
         address = slip.itinerary[0].address
@@ -260,9 +298,10 @@ class ActivityHost:
             now=now,
         )
         try:
-            retrying(lambda: self._activities[entry.name].compensate(context), self._retry)
-        except Exception as error:  # any failure to undo parks the slip for an operator
-            reason = f"{type(error).__name__}: {error}"
+            self._run(f"compensating {entry.name}", lambda: self._activities[entry.name].compensate(context))
+        except ActivityError as error:  # a step that cannot be undone parks the slip for an operator
+            cause = error.__cause__ or error
+            reason = f"{type(cause).__name__}: {cause}"
             return [
                 self._event(
                     RoutingSlipActivityCompensationFailed(
@@ -293,6 +332,23 @@ class ActivityHost:
         if not STOPPED.load(state):
             STOPPED.save(state, command.reason)
         return []
+
+    def _run(self, what: str, call: Callable[[], Any]) -> Any:
+        """The call's result, retried while transient; a failure that outlasts the retries, or any outage, is
+        raised as an `Outage` (the record is tried again); anything else as an `ActivityError`."""
+        try:
+            return retrying(call, self._retry)
+        except TransientError as error:
+            raise Outage(f"{what} kept failing after {self._retry.attempts} attempts: {error}") from error
+        except Exception as error:
+            if is_outage(error):
+                raise
+            raise ActivityError(f"{what} raised {type(error).__name__}: {error}") from error
+
+    def _check_route(self, slip: RoutingSlip) -> None:
+        reason = misrouting(slip, self._addresses)
+        if reason is not None:
+            raise MisroutedSlip(f"routing slip {slip.tracking_number} refused: {reason}")
 
     def _past_return(self, slip: RoutingSlip) -> bool:
         """Whether the slip did a step after which it is no longer stopped."""

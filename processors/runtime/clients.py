@@ -9,6 +9,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
+from processors.runtime.deadletters import Received
 from processors.runtime.identity import instance_id
 from topology.settings import Settings
 
@@ -79,3 +80,16 @@ def read_to_end(consumer: Consumer, partitions: list[TopicPartition]) -> Iterato
                 left.discard((message.topic(), message.partition()))
                 continue
             yield message
+
+
+def received(message: Message) -> Received:
+    """A consumed message as a dead letter keeps it."""
+    return Received(
+        message.topic() or "",
+        message.partition() or 0,
+        message.offset() or 0,
+        message.timestamp()[1],
+        message.key(),
+        message.value(),
+        tuple(message.headers() or ()),
+    )

@@ -9,12 +9,14 @@ flight rather than by every order retained.
 from __future__ import annotations
 
 import datetime
+import logging
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from processors.runtime.errors import is_outage
 from processors.tracking.timeline import DONE
 from schemas.models import OrderTimeline
 
@@ -30,6 +32,8 @@ CREATE INDEX IF NOT EXISTS timelines_by_partition ON timelines (partition);
 """
 
 STATUS_HEADER, SAGA_HEADER = "oms-status", "oms-saga"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -114,7 +118,9 @@ class TimelineStore:
                 continue
             status, saga = stored.status, stored.saga
             if status is None:  # written without the summary headers: read the body
-                timeline = self._decode(stored.value)
+                timeline = self._readable(stored.order_id, stored.value)
+                if timeline is None:
+                    continue
                 status, saga = timeline.status, timeline.saga
             self._db.execute(
                 "INSERT OR REPLACE INTO timelines VALUES (?, ?, ?, ?, ?)",
@@ -123,17 +129,35 @@ class TimelineStore:
         self._db.execute("COMMIT")
         marks = ",".join("?" * len(partitions))
         unfinished = self._db.execute(
-            f"SELECT value, partition FROM timelines WHERE status != ? AND partition IN ({marks})",
+            f"SELECT order_id, value, partition FROM timelines WHERE status != ? AND partition IN ({marks})",
             (DONE, *partitions),
         ).fetchall()
-        for value, partition in unfinished:
-            timeline = self._decode(value)
+        for order_id, value, partition in unfinished:
+            timeline = self._readable(order_id, value)
+            if timeline is None:
+                self._db.execute("DELETE FROM timelines WHERE order_id = ?", (order_id,))
+                continue
             self._memory[timeline.order_id] = timeline
             self._partition_of[timeline.order_id] = partition
         (count,) = self._db.execute(
             f"SELECT count(*) FROM timelines WHERE partition IN ({marks})", tuple(partitions)
         ).fetchone()
         return int(count)
+
+    def _readable(self, order_id: str, value: bytes) -> OrderTimeline | None:
+        """The timeline a record of the view holds; None for one the tracker did not write (unreadable, or
+        another order's), which a rebuild passes over: the order's next event starts its timeline again."""
+        try:
+            timeline = self._decode(value)
+        except Exception as error:
+            if is_outage(error):
+                raise
+            logger.warning("the view's record of %r is passed over: %s", order_id, error)
+            return None
+        if timeline.order_id != order_id:
+            logger.warning("the view's record of %r is passed over: it holds order %r", order_id, timeline.order_id)
+            return None
+        return timeline
 
     def drop_partitions(self, partitions: set[int]) -> None:
         marks = ",".join("?" * len(partitions))

@@ -7,6 +7,11 @@ state: on every assignment it reads the assigned partitions of `oms.tracking.ord
 folding anything new, so a restart, a rebalance or a second instance loses nothing and folds nothing twice.
 All input topics and the view are keyed by order id with the same partition count, and the range assignor
 gives an instance the same partition numbers of each.
+
+A record it cannot use (unreadable, a tombstone, a type not declared for its topic, or keyed other than by its
+order) is not folded: it goes to its topic's `.dlq`, in the transaction that commits the offsets past it, so
+that no made-up order enters the view. An outage pauses the tracker on the record that met it; one that
+outlasts the retries ends the process (`OUTAGE_EXIT_CODE`) without committing past that record.
 """
 
 from __future__ import annotations
@@ -22,9 +27,11 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from confluent_kafka.admin import AdminClient
 
 from processors.runtime.app import instance_id
-from processors.runtime.clients import end_reader, member_consumer, read_to_end, transactional_producer
+from processors.runtime.clients import end_reader, member_consumer, read_to_end, received, transactional_producer
 from processors.runtime.cloudevents import header
+from processors.runtime.deadletters import dead_letter
 from processors.runtime.encoder import Encoder, produce
+from processors.runtime.errors import is_outage
 from processors.runtime.metrics import (
     ACTIVITY_SECONDS,
     CONSUMER_LAG,
@@ -34,14 +41,15 @@ from processors.runtime.metrics import (
     SAGA_INSTANCES,
     STUCK_ORDERS,
 )
-from processors.runtime.records import Emit, utc_now
+from processors.runtime.outages import through_outages
+from processors.runtime.records import Emit, Outgoing, utc_now
 from processors.sagas.cancellation import Phase
 from processors.tracking.lag import consumer_lag
 from processors.tracking.store import SAGA_HEADER, STATUS_HEADER, Stored, TimelineStore, summary_headers
 from processors.tracking.timeline import STATUSES, fold, is_stuck
 from schemas.models import AvroRecord, OrderEvent, OrderTimeline, RoutingSlipActivityCompleted
 from schemas.registry import registry_client
-from schemas.serde import RecordCodec
+from schemas.serde import RecordCodec, UndecodableRecord
 from topology.settings import Settings
 from topology.topics import (
     INVENTORY_EVENTS,
@@ -52,6 +60,7 @@ from topology.topics import (
     ROUTING_SLIPS_EVENTS,
     SAGAS_EVENTS,
     TRACKING_ORDERS,
+    TopicSpec,
 )
 
 PROCESSOR = "oms.tracker"
@@ -75,10 +84,26 @@ SKIPPED_TYPES = frozenset({"oms.RetrySaga"})
 logger = logging.getLogger(__name__)
 
 
+class UnusableRecord(UndecodableRecord):
+    """A record the view must not fold; the message says why."""
+
+
+def refusal(topic: TopicSpec, key: bytes | None, record: AvroRecord) -> str | None:
+    """Why the view must not fold `record`, read from `topic` under `key`; None when it may. Only the types
+    declared for the topic, keyed by their order (the view's partitions follow the inputs')."""
+    if record.AVRO_NAME not in topic.records:
+        return f"{record.AVRO_NAME} is not a record of {topic.name}"
+    order_id = getattr(record, "order_id", None)
+    if order_id is None or key != order_id.encode():
+        return f"{record.AVRO_NAME} of order {order_id!r:.80} is keyed {key!r:.80}, not by its order"
+    return None
+
+
 class Tracker:
     def __init__(self, settings: Settings) -> None:
         registry = registry_client(settings)
         self._settings = settings
+        self._inputs = {spec.name: spec for spec in INPUTS}
         self._codecs = {spec.name: RecordCodec(registry, spec.name) for spec in INPUTS}
         self._view_codec = RecordCodec(registry, TRACKING_ORDERS.name)
         self._encode = Encoder(registry, PROCESSOR)
@@ -92,8 +117,11 @@ class Tracker:
             decode=self._decode_view,
         )
         self._dirty: set[str] = set()
+        self._dead_letters: list[Outgoing] = []
         self._committed: dict[tuple[str, int], int] = {}
         self._stopping = False
+        self._abandoned = False
+        """Stopped by a failure: what was read is not committed past, not even by the last revoke."""
 
     def run(self) -> None:
         signal.signal(signal.SIGINT, self._stop)
@@ -114,6 +142,9 @@ class Tracker:
                     self.store.evict(utc_now() - KEEP_FINISHED_IN_MEMORY)
                     last_gauges = time.monotonic()
             self._flush()
+        except BaseException:
+            self._abandoned = True
+            raise
         finally:
             lag.stop()
             self._consumer.close()
@@ -125,19 +156,23 @@ class Tracker:
         self._rebuild({partition.partition for partition in partitions})
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._flush()
+        if not self._abandoned:
+            self._flush()
         self.store.drop_partitions({partition.partition for partition in partitions})
 
     def _rebuild(self, partitions: set[int]) -> None:
         """The view's partitions back into memory, up to their end."""
+        count = through_outages(lambda: self._rebuild_once(partitions), f"rebuilding partitions {sorted(partitions)}")
+        logger.info("rebuilt %d timelines of partitions %s", count, sorted(partitions))
+
+    def _rebuild_once(self, partitions: set[int]) -> int:
         reader = end_reader(self._settings, f"{PROCESSOR}-rebuild")
         try:
             beginnings = [TopicPartition(TRACKING_ORDERS.name, p, OFFSET_BEGINNING) for p in partitions]
-            records = (stored(message) for message in read_to_end(reader, beginnings))
-            count = self.store.rebuild(partitions, records)
+            records = (record for message in read_to_end(reader, beginnings) if (record := stored(message)))
+            return self.store.rebuild(partitions, records)
         finally:
             reader.close()
-        logger.info("rebuilt %d timelines of partitions %s", count, sorted(partitions))
 
     def _decode_view(self, value: bytes) -> OrderTimeline:
         return self._view_codec.decode_as(value, OrderTimeline)
@@ -146,17 +181,37 @@ class Tracker:
         for message in self._consumer.consume(2000, timeout_s):
             error = message.error()
             if error is not None:
-                if error.code() != KafkaError._PARTITION_EOF:
+                if error.fatal():
                     raise KafkaException(error)
+                if error.code() != KafkaError._PARTITION_EOF:
+                    logger.warning("consumer: %s", error)  # librdkafka recovers from the rest by itself
                 continue
-            if message.value() is None or header(message.headers(), "ce_type") in SKIPPED_TYPES:
+            if header(message.headers(), "ce_type") in SKIPPED_TYPES:
                 continue
-            try:
-                record = self._codecs[message.topic()].decode(message.value())
-            except Exception as error:  # the processors dead-letter what they cannot read; the view skips it
-                logger.warning("skipping %s[%d]@%d: %s", message.topic(), message.partition(), message.offset(), error)
-                continue
-            self.track(record, message.partition())
+            self._take(message)
+
+    def _take(self, message: Message) -> None:
+        """Fold the message's record, or keep its dead letter for the next flush; pause through an outage."""
+        where = f"{message.topic()}[{message.partition()}]@{message.offset()}"
+        try:
+            record = through_outages(lambda: self._usable(message), f"reading {where}")
+        except Exception as error:
+            if is_outage(error):
+                raise
+            logger.warning("dead-lettering %s: %s: %s", where, type(error).__name__, error)
+            self._dead_letters.append(dead_letter(received(message), error, PROCESSOR))
+            return
+        self.track(record, message.partition() or 0)
+
+    def _usable(self, message: Message) -> AvroRecord:
+        value, topic = message.value(), self._inputs[message.topic() or ""]
+        if value is None:
+            raise UnusableRecord("a tombstone (null value) carries no record")
+        record = self._codecs[topic.name].decode(value)
+        reason = refusal(topic, message.key(), record)
+        if reason is not None:
+            raise UnusableRecord(reason)
+        return record
 
     def track(self, record: AvroRecord, partition: int) -> None:
         if not isinstance(record, OrderEvent):
@@ -170,34 +225,59 @@ class Tracker:
             self._dirty.add(order_id)
 
     def _flush(self) -> None:
-        """What changed since the last flush, with the consumer's position, in one transaction."""
+        """What changed since the last flush, and the dead letters, with the consumer's position, in one
+        transaction (tried again through an outage)."""
         positions = [tp for tp in self._consumer.position(self._consumer.assignment()) if tp.offset >= 0]
         read_to = {(tp.topic, tp.partition): tp.offset for tp in positions}
-        if not self._dirty and read_to == self._committed:
+        if not self._dirty and not self._dead_letters and read_to == self._committed:
             return
-        self._producer.begin_transaction()
+        encoded = through_outages(lambda: self._commit(positions), "flushing the view")
+        self.store.save(self._dirty, encoded)
+        self._dirty.clear()
+        self._dead_letters.clear()
+        self._committed = read_to
+
+    def _commit(self, positions: list[TopicPartition]) -> dict[str, bytes]:
+        """One transaction: the changed timelines, the dead letters and the offsets; the timelines' bytes."""
+        outgoing = list(self._dead_letters)
         encoded = {}
         for order_id in self._dirty:
             timeline = self.store.get(order_id)
             assert timeline is not None, "a changed timeline is held until saved"
-            outgoing = self._encode(Emit(TRACKING_ORDERS, order_id, timeline, summary_headers(timeline)))
-            assert outgoing.value is not None
-            encoded[order_id] = outgoing.value
-            produce(self._producer, outgoing)
-        if positions:
-            self._producer.send_offsets_to_transaction(positions, self._consumer.consumer_group_metadata())
-        self._producer.commit_transaction(30)
-        self.store.save(self._dirty, encoded)
-        self._dirty.clear()
-        self._committed = read_to
+            view = self._encode(Emit(TRACKING_ORDERS, order_id, timeline, summary_headers(timeline)))
+            assert view.value is not None
+            encoded[order_id] = view.value
+            outgoing.append(view)
+        self._producer.begin_transaction()
+        try:
+            for message in outgoing:
+                produce(self._producer, message)
+            if positions:
+                self._producer.send_offsets_to_transaction(positions, self._consumer.consumer_group_metadata())
+            self._producer.commit_transaction(30)
+        except Exception:
+            self._producer.abort_transaction(30)
+            raise
+        return encoded
 
 
-def stored(message: Message) -> Stored:
-    """A record of the view as a rebuild needs it: its status and saga from its headers, when it has them."""
+def stored(message: Message) -> Stored | None:
+    """A record of the view as a rebuild needs it: its status and saga from its headers, when it has them.
+    None for one under a key that is no order id (not the tracker's: it writes UTF-8 order ids)."""
     headers = message.headers() or []
     saga = header(headers, SAGA_HEADER)
+    try:
+        order_id = (message.key() or b"").decode()
+    except UnicodeDecodeError:
+        logger.warning(
+            "rebuild passes over %s[%d]@%d: its key is not UTF-8",
+            message.topic(),
+            message.partition(),
+            message.offset(),
+        )
+        return None
     return Stored(
-        order_id=(message.key() or b"").decode(),
+        order_id=order_id,
         value=message.value(),
         partition=message.partition(),
         status=header(headers, STATUS_HEADER),
@@ -252,5 +332,4 @@ class LagReporter:
 
 
 def run(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level, format="[%(asctime)s] [%(levelname)s] [%(name)s] : %(message)s")
     Tracker(settings).run()

@@ -17,6 +17,7 @@ from ops.slips import parked as parked_slips
 from ops.slips import resume
 from processors.adapters.fulfillment_simulators import FulfillmentLedger, default_fulfillment_ledger
 from processors.fulfillment.host import PROCESSOR as ACTIVITIES
+from processors.routingslip import slip as slips
 from processors.routingslip.host import SlipCodec
 from processors.runtime.records import utc_now
 from schemas.models import (
@@ -49,10 +50,12 @@ from topology.topics import (
     ROUTING_SLIPS_EVENTS,
     ROUTING_SLIPS_PARKED,
     fulfillment_activity,
+    fulfillment_compensation,
 )
 
 ENDS = {"RoutingSlipCompleted", "RoutingSlipFaulted", "RoutingSlipCompensationFailed"}
 PICK = fulfillment_activity("pick")
+PICK_UNDO = fulfillment_compensation("pick")
 
 
 @pytest.fixture
@@ -61,7 +64,7 @@ def watcher(settings: Settings, registry: SchemaRegistryClient, pipeline: Proces
         settings,
         registry,
         [ROUTING_SLIPS_EVENTS.name, ORDERS_EVENTS.name, NOTIFICATIONS_EVENTS.name, INVENTORY_STOCK.name],
-        raw=[ROUTING_SLIPS_PARKED.name, PICK.dead_letter_topic.name],
+        raw=[ROUTING_SLIPS_PARKED.name, PICK.dead_letter_topic.name, PICK_UNDO.dead_letter_topic.name],
     )
     yield watching
     watching.close()
@@ -280,6 +283,70 @@ def test_a_slip_header_that_is_too_large_or_unreadable_is_dead_lettered(
     assert "not Confluent-framed Avro" in reasons[f"{placed.order_id}-garbled"]
     assert f"over the bound of {ROUTING_SLIP_HEADER.max_bytes}" in reasons[f"{placed.order_id}-huge"]
     assert "is missing" in reasons[f"{placed.order_id}-missing"]
+
+
+def test_a_slip_routed_elsewhere_than_the_activities_is_dead_lettered_before_any_step_runs(
+    settings: Settings, registry: SchemaRegistryClient, watcher: Watcher
+) -> None:
+    run = uuid.uuid4().hex[:6]
+    placed = order(f"misrouted-{run}", {"SKU-TEE-01": 1})
+    request = FulfillmentRequest(
+        event_id=uuid.uuid4(),
+        order_id=placed.order_id,
+        occurred_at=utc_now(),
+        lines=[],
+        shipping_address=placed.shipping_address,
+        total=Money(amount_minor=0, currency="EUR"),
+    )
+    codec = SlipCodec(HeaderCodec(registry, ROUTING_SLIP_HEADER))
+    now = utc_now()
+    to_the_orders = slips.build(
+        placed.order_id, [slips.step("pick", PICK.name), slips.step("pack", ORDERS_EVENTS.name)], now
+    )
+    undeclared = slips.build(placed.order_id, [slips.step("pick", PICK.name), slips.step("pack", "oms.nowhere")], now)
+    picked = slips.completed(
+        slips.build(placed.order_id, [slips.step("pick", PICK.name)], now),
+        execution=uuid.uuid4(),
+        host="test",
+        started_at=now,
+        duration_ms=1,
+        compensate_address=PICK_UNDO.name,
+        log={"pick_id": "p-1", "items": "SKU-TEE-01:1"},
+        variables={},
+    )
+    [entry] = picked.compensation_log
+    forged_undo = picked.model_copy(
+        update={"compensation_log": [entry.model_copy(update={"name": '"><img src=x onerror=alert(1)>'})]}
+    )
+    cases = {
+        (PICK.name, f"{placed.order_id}-orders"): to_the_orders,
+        (PICK.name, f"{placed.order_id}-nowhere"): undeclared,
+        (PICK_UNDO.name, f"{placed.order_id}-undo"): forged_undo,
+    }
+    producer = Producer(settings.kafka_config())
+    for (topic, key), slip in cases.items():
+        value = RecordCodec(registry, topic).encode(request.model_copy(update={"order_id": key}))
+        producer.produce(topic, key=key.encode(), value=value, headers=list(codec.header(slip)))
+    producer.flush(30)
+    letters = {PICK.dead_letter_topic.name, PICK_UNDO.dead_letter_topic.name}
+
+    seen = watcher.wait_until(
+        lambda seen: {s.key for s in seen if s.topic in letters} >= {key for _, key in cases},
+        what="three dead letters",
+    )
+
+    reasons = {s.key: s.headers["dlq.error.message"].decode() for s in seen if s.topic in letters}
+    assert "'oms.orders.events', not oms.fulfillment.pack" in reasons[f"{placed.order_id}-orders"]
+    assert "'oms.nowhere', not oms.fulfillment.pack" in reasons[f"{placed.order_id}-nowhere"]
+    assert "the compensation log names" in reasons[f"{placed.order_id}-undo"]
+    ledger = FulfillmentLedger(default_fulfillment_ledger(settings))
+    assert [effect for _, key in cases for effect in ledger.effects(key)] == [], "no step ran"
+    assert not [s for s in seen if s.topic == ROUTING_SLIPS_EVENTS.name and s.key in {k for _, k in cases}]
+
+    # The host goes on: an order placed after them is fulfilled.
+    after = order(f"after-misrouted-{run}", {"SKU-TEE-01": 1})
+    records = run_to_the_end(settings, watcher, [after])[after.order_id]
+    assert slip_events(records)[-1] == ("RoutingSlipCompleted", "")
 
 
 def test_kill_9_of_the_activity_host_mid_stream_repeats_no_side_effect(

@@ -1,4 +1,5 @@
-"""The tracker on the real broker: complete timelines across the three patterns, stuck slips, restarts."""
+"""The tracker on the real broker: complete timelines across the three patterns, stuck slips, restarts, and
+the records it cannot use dead-lettered rather than folded into made-up orders."""
 
 from __future__ import annotations
 
@@ -12,23 +13,28 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from ops.produce import produce_orders
+from processors.runtime.records import utc_now
 from processors.tracking.tracker import PROCESSOR as TRACKER
-from schemas.models import OrderTimeline
+from schemas.models import Money, OrderTimeline, PaymentProcessed
+from schemas.serde import RecordCodec
 from tests.integration.harness import Processes, Watcher
 from tests.integration.test_cancellation import SKU, activities_held_back, cancel, tee_order
 from tests.integration.test_choreography import set_stock_and_wait
 from topology.admin import wait_for_group
 from topology.settings import Settings
-from topology.topics import INVENTORY_STOCK, TRACKING_ORDERS
+from topology.topics import INVENTORY_STOCK, ORDERS_COMMANDS, PAYMENTS_EVENTS, TRACKING_ORDERS
+
+COMMANDS_DLQ = ORDERS_COMMANDS.dead_letter_topic.name
 
 
 @pytest.fixture
 def watcher(settings: Settings, registry: SchemaRegistryClient, pipeline: Processes) -> Iterator[Watcher]:
-    watching = Watcher(settings, registry, [TRACKING_ORDERS.name, INVENTORY_STOCK.name])
+    watching = Watcher(settings, registry, [TRACKING_ORDERS.name, INVENTORY_STOCK.name], raw=[COMMANDS_DLQ])
     yield watching
     watching.close()
 
@@ -143,3 +149,43 @@ def test_a_killed_tracker_rebuilds_its_view_and_folds_nothing_twice(
     [second] = oms("track", after.order_id)
     names = [step["name"] for step in second["steps"]]
     assert len(names) == len(set(names)), "each step once"
+
+
+def test_records_the_tracker_cannot_use_are_dead_lettered_and_make_up_no_order(
+    settings: Settings, registry: SchemaRegistryClient, watcher: Watcher
+) -> None:
+    run = uuid.uuid4().hex[:6]
+    made_up = f"made-up-{run}"
+    charged = PaymentProcessed(
+        event_id=uuid.uuid4(),
+        order_id=made_up,
+        occurred_at=utc_now(),
+        amount=Money(amount_minor=100, currency="EUR"),
+        charges=[],
+    )
+    poison = {
+        made_up: RecordCodec(registry, PAYMENTS_EVENTS.name).encode(charged),
+        f"garbled-{run}": b"not a record",
+    }
+    producer = Producer(settings.kafka_config())
+    for key, value in poison.items():
+        producer.produce(ORDERS_COMMANDS.name, key=key.encode(), value=value)
+    producer.flush(30)
+    before = tee_order(f"track-after-poison-{run}")
+    set_stock_and_wait(settings, watcher, {SKU: 5})
+    produce_orders(settings, [before], progress=False)
+
+    def letters(seen: list[Any]) -> dict[str, str]:
+        return {
+            s.key: s.headers["dlq.error.message"].decode()
+            for s in seen
+            if s.topic == COMMANDS_DLQ and s.headers["dlq.processor"] == TRACKER.encode()
+        }
+
+    watcher.wait_until(lambda seen: letters(seen).keys() >= poison.keys(), what="the tracker's dead letters")
+    wait_for(watcher, before.order_id, "completed", "an order placed after the poison")
+
+    reasons = letters(watcher.seen)
+    assert "oms.payments.PaymentProcessed is not a record of oms.orders.commands" in reasons[made_up]
+    assert "not Confluent-framed Avro" in reasons[f"garbled-{run}"]
+    assert latest(watcher, made_up) is None, "no timeline for an order that does not exist"

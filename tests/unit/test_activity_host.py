@@ -1,38 +1,83 @@
-"""The activity host's handling of stops, on one order's state (no broker): before the point of no return a
-stop undoes the slip; after it, and after the slip ended, a stop changes nothing and publishes nothing."""
+"""The activity host on one order's state (no broker): before the point of no return a stop undoes the slip;
+after it, and after the slip ended, a stop changes nothing and publishes nothing. Only a business failure the
+activity reports faults a slip: an outage is raised for the record to be retried, anything else for it to be
+dead-lettered, and a slip that routes anywhere but to the activities' own topics is refused before a step runs."""
 
 from __future__ import annotations
 
+import re
+import sqlite3
 import uuid
+from collections.abc import Callable
 
 import pytest
 
 from processors.routingslip import slip as slips
-from processors.routingslip.activity import CompensateContext, Completed, ExecuteContext, ExecutionResult
-from processors.routingslip.host import ActivityHost, SlipCodec, compensate_address
+from processors.routingslip.activity import (
+    CompensateContext,
+    CompensationFailed,
+    Completed,
+    ExecuteContext,
+    ExecutionResult,
+    Faulted,
+)
+from processors.routingslip.host import ActivityError, ActivityHost, MisroutedSlip, SlipCodec, compensate_address
 from processors.runtime.deadletters import Received
+from processors.runtime.errors import Outage, is_outage
 from processors.runtime.inprocess import memory_registry
 from processors.runtime.records import Emit
-from processors.runtime.retries import RetryPolicy
-from schemas.models import RoutingSlip, RoutingSlipCompleted, RoutingSlipFaulted, StopFulfillment
+from processors.runtime.retries import RetryPolicy, TransientError
+from schemas.models import (
+    RoutingSlip,
+    RoutingSlipActivityCompensated,
+    RoutingSlipActivityCompensationFailed,
+    RoutingSlipActivityFaulted,
+    RoutingSlipCompensationFailed,
+    RoutingSlipCompleted,
+    RoutingSlipFaulted,
+    StopFulfillment,
+)
 from schemas.serde import HeaderCodec
 from tests.factories import NOW, DictState, Order, fulfillment_request
-from topology.topics import ROUTING_SLIP_HEADER, fulfillment_activity
+from topology.topics import (
+    FULFILLMENT_ACTIVITIES,
+    ORDERS_EVENTS,
+    ROUTING_SLIP_HEADER,
+    ROUTING_SLIPS_PARKED,
+    fulfillment_activity,
+    fulfillment_compensation,
+)
 
 SHIP, DELIVER = fulfillment_activity("ship").name, fulfillment_activity("confirm-delivery").name
+ADDRESSES = {name: fulfillment_activity(name).name for name in FULFILLMENT_ACTIVITIES}
+
+
+def never_undone(context: CompensateContext) -> None:
+    raise AssertionError("nothing here is undone by a stop")
 
 
 class Step:
-    def __init__(self, name: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        outcome: Callable[[], ExecutionResult] | None = None,
+        undo: Callable[[CompensateContext], None] = never_undone,
+    ) -> None:
         self.name = name
         self.executed = 0
+        self.undone = 0
+        self._outcome = outcome
+        self._undo = undo
 
     def execute(self, context: ExecuteContext) -> ExecutionResult:
         self.executed += 1
+        if self._outcome is not None:
+            return self._outcome()
         return Completed(log={"label": "l-1"} if self.name == "ship" else {})
 
     def compensate(self, context: CompensateContext) -> None:
-        raise AssertionError("nothing here is undone by a stop")
+        self.undone += 1
+        self._undo(context)
 
 
 @pytest.fixture
@@ -43,6 +88,7 @@ def codec() -> SlipCodec:
 def host(codec: SlipCodec, steps: dict[str, Step]) -> ActivityHost:
     return ActivityHost(
         steps,
+        ADDRESSES,
         codec,
         host="h-0",
         retry=RetryPolicy(attempts=1, first_delay_s=0, max_delay_s=0),
@@ -107,3 +153,154 @@ def test_a_stop_after_the_slip_completed_publishes_nothing(codec: SlipCodec) -> 
     deliver(host(codec, steps), codec, shipped(a_slip()), DELIVER, state)
 
     assert stop(host(codec, steps), state) == []
+
+
+# --- what faults a slip, and what does not ------------------------------------------------------------
+
+
+def raising(error: Exception) -> Callable[[], ExecutionResult]:
+    def outcome() -> ExecutionResult:
+        raise error
+
+    return outcome
+
+
+def test_a_business_failure_the_activity_reports_faults_the_slip_and_compensates(codec: SlipCodec) -> None:
+    steps = {"ship": Step("ship", lambda: Faulted("no carrier takes it")), "confirm-delivery": Step("confirm-delivery")}
+
+    emits = deliver(host(codec, steps), codec, a_slip(), SHIP, DictState())
+
+    assert [type(emit.record) for emit in emits] == [RoutingSlipActivityFaulted, RoutingSlipFaulted]
+    assert emits[0].record.model_dump()["reason"] == "no carrier takes it"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [sqlite3.OperationalError("database is locked"), OSError("disk full"), Outage("registry unreachable")],
+    ids=["sqlite-locked", "os-error", "outage"],
+)
+def test_an_outage_in_a_step_is_raised_for_the_record_to_be_retried_not_faulted(
+    codec: SlipCodec, error: Exception
+) -> None:
+    steps = {"ship": Step("ship", raising(error)), "confirm-delivery": Step("confirm-delivery")}
+
+    with pytest.raises(Exception) as raised:
+        deliver(host(codec, steps), codec, a_slip(), SHIP, DictState())
+
+    assert is_outage(raised.value)
+
+
+def test_a_transient_failure_that_outlasts_its_retries_pauses_the_slip_as_an_outage(codec: SlipCodec) -> None:
+    steps = {"ship": Step("ship", raising(TransientError("carrier timed out"))), "confirm-delivery": Step("x")}
+
+    with pytest.raises(Outage, match="carrier timed out"):
+        deliver(host(codec, steps), codec, a_slip(), SHIP, DictState())
+
+
+def test_a_bug_in_a_step_is_raised_for_the_record_to_be_dead_lettered_not_compensated(codec: SlipCodec) -> None:
+    steps = {"ship": Step("ship", raising(KeyError("label"))), "confirm-delivery": Step("confirm-delivery")}
+
+    with pytest.raises(ActivityError, match="ship raised KeyError") as raised:
+        deliver(host(codec, steps), codec, a_slip(), SHIP, DictState())
+
+    assert not is_outage(raised.value)
+
+
+def test_an_outage_while_undoing_a_step_is_raised_and_does_not_park_the_slip(codec: SlipCodec) -> None:
+    def locked(context: CompensateContext) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    steps = {"ship": Step("ship", undo=locked), "confirm-delivery": Step("confirm-delivery")}
+    slip = faulted_after_shipping()
+
+    with pytest.raises(sqlite3.OperationalError):
+        deliver(host(codec, steps), codec, slip, compensate_address(SHIP), DictState())
+
+
+def test_a_step_that_cannot_be_undone_parks_the_slip(codec: SlipCodec) -> None:
+    def sealed(context: CompensateContext) -> None:
+        raise CompensationFailed("sealed")
+
+    steps = {"ship": Step("ship", undo=sealed), "confirm-delivery": Step("confirm-delivery")}
+
+    emits = deliver(host(codec, steps), codec, faulted_after_shipping(), compensate_address(SHIP), DictState())
+
+    assert [type(emit.record) for emit in emits[:2]] == [
+        RoutingSlipActivityCompensationFailed,
+        RoutingSlipCompensationFailed,
+    ]
+    assert emits[0].record.model_dump()["reason"] == "CompensationFailed: sealed"
+    assert emits[-1].topic == ROUTING_SLIPS_PARKED
+
+
+def faulted_after_shipping() -> RoutingSlip:
+    return slips.faulted(shipped(a_slip()), execution=uuid.uuid4(), name="confirm-delivery", at=NOW, reason="lost")
+
+
+# --- slips that route elsewhere than the activities' topics -------------------------------------------
+
+
+def test_a_slip_whose_next_step_is_another_topic_is_refused_before_the_step_runs(codec: SlipCodec) -> None:
+    steps = {"ship": Step("ship"), "confirm-delivery": Step("confirm-delivery")}
+    slip = slips.build("o-1", [slips.step("ship", SHIP), slips.step("confirm-delivery", ORDERS_EVENTS.name)], NOW)
+
+    with pytest.raises(MisroutedSlip, match=re.escape("'oms.orders.events', not oms.fulfillment.confirm-delivery")):
+        deliver(host(codec, steps), codec, slip, SHIP, DictState())
+
+    assert steps["ship"].executed == 0
+
+
+def test_a_slip_with_a_step_no_activity_hosts_is_refused_before_any_step_runs(codec: SlipCodec) -> None:
+    steps = {"ship": Step("ship"), "confirm-delivery": Step("confirm-delivery")}
+    slip = slips.build("o-1", [slips.step("ship", SHIP), slips.step("teleport", "oms.fulfillment.teleport")], NOW)
+
+    with pytest.raises(MisroutedSlip, match="names 'teleport', which is no activity"):
+        deliver(host(codec, steps), codec, slip, SHIP, DictState())
+
+    assert steps["ship"].executed == 0
+
+
+def test_an_unknown_compensation_name_is_refused_and_never_published_as_a_step(codec: SlipCodec) -> None:
+    name = '"><img src=x onerror=alert(1)>'
+    steps = {"ship": Step("ship"), "confirm-delivery": Step("confirm-delivery")}
+    slip = slips.completed(
+        a_slip(),
+        execution=uuid.uuid4(),
+        host="h-0",
+        started_at=NOW,
+        duration_ms=1,
+        compensate_address=fulfillment_compensation("ship").name,
+        log={"label": "l-1"},
+        variables={},
+    )
+    forged = slip.model_copy(
+        update={"compensation_log": [slip.compensation_log[0].model_copy(update={"name": name})], "itinerary": []}
+    )
+
+    with pytest.raises(MisroutedSlip, match="the compensation log names"):
+        deliver(host(codec, steps), codec, forged, compensate_address(SHIP), DictState())
+
+    assert steps["ship"].undone == 0
+
+
+def test_a_compensation_addressed_to_another_topic_is_refused(codec: SlipCodec) -> None:
+    steps = {"ship": Step("ship"), "confirm-delivery": Step("confirm-delivery")}
+    slip = shipped(a_slip())
+    forged = slip.model_copy(
+        update={"compensation_log": [slip.compensation_log[0].model_copy(update={"address": ORDERS_EVENTS.name})]}
+    )
+
+    with pytest.raises(MisroutedSlip, match=re.escape("compensation of ship is addressed to 'oms.orders.events'")):
+        deliver(host(codec, steps), codec, forged, DELIVER, DictState())
+
+    assert steps["confirm-delivery"].executed == 0
+
+
+def test_a_well_routed_slip_runs_and_its_compensation_is_published_with_its_known_name(codec: SlipCodec) -> None:
+    steps = {"ship": Step("ship", undo=lambda context: None), "confirm-delivery": Step("confirm-delivery")}
+
+    emits = deliver(host(codec, steps), codec, faulted_after_shipping(), compensate_address(SHIP), DictState())
+
+    compensated, faulted = (emit.record for emit in emits)
+    assert isinstance(compensated, RoutingSlipActivityCompensated) and compensated.activity == "ship"
+    assert isinstance(faulted, RoutingSlipFaulted)

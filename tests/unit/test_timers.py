@@ -1,11 +1,19 @@
 from __future__ import annotations
 
 import datetime
+import re
 import uuid
+from collections.abc import Callable
 
-from processors.timers import PendingTimers, firing
-from schemas.models import TimerScheduled
+import pytest
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+from processors.runtime.errors import is_outage
+from processors.runtime.records import Emit, Outgoing
+from processors.timers import Cancelled, PendingTimers, TimerService, UnusableTimer, firing, read_timer
+from schemas.models import AvroRecord, TimerScheduled
 from tests.factories import NOW
+from topology.settings import get_settings
 
 
 def timer(timer_id: str, in_seconds: float) -> TimerScheduled:
@@ -47,9 +55,94 @@ def test_scheduling_a_timer_again_replaces_it() -> None:
     assert pending.next_due() == NOW + datetime.timedelta(seconds=30)
 
 
+def test_a_timer_read_twice_comes_due_once() -> None:
+    pending = PendingTimers()
+    pending.schedule(timer("a", 1))
+    pending.schedule(timer("a", 1))
+
+    assert [t.timer_id for t in pending.due(NOW + datetime.timedelta(seconds=5))] == ["a"]
+
+
 def test_a_firing_derives_its_id_from_the_timer() -> None:
     scheduled = timer("a", 1)
 
     first, again = firing(scheduled, NOW), firing(scheduled, NOW + datetime.timedelta(seconds=1))
 
     assert first.event_id == again.event_id and first.timer_id == "a" and first.purpose == "refund-timeout"
+
+
+# --- what the service may fire, and what goes to oms.timers.dlq -------------------------------------
+
+
+def decoding(record: AvroRecord) -> Callable[[bytes], AvroRecord]:
+    return lambda value: record
+
+
+def test_a_timer_keyed_by_its_id_that_fires_to_the_sagas_is_scheduled() -> None:
+    scheduled = timer("o-1/cancellation", 1)
+
+    assert read_timer(b"o-1/cancellation", b"...", decoding(scheduled)) == scheduled
+
+
+def test_a_tombstone_cancels_its_timer_and_one_with_a_key_no_timer_has_cancels_nothing() -> None:
+    assert read_timer(b"o-1/cancellation", None, decoding(timer("x", 1))) == Cancelled("o-1/cancellation")
+    assert read_timer(b"\xff\xfe", None, decoding(timer("x", 1))) == Cancelled(None)
+
+
+def test_a_timer_that_would_fire_to_another_topic_is_unusable() -> None:
+    elsewhere = timer("t-1", 1).model_copy(update={"fire_topic": "oms.orders.events"})
+
+    with pytest.raises(UnusableTimer, match=re.escape("would fire to 'oms.orders.events', not oms.sagas.timers")):
+        read_timer(b"t-1", b"...", decoding(elsewhere))
+
+
+def test_a_timer_whose_key_is_not_utf8_is_unusable_before_it_is_decoded() -> None:
+    def never(value: bytes) -> AvroRecord:
+        raise AssertionError("not decoded")
+
+    with pytest.raises(UnusableTimer, match="UTF-8"):
+        read_timer(b"\xff\xfe", b"...", never)
+
+
+def test_a_timer_keyed_other_than_by_its_id_is_unusable() -> None:
+    with pytest.raises(UnusableTimer, match="keyed 'other'"):
+        read_timer(b"other", b"...", decoding(timer("t-1", 1)))
+
+
+def test_a_record_of_another_type_is_unusable() -> None:
+    with pytest.raises(UnusableTimer, match=re.escape("not oms.sagas.TimerFired")):
+        read_timer(b"t-1", b"...", decoding(firing(timer("t-1", 1), NOW)))
+
+
+def test_an_outage_while_decoding_is_no_verdict_on_the_timer() -> None:
+    def registry_down(value: bytes) -> AvroRecord:
+        raise SchemaRegistryError(503, 50301, "unavailable")
+
+    with pytest.raises(SchemaRegistryError) as raised:
+        read_timer(b"t-1", b"...", registry_down)
+
+    assert is_outage(raised.value)
+
+
+def test_an_unusable_record_under_a_key_that_is_not_utf8_is_replaced_by_a_tombstone_of_that_key() -> None:
+    service = TimerService(get_settings())
+
+    replacement = service._replacement(b"\xff\xfe")
+
+    assert (replacement.topic, replacement.key, replacement.value) == ("oms.timers", b"\xff\xfe", None)
+
+
+def as_json(emit: Emit) -> Outgoing:
+    return Outgoing(emit.topic.name, emit.key.encode(), emit.record.model_dump_json().encode(), ())
+
+
+def test_an_unusable_record_over_a_pending_timer_is_replaced_by_that_timer(monkeypatch: pytest.MonkeyPatch) -> None:
+    service = TimerService(get_settings())
+    pending = timer("o-1/cancellation", 30)
+    service.pending.schedule(pending)
+    monkeypatch.setattr(service, "_encode", as_json)
+
+    replacement = service._replacement(b"o-1/cancellation")
+
+    assert replacement.key == b"o-1/cancellation"
+    assert replacement.value == pending.model_dump_json().encode()

@@ -72,3 +72,21 @@ def test_dropping_partitions_forgets_their_orders_on_disk_and_in_memory(tmp_path
 
     assert store.get("gone") is None and store.get("kept") is not None
     assert [t.order_id for t in store.unfinished()] == ["kept"]
+
+
+def test_a_rebuild_passes_over_records_the_tracker_did_not_write(tmp_path: Path) -> None:
+    store = TimelineStore(tmp_path / "t.sqlite", encode, decode)
+
+    count = store.rebuild(
+        {0},
+        [
+            Stored("garbled", b"not a timeline", 0),  # no summary headers: its body is read, and unreadable
+            Stored("forged", b"not a timeline", 0, "in-flight"),  # headers that say unfinished: read back
+            Stored("other", encode(timeline("someone-else", "in-flight")), 0, "in-flight"),
+            Stored("good", encode(timeline("good", "in-flight")), 0),
+        ],
+    )
+
+    assert count == 1
+    assert [t.order_id for t in store.unfinished()] == ["good"]
+    assert store.get("forged") is None and store.get("other") is None

@@ -3,7 +3,8 @@
 - Arguments: `origin`, the country the parcel leaves from, decided by the planner.
 - Log: `declaration_id`.
 
-The customs service may be unavailable for a while: it raises `TransientError`, and the host retries.
+The customs service may be unavailable for a while: it raises `TransientError`, and the host retries; if it
+stays unavailable the slip pauses (an outage) rather than faulting: a declaration is not refused, only late.
 """
 
 from __future__ import annotations

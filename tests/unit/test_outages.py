@@ -1,0 +1,50 @@
+"""Pausing through an outage (the timers, the tracker): the same call again while the world is down, a bad
+message's failure at once, and the process's exit status when an outage outlasts the retries."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from processors.runtime.outages import through_outages
+from processors.runtime.retries import RetryPolicy
+
+NO_WAIT = RetryPolicy(attempts=3, first_delay_s=0, max_delay_s=0)
+
+
+def test_an_outage_is_waited_out_and_the_same_call_made_again() -> None:
+    calls: list[int] = []
+
+    def call() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise sqlite3.OperationalError("database is locked")
+        return "done"
+
+    assert through_outages(call, "a test", NO_WAIT) == "done"
+    assert len(calls) == 3
+
+
+def test_an_outage_that_outlasts_the_retries_propagates() -> None:
+    calls: list[int] = []
+
+    def call() -> None:
+        calls.append(1)
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        through_outages(call, "a test", NO_WAIT)
+    assert len(calls) == NO_WAIT.attempts
+
+
+def test_a_failure_that_is_not_an_outage_is_not_tried_again() -> None:
+    calls: list[int] = []
+
+    def call() -> None:
+        calls.append(1)
+        raise ValueError("a bad record")
+
+    with pytest.raises(ValueError, match="a bad record"):
+        through_outages(call, "a test", NO_WAIT)
+    assert len(calls) == 1

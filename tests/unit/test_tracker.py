@@ -1,0 +1,81 @@
+"""What the tracker folds into the view: only records declared for their topic and keyed by their order; and
+a rebuild that meets a record under a key no order has passes over it."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import cast
+
+from confluent_kafka import Message
+
+from processors.tracking.tracker import refusal, stored
+from schemas.models import Money, PaymentProcessed
+from tests.factories import NOW, a_valid_order
+from topology.topics import ORDERS_COMMANDS, PAYMENTS_EVENTS, TRACKING_ORDERS
+
+
+def charged(order_id: str) -> PaymentProcessed:
+    return PaymentProcessed(
+        event_id=uuid.uuid4(),
+        order_id=order_id,
+        occurred_at=NOW,
+        amount=Money(amount_minor=100, currency="EUR"),
+        charges=[],
+    )
+
+
+def test_a_record_declared_for_its_topic_and_keyed_by_its_order_is_folded() -> None:
+    placed = a_valid_order(order_id="o-1")
+
+    assert refusal(ORDERS_COMMANDS, b"o-1", placed) is None
+
+
+def test_a_record_of_a_type_not_declared_for_its_topic_is_refused() -> None:
+    payment = charged("o-1")
+
+    assert refusal(ORDERS_COMMANDS, b"o-1", payment) == (
+        "oms.payments.PaymentProcessed is not a record of oms.orders.commands"
+    )
+    assert refusal(PAYMENTS_EVENTS, b"o-1", payment) is None
+
+
+def test_a_record_keyed_other_than_by_its_order_is_refused() -> None:
+    placed = a_valid_order(order_id="o-1")
+
+    assert "keyed b'o-2', not by its order" in str(refusal(ORDERS_COMMANDS, b"o-2", placed))
+    assert "keyed b'\\xff', not by its order" in str(refusal(ORDERS_COMMANDS, b"\xff", placed))
+    assert "keyed None" in str(refusal(ORDERS_COMMANDS, None, placed))
+
+
+@dataclass
+class ViewMessage:
+    """What a rebuild reads of a message of the view."""
+
+    key_bytes: bytes | None
+    value_bytes: bytes | None
+
+    def key(self) -> bytes | None:
+        return self.key_bytes
+
+    def value(self) -> bytes | None:
+        return self.value_bytes
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return [("oms-status", b"in-flight")]
+
+    def topic(self) -> str:
+        return TRACKING_ORDERS.name
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return 7
+
+
+def test_a_record_of_the_view_under_a_key_that_is_not_utf8_is_passed_over_by_a_rebuild() -> None:
+    assert stored(cast(Message, ViewMessage(b"\xff\xfe", b"..."))) is None
+
+    kept = stored(cast(Message, ViewMessage(b"o-1", b"...")))
+    assert kept is not None and kept.order_id == "o-1" and kept.status == "in-flight"
