@@ -29,6 +29,7 @@ from confluent_kafka.admin import AdminClient
 from processors.runtime.app import instance_id
 from processors.runtime.clients import end_reader, member_consumer, read_to_end, received, transactional_producer
 from processors.runtime.cloudevents import header
+from processors.runtime.contract import TopicContract
 from processors.runtime.deadletters import dead_letter
 from processors.runtime.encoder import Encoder, produce
 from processors.runtime.errors import is_outage
@@ -60,7 +61,6 @@ from topology.topics import (
     ROUTING_SLIPS_EVENTS,
     SAGAS_EVENTS,
     TRACKING_ORDERS,
-    TopicSpec,
 )
 
 PROCESSOR = "oms.tracker"
@@ -88,22 +88,12 @@ class UnusableRecord(UndecodableRecord):
     """A record the view must not fold; the message says why."""
 
 
-def refusal(topic: TopicSpec, key: bytes | None, record: AvroRecord) -> str | None:
-    """Why the view must not fold `record`, read from `topic` under `key`; None when it may. Only the types
-    declared for the topic, keyed by their order (the view's partitions follow the inputs')."""
-    if record.AVRO_NAME not in topic.records:
-        return f"{record.AVRO_NAME} is not a record of {topic.name}"
-    order_id = getattr(record, "order_id", None)
-    if order_id is None or key != order_id.encode():
-        return f"{record.AVRO_NAME} of order {order_id!r:.80} is keyed {key!r:.80}, not by its order"
-    return None
-
-
 class Tracker:
     def __init__(self, settings: Settings) -> None:
         registry = registry_client(settings)
         self._settings = settings
         self._inputs = {spec.name: spec for spec in INPUTS}
+        self._contracts = {spec.name: TopicContract(spec) for spec in INPUTS}
         self._codecs = {spec.name: RecordCodec(registry, spec.name) for spec in INPUTS}
         self._view_codec = RecordCodec(registry, TRACKING_ORDERS.name)
         self._encode = Encoder(registry, PROCESSOR)
@@ -208,9 +198,7 @@ class Tracker:
         if value is None:
             raise UnusableRecord("a tombstone (null value) carries no record")
         record = self._codecs[topic.name].decode(value)
-        reason = refusal(topic, message.key(), record)
-        if reason is not None:
-            raise UnusableRecord(reason)
+        self._contracts[topic.name].check(record.AVRO_NAME, message.key(), message.headers() or [], record)
         return record
 
     def track(self, record: AvroRecord, partition: int) -> None:

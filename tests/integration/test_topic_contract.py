@@ -19,6 +19,7 @@ from processors.runtime.encoder import Encoder
 from processors.runtime.records import Emit, Outgoing, utc_now
 from processors.sagas.processor import PROCESSOR as SAGAS
 from processors.stock import PROCESSOR as STOCK
+from processors.tracking.tracker import PROCESSOR as TRACKER
 from schemas.models import (
     Money,
     OrderCancelled,
@@ -113,8 +114,8 @@ def test_a_payment_produced_to_the_commands_topic_is_dead_lettered_and_the_saga_
             ORDERS_COMMANDS.name,
         )
         watcher.wait_until(
-            lambda seen: set(letters(seen, COMMANDS_DLQ, placed.order_id)) == {INTAKE, SAGAS},
-            what="the fake payment dead-lettered by both readers of the commands",
+            lambda seen: set(letters(seen, COMMANDS_DLQ, placed.order_id)) == {INTAKE, SAGAS, TRACKER},
+            what="the fake payment dead-lettered by every reader of the commands",
         )
         cancel_orders(settings, placed.order_id)
         stopping(watcher, [placed.order_id])

@@ -186,6 +186,6 @@ def test_records_the_tracker_cannot_use_are_dead_lettered_and_make_up_no_order(
     wait_for(watcher, before.order_id, "completed", "an order placed after the poison")
 
     reasons = letters(watcher.seen)
-    assert "oms.payments.PaymentProcessed is not a record of oms.orders.commands" in reasons[made_up]
+    assert "oms.payments.PaymentProcessed is not a record type of oms.orders.commands" in reasons[made_up]
     assert "not Confluent-framed Avro" in reasons[f"garbled-{run}"]
     assert latest(watcher, made_up) is None, "no timeline for an order that does not exist"
