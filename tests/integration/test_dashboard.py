@@ -3,27 +3,37 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from ops.dashboard.requests import TOKEN_HEADER
 from ops.dashboard.server import serve
 from ops.produce import produce_orders
 from ops.slips import resume
 from processors.runtime.records import utc_now
+from processors.tracking.timeline import new_timeline
+from schemas.models import OrderTimeline, RetrySaga, TimelineStep
+from schemas.serde import RecordCodec
 from tests.integration.harness import Processes, Watcher
 from tests.integration.test_cancellation import SKU, activities_held_back, cancel, stopping, tee_order
 from tests.integration.test_choreography import set_stock_and_wait
 from tests.integration.test_routing_slips import order
 from topology.settings import Settings
-from topology.topics import INVENTORY_STOCK, ROUTING_SLIPS_EVENTS, SAGAS_EVENTS
+from topology.topics import INVENTORY_STOCK, ORDERS_COMMANDS, ROUTING_SLIPS_EVENTS, SAGAS_EVENTS, TRACKING_ORDERS
 
 LIVE_S = 60_000  # ms the page gets to show what the pipeline does
 
@@ -140,9 +150,28 @@ def test_the_order_page_cancels_an_order_and_shows_the_sagas_answer(
         watcher.close()
 
 
-def post(url: str, body: bytes) -> tuple[int, dict[str, str]]:
-    """The status and JSON body of a POST to the dashboard."""
-    request = urllib.request.Request(url, data=body, method="POST")
+def page_token(dashboard: str) -> str:
+    """The action token the dashboard embeds in its page, as its own page reads it."""
+    with urllib.request.urlopen(dashboard, timeout=10) as answer:
+        found = re.search(r'<meta name="oms-token" content="([^"]+)">', answer.read().decode())
+    assert found is not None, "the page carries its token"
+    return found.group(1)
+
+
+def origin_of(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def post(url: str, body: bytes, headers: dict[str, str | None] | None = None) -> tuple[int, dict[str, Any]]:
+    """The status and JSON body of a POST to the dashboard, sent as its own page sends it unless `headers`
+    (added to the page's token and origin, or replacing them) say otherwise."""
+    own: dict[str, str | None] = {"Origin": origin_of(url), TOKEN_HEADER: page_token(origin_of(url))}
+    sent = {name: value for name, value in (own | (headers or {})).items() if value is not None}
+    return answer_of(urllib.request.Request(url, data=body, headers=sent, method="POST"))
+
+
+def answer_of(request: urllib.request.Request) -> tuple[int, dict[str, Any]]:
     try:
         with urllib.request.urlopen(request, timeout=10) as answer:
             return answer.status, json.loads(answer.read())
@@ -162,3 +191,203 @@ def test_a_cancel_request_that_cannot_be_carried_out_is_answered_in_json(dashboa
         400,
         {"error": "the order id holds characters that cannot be printed"},
     )
+
+
+# Markup that runs a script wherever data is parsed as HTML, in element content or in an attribute.
+PAYLOAD = '"><img src=x onerror=window.pwned=1>'
+QUOTED_PAYLOAD = "'><img src=x onerror=window.pwned=2>"
+
+
+@pytest.fixture
+def view_dashboard(settings: Settings, topic: str) -> Iterator[str]:
+    """A dashboard following a fresh topic of its own instead of the tracker's: what a test puts there is its view."""
+    server = serve(settings, 0, topic=topic)
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def publish(
+    settings: Settings, registry: SchemaRegistryClient, topic: str, values: list[OrderTimeline | bytes]
+) -> None:
+    """Timelines (encoded as the tracker encodes them) or raw bytes, in order, on `topic`."""
+    codec = RecordCodec(registry, TRACKING_ORDERS.name)
+    producer = Producer(settings.producer_config())
+    for value in values:
+        if isinstance(value, OrderTimeline):
+            producer.produce(topic, key=value.order_id.encode(), value=codec.encode(value))
+        else:
+            producer.produce(topic, key=b"garbage", value=value)
+    assert producer.flush(30) == 0
+
+
+def timeline(order_id: str, **fields: Any) -> OrderTimeline:
+    return new_timeline(order_id, utc_now()).model_copy(update=fields)
+
+
+def test_data_in_the_view_renders_as_text_and_runs_no_script(
+    settings: Settings, registry: SchemaRegistryClient, topic: str, view_dashboard: str, browser: Browser
+) -> None:
+    hostile_id = f"xss-{uuid.uuid4().hex[:8]}{PAYLOAD}"
+    step = TimelineStep(pattern=PAYLOAD, name=PAYLOAD, status=PAYLOAD, error=QUOTED_PAYLOAD)
+    everywhere = {"slip": PAYLOAD, "saga": QUOTED_PAYLOAD, "saga_reason": PAYLOAD, "outcome": PAYLOAD}
+    publish(
+        settings,
+        registry,
+        topic,
+        [
+            timeline(hostile_id, status="faulted", **everywhere, steps=[step]),
+            timeline(f"xss-{uuid.uuid4().hex[:8]}", status=PAYLOAD, steps=[step]),
+        ],
+    )
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    violations: list[str] = []
+    page.on("console", lambda message: violations.append(message.text) if "Content Security" in message.text else None)
+    answer = page.goto(view_dashboard)
+    assert answer is not None
+    policy = answer.headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy
+    assert re.search(r"script-src 'nonce-[\w-]+';", policy), policy
+    assert answer.headers["x-content-type-options"] == "nosniff"
+
+    faulted = page.locator("[data-list=faulted] tbody tr").first
+    expect(faulted.locator("td").nth(0)).to_have_text(hostile_id, timeout=LIVE_S)
+    expect(faulted.locator("td").nth(2)).to_have_text(PAYLOAD)
+    expect(faulted.locator("td").nth(3)).to_have_text(QUOTED_PAYLOAD)
+    expect(page.locator("[data-count=orders] b")).to_have_text("2")
+    assert page.locator("img").count() == 0
+
+    open_order(page, hostile_id)
+    row = page.locator("#timeline tbody tr").first
+    expect(row).to_have_attribute("data-step", PAYLOAD, timeout=LIVE_S)
+    expect(row.locator("td")).to_have_text([PAYLOAD, PAYLOAD, PAYLOAD, "-", "-", QUOTED_PAYLOAD])
+    expect(page.locator("#order-summary")).to_contain_text(f"outcome {PAYLOAD}; routing slip {PAYLOAD}")
+    expect(page.locator("#order-saga")).to_have_text(QUOTED_PAYLOAD)
+    assert page.locator("img").count() == 0
+    assert page.evaluate("window.pwned") is None
+    assert violations == [], "nothing even tried to run"
+
+
+def test_an_action_from_another_origin_or_without_the_token_is_refused_and_not_done(
+    settings: Settings, registry: SchemaRegistryClient, topic: str, view_dashboard: str, browser: Browser
+) -> None:
+    failed = timeline(f"csrf-{uuid.uuid4().hex[:8]}", status="faulted", saga="Failed")
+    publish(settings, registry, topic, [failed])
+    retry_url = f"{view_dashboard}/api/orders/{failed.order_id}/retry"
+    cancel_url = f"{view_dashboard}/api/orders/{failed.order_id}/cancel"
+    watcher = Watcher(settings, registry, [ORDERS_COMMANDS.name])
+    try:
+        with another_site(retry_url, cancel_url) as elsewhere:
+            page = browser.new_page()
+            page.goto(elsewhere)
+            # A script on another site posts to the dashboard; the answer comes back (the browser withholds it
+            # from the script: same-origin resources only) before the promise settles.
+            assert page.evaluate("attack()") == "withheld"
+            # And a form posts JSON as text/plain, a navigation that shows the answer.
+            with page.expect_response(cancel_url) as by_form:
+                page.click("#go")
+            assert by_form.value.status == 403
+            assert "another origin" in by_form.value.json()["error"]
+
+        page.goto(view_dashboard)
+        tokenless = "fetch(%r, {method: 'POST'}).then(async answer => [answer.status, await answer.json()])"
+        status, answer = page.evaluate(tokenless % f"/api/orders/{failed.order_id}/retry")
+        assert (status, answer["error"]) == (
+            403,
+            f"the request has no {TOKEN_HEADER} header: actions come from the dashboard's page",
+        )
+        assert post(retry_url, b"", {"Origin": "http://evil.example"})[0] == 403
+        assert post(retry_url, b"", {"Origin": None})[0] == 403
+        assert post(retry_url, b"", {TOKEN_HEADER: "guessed"})[0] == 403
+
+        open_order(page, failed.order_id)
+        with page.expect_response(retry_url) as by_page:
+            page.click("#retry")
+        assert by_page.value.status == 202
+        expect(page.locator("#message")).to_have_text("Retry sent.")
+        sent = by_page.value.json()["retry"]
+        watcher.wait_until(
+            lambda seen: any(str(getattr(s.record, "event_id", "")) == sent for s in seen), what="the page's retry"
+        )
+        # Refused requests would have been produced before it, on the order's partition: only the page's is there.
+        commands = [
+            (type(s.record), str(getattr(s.record, "event_id", ""))) for s in watcher.for_order(failed.order_id)
+        ]
+        assert commands == [(RetrySaga, sent)]
+    finally:
+        watcher.close()
+
+
+def test_a_request_naming_another_host_is_refused(view_dashboard: str) -> None:
+    rebound = urllib.request.Request(f"{view_dashboard}/api/fleet", headers={"Host": "attacker.example"})
+    status, answer = answer_of(rebound)
+    assert status == 403 and "Host header" in answer["error"]
+
+
+def test_the_follower_skips_an_undecodable_record_and_shows_the_next(
+    settings: Settings, registry: SchemaRegistryClient, topic: str, view_dashboard: str, browser: Browser
+) -> None:
+    after = timeline(f"after-garbage-{uuid.uuid4().hex[:8]}", status="faulted")
+    publish(settings, registry, topic, [b"\x00\x00\x00\x00\x01not avro", b"not even framed", after])
+    page = browser.new_page()
+    page.goto(view_dashboard)
+    open_order(page, after.order_id)
+    expect(page.locator("#order-status")).to_have_text("faulted", timeout=LIVE_S)
+    status, fleet = answer_of(urllib.request.Request(f"{view_dashboard}/api/fleet"))
+    assert status == 200
+    assert (fleet["view"]["skipped"], fleet["view"]["stale_since"]) == (2, None)
+    expect(page.locator("#stale")).to_be_hidden()
+
+
+def test_the_page_says_when_its_view_is_stale(
+    settings: Settings, registry: SchemaRegistryClient, topic: str, browser: Browser
+) -> None:
+    waiting = timeline(f"waiting-{uuid.uuid4().hex[:8]}", status="in-flight")
+    publish(settings, registry, topic, [waiting])
+    registry_down = settings.model_copy(update={"schema_registry_url": "http://127.0.0.1:9"})
+    server = serve(registry_down, 0, topic=topic)
+    try:
+        page = browser.new_page()
+        page.goto(f"http://127.0.0.1:{server.server_address[1]}")
+        expect(page.locator("#stale")).to_be_visible(timeout=LIVE_S)
+        expect(page.locator("#stale")).to_contain_text("The view is stale since ")
+        expect(page.locator("#stale")).to_contain_text("outage")
+        health = server.view.health_json()
+        assert health["stale_since"] is not None and health["skipped"] == 0, "an outage skips nothing"
+        assert server.follower.is_alive()
+    finally:
+        server.shutdown()
+
+
+class another_site:
+    """A page on another origin (another port) that tries to make the dashboard act."""
+
+    def __init__(self, retry_url: str, cancel_url: str) -> None:
+        html = f"""<!doctype html><html><body>
+<form id="csrf" method="post" enctype="text/plain" action="{cancel_url}">
+<input type="hidden" name='{{"reason": "csrf", "x": "' value='"}}'><button id="go">win a prize</button></form>
+<script>
+function attack() {{
+  return fetch("{retry_url}", {{method: "POST", mode: "no-cors"}}).then(answer => answer.type, () => "withheld");
+}}
+</script></body></html>""".encode()
+
+        class Page(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(html)))
+                self.end_headers()
+                self.wfile.write(html)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+
+    def __enter__(self) -> str:
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self._server.server_address[1]}/"
+
+    def __exit__(self, *_: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
