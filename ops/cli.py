@@ -92,6 +92,7 @@ def cmd_schemas_register(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_schemas_check(args: argparse.Namespace, settings: Settings) -> int:
+    from schemas.catalog import SCHEMA_DIR
     from schemas.registry import COMPATIBILITY_LEVEL, check, declared_subjects, registry_client
 
     client = registry_client(settings)
@@ -104,7 +105,7 @@ def cmd_schemas_check(args: argparse.Namespace, settings: Settings) -> int:
             print(f"ok            {result.subject} ({state})")
             continue
         failures += 1
-        print(f"INCOMPATIBLE  {result.subject} ({subject.schema.path})")
+        print(f"INCOMPATIBLE  {result.subject} ({subject.schema.path.relative_to(SCHEMA_DIR.parent)})")
         for reason in result.reasons:
             print(f"              {reason}")
     if failures:

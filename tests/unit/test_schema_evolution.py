@@ -255,7 +255,7 @@ def test_oms_schemas_check_fails_naming_the_removed_field_and_writes_nothing(
 
     output = capsys.readouterr().out
     assert exit_code == 1
-    assert "INCOMPATIBLE  oms.orders.commands-oms.orders.PlaceOrder" in output
+    assert "INCOMPATIBLE  oms.orders.commands-oms.orders.PlaceOrder (schemas/orders/PlaceOrder.avsc)" in output
     assert "field 'customer_email': removed" in output
 
 

@@ -69,4 +69,3 @@ def test_model_values_encode_with_the_avro_schema() -> None:
     buffer.seek(0)
 
     assert CancelOrder.model_validate(fastavro.schemaless_reader(buffer, parsed)) == cancel
-
