@@ -4,7 +4,7 @@ Avro reads a record with two schemas, the writer's and the reader's. A change is
 that resolution succeeds: BACKWARD, the new schema reads records written with an old one (a consumer upgraded
 before the data); FORWARD, an old schema reads records written with the new one (a consumer not upgraded yet).
 FULL is both; `_TRANSITIVE` asks it of every registered version, not only the latest. The level names are
-the Confluent registry's, so this module answers what the registry answers, and also names the field.
+the Confluent registry's: this module asks the registry's question locally, so that the answer names the field.
 """
 
 from __future__ import annotations

@@ -69,7 +69,8 @@ def ensure_compatibility_level(client: SchemaRegistryClient, level: str = COMPAT
 
 
 def subject_level(client: SchemaRegistryClient, subject: str) -> str | None:
-    """The level set on `subject` itself; None when it has none (the registry's default applies)."""
+    """The level set on `subject` itself, or None when the registry answers 404 for it (Confluent, for a subject
+    without a level of its own; Apicurio answers `NONE` then, and 404 only for an unknown subject)."""
     try:
         return client.get_compatibility(subject)
     except SchemaRegistryError as error:
