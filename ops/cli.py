@@ -84,19 +84,20 @@ def cmd_topics_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_schemas_register(args: argparse.Namespace, settings: Settings) -> int:
-    from schemas.registry import declared_subjects, ensure_compatibility_level, register, registry_client
+    from schemas.registry import COMPATIBILITY_LEVEL, declared_subjects, register, registry_client
 
-    client = registry_client(settings)
-    ensure_compatibility_level(client)
-    for subject, schema_id in register(client, declared_subjects()).items():
+    for subject, schema_id in register(registry_client(settings), declared_subjects()).items():
         print(f"{subject:<64} id {schema_id}")
+    print(f"every subject's compatibility: {COMPATIBILITY_LEVEL}")
     return 0
 
 
 def cmd_schemas_check(args: argparse.Namespace, settings: Settings) -> int:
-    from schemas.registry import check, declared_subjects, registry_client
+    from schemas.catalog import SCHEMA_DIR
+    from schemas.registry import COMPATIBILITY_LEVEL, check, declared_subjects, registry_client
 
     client = registry_client(settings)
+    print(f"checking under {COMPATIBILITY_LEVEL}: old consumers read new records, new consumers read old ones")
     failures = 0
     for subject in declared_subjects():
         result = check(client, subject)
@@ -105,13 +106,13 @@ def cmd_schemas_check(args: argparse.Namespace, settings: Settings) -> int:
             print(f"ok            {result.subject} ({state})")
             continue
         failures += 1
-        print(f"INCOMPATIBLE  {result.subject} ({subject.schema.path})")
+        print(f"INCOMPATIBLE  {result.subject} ({subject.schema.path.relative_to(SCHEMA_DIR.parent)})")
         for reason in result.reasons:
             print(f"              {reason}")
     if failures:
         print(
-            f"{failures} schema(s) would break consumers of data already written; "
-            "give new fields defaults, keep types and names, or add a new record type instead."
+            f"{failures} schema(s) would break a producer or consumer on another version; "
+            "add and remove only fields that have defaults, keep types and names, or add a new record type instead."
         )
     return 1 if failures else 0
 
@@ -549,7 +550,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="schemas_verb", required=True, metavar="VERB"
     )
     verb(schemas, "register", cmd_schemas_register, "register every local schema (TopicRecordNameStrategy)")
-    verb(schemas, "check", cmd_schemas_check, "test every local schema against the registry's versions")
+    verb(schemas, "check", cmd_schemas_check, "test every local schema against the registry's versions (reads only)")
     verb(schemas, "codegen", cmd_schemas_codegen, "regenerate schemas/models.py from the .avsc files")
     slips_parser = verbs.add_parser(
         "slips", help="routing slips", description="routing slips: list them (the tracker's view), or act on one"

@@ -17,10 +17,11 @@ def servers(settings: Settings) -> list[LocalServer]:
 
 
 def up(settings: Settings) -> list[str]:
-    """Start what is not running, wait until it answers, and set the registry's global compatibility."""
+    """Start what is not running, wait until it answers, and set the registry's default compatibility (the
+    level of any subject that sets none; `oms schemas register` sets it on each declared subject too)."""
     messages = [server.start() for server in servers(settings)]
     ensure_compatibility_level(SchemaRegistryClient({"url": CONFLUENT_API}))
-    messages.append(f"registry compatibility: {COMPATIBILITY_LEVEL}")
+    messages.append(f"registry default compatibility: {COMPATIBILITY_LEVEL}")
     return messages
 
 

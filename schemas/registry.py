@@ -9,17 +9,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-import avro.schema
-from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from schemas.catalog import RecordSchema, record
+from schemas.evolution import breaking_changes, versions_checked
 from topology.settings import Settings
 from topology.topics import HEADERS, OPERATIONS_TOPICS, WORKFLOW_TOPICS, HeaderSpec, TopicSpec
 
-COMPATIBILITY_LEVEL = "BACKWARD_TRANSITIVE"
+# Producers and consumers upgrade independently, in any order, and a consumer may replay a topic from its
+# start: a new reader meets records of every older version (BACKWARD), and a reader not yet upgraded meets
+# records of every newer one (FORWARD). So every subject, topic record or header, is FULL_TRANSITIVE.
+COMPATIBILITY_LEVEL = "FULL_TRANSITIVE"
 SUBJECT_NOT_FOUND = 40401
+NOT_FOUND = 404
 
 
 def subject_name(topic: str, record_fullname: str) -> str:
@@ -60,20 +63,41 @@ def registry_client(settings: Settings) -> SchemaRegistryClient:
 
 
 def ensure_compatibility_level(client: SchemaRegistryClient, level: str = COMPATIBILITY_LEVEL) -> None:
+    """The registry-wide default, for subjects that set none (a registry this project runs itself)."""
     if client.get_compatibility() != level:
         client.set_compatibility(level=level)
 
 
-def register(client: SchemaRegistryClient, subjects: Iterable[Subject]) -> dict[str, int]:
-    """Register each subject's local schema (a no-op when unchanged); returns schema ids by subject."""
-    return {subject.name: client.register_schema(subject.name, subject.to_registry_schema()) for subject in subjects}
+def subject_level(client: SchemaRegistryClient, subject: str) -> str | None:
+    """The level set on `subject` itself, or None when the registry answers 404 for it (Confluent, for a subject
+    without a level of its own; Apicurio answers `NONE` then, and 404 only for an unknown subject)."""
+    try:
+        return client.get_compatibility(subject)
+    except SchemaRegistryError as error:
+        if error.http_status_code == NOT_FOUND:
+            return None
+        raise
 
 
-def check(client: SchemaRegistryClient, subject: Subject) -> CompatibilityResult:
-    """Can the local schema replace every registered version of its subject?
+def register(
+    client: SchemaRegistryClient, subjects: Iterable[Subject], level: str = COMPATIBILITY_LEVEL
+) -> dict[str, int]:
+    """Set each subject's compatibility level, then register its local schema (a no-op when unchanged);
+    returns schema ids by subject. The level goes first, so the registry checks the new version under it."""
+    ids = {}
+    for subject in subjects:
+        if subject_level(client, subject.name) != level:
+            client.set_compatibility(subject_name=subject.name, level=level)
+        ids[subject.name] = client.register_schema(subject.name, subject.to_registry_schema())
+    return ids
 
-    The registry's verdict decides; the local Avro checker explains it field by field, since the
-    Confluent API answers only yes or no.
+
+def check(client: SchemaRegistryClient, subject: Subject, level: str = COMPATIBILITY_LEVEL) -> CompatibilityResult:
+    """Can the local schema follow every registered version of its subject under `level`? Only reads.
+
+    Decided here, by Avro's rules against each version, whatever level the registry holds for the subject, so
+    that the answer names the field; the registry's own verdict is asked too, and a refusal it gives alone is
+    reported as such.
     """
     try:
         versions = client.get_versions(subject.name)
@@ -81,37 +105,11 @@ def check(client: SchemaRegistryClient, subject: Subject) -> CompatibilityResult
         if error.error_code == SUBJECT_NOT_FOUND:
             return CompatibilityResult(subject.name, True, 0)
         raise
-    compatible = client.test_compatibility_all_versions(subject.name, subject.to_registry_schema())
-    reasons: list[str] = []
-    if not compatible:
-        for version in versions:
-            registered = client.get_version(subject.name, version).schema.schema_str or "null"
-            reasons += [f"against version {version}: {reason}" for reason in explain(subject.schema, registered)]
-        reasons = reasons or ["the registry rejects it (no field-level detail available)"]
-    return CompatibilityResult(subject.name, compatible, len(versions), tuple(reasons))
-
-
-def explain(new: RecordSchema, registered_json: str) -> list[str]:
-    """Why data written with the registered schema cannot be read with the new one (BACKWARD), per field."""
-    reader = avro.schema.parse(new.to_json())
-    writer = avro.schema.parse(registered_json)
-    if not isinstance(reader, avro.schema.RecordSchema) or not isinstance(writer, avro.schema.RecordSchema):
-        return _incompatibilities(reader, writer)
-    reasons = []
-    for field in reader.fields:
-        old = writer.fields_dict.get(field.name)
-        if old is None:
-            if not field.has_default:
-                reasons.append(f"field '{field.name}': added without a default, so old records cannot be read")
-            continue
-        reasons += [f"field '{field.name}': {reason}" for reason in _incompatibilities(field.type, old.type)]
-    if not reasons and reader.fullname != writer.fullname:
-        reasons.append(f"record renamed from {writer.fullname} to {reader.fullname}")
-    return reasons
-
-
-def _incompatibilities(reader: avro.schema.Schema, writer: avro.schema.Schema) -> list[str]:
-    result = ReaderWriterCompatibilityChecker().get_compatibility(reader, writer)
-    if result.compatibility is SchemaCompatibilityType.compatible:
-        return []
-    return sorted(result.messages)
+    registered = {
+        version: client.get_version(subject.name, version).schema.schema_str or "null"
+        for version in versions_checked(level, versions)
+    }
+    reasons = breaking_changes(subject.schema.to_json(), registered, level)
+    if not reasons and not client.test_compatibility_all_versions(subject.name, subject.to_registry_schema()):
+        reasons = ["the registry refuses it under the level it holds for this subject (it names no field)"]
+    return CompatibilityResult(subject.name, not reasons, len(versions), tuple(reasons))

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import fastavro
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
+from fastavro.read import SchemaResolutionError
 from pydantic import ValidationError
 
 from schemas.catalog import fullname_of, record
@@ -33,8 +34,18 @@ Record = TypeVar("Record", bound=AvroRecord)
 MAGIC_BYTE = 0
 NOT_FOUND = 404
 _FRAME = struct.Struct(">bI")
-# What fastavro raises on bytes, or fields, that do not fit the schema.
-_AVRO_ERRORS = (ValueError, TypeError, EOFError, IndexError, KeyError, OverflowError, struct.error)
+# What fastavro raises on bytes, or fields, that do not fit the schema, or on a writer's schema that the
+# local one cannot resolve (a producer on an incompatible version): a bad record, not a crash.
+_AVRO_ERRORS = (
+    ValueError,
+    TypeError,
+    EOFError,
+    IndexError,
+    KeyError,
+    OverflowError,
+    struct.error,
+    SchemaResolutionError,
+)
 
 
 class UndecodableRecord(ValueError):

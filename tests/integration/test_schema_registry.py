@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import copy
 import datetime
+import io
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
+import fastavro
 import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
@@ -20,7 +22,7 @@ from schemas.registry import (
     register,
     subject_name,
 )
-from schemas.serde import RecordCodec, UndecodableRecord
+from schemas.serde import MAGIC_BYTE, RecordCodec, UndecodableRecord
 from topology.topics import ORDERS_COMMANDS
 
 
@@ -50,10 +52,6 @@ def with_extra_field(schema: RecordSchema, field: dict[str, object]) -> RecordSc
     definition = copy.deepcopy(schema.definition)
     definition["fields"].append(field)
     return RecordSchema(schema.fullname, definition, schema.path)
-
-
-def test_global_compatibility_is_backward_transitive(registry: SchemaRegistryClient) -> None:
-    assert registry.get_compatibility() == COMPATIBILITY_LEVEL
 
 
 def test_record_round_trips_through_confluent_avro_serializer(registry: SchemaRegistryClient, topic: str) -> None:
@@ -99,32 +97,114 @@ def test_bytes_that_are_not_avro_are_reported_undecodable(registry: SchemaRegist
         codec.decode(b"\x00\x7f\xff\xff\xf0" + b"\x02")
 
 
-def test_incompatible_change_is_rejected_with_subject_field_and_reason(
-    registry: SchemaRegistryClient, unique_name: Callable[[str], str]
-) -> None:
+def without_field(schema: RecordSchema, name: str) -> RecordSchema:
+    definition = copy.deepcopy(schema.definition)
+    definition["fields"] = [field for field in definition["fields"] if field["name"] != name]
+    return RecordSchema(schema.fullname, definition, schema.path)
+
+
+def with_field_type(schema: RecordSchema, name: str, avro_type: object) -> RecordSchema:
+    definition = copy.deepcopy(schema.definition)
+    next(field for field in definition["fields"] if field["name"] == name)["type"] = avro_type
+    return RecordSchema(schema.fullname, definition, schema.path)
+
+
+@pytest.fixture
+def place_order_subject(registry: SchemaRegistryClient, unique_name: Callable[[str], str]) -> Iterator[Subject]:
+    """PlaceOrder registered as it is, with the contract's level, under a subject of this test alone."""
     original = record("oms.orders.PlaceOrder")
     subject = Subject(subject_name(unique_name("orders"), original.fullname), ORDERS_COMMANDS, original)
     register(registry, [subject])
-    breaking = with_extra_field(original, {"name": "loyalty_tier", "type": "string"})
-    changed = Subject(subject.name, ORDERS_COMMANDS, breaking)
+    yield subject
+    registry.delete_subject(subject.name)
+    registry.delete_subject(subject.name, permanent=True)
+
+
+def test_register_sets_the_contract_level_on_the_subject(
+    registry: SchemaRegistryClient, place_order_subject: Subject
+) -> None:
+    assert registry.get_compatibility(place_order_subject.name) == COMPATIBILITY_LEVEL == "FULL_TRANSITIVE"
+
+
+def test_registry_refuses_to_remove_a_field_old_consumers_require(
+    registry: SchemaRegistryClient, place_order_subject: Subject
+) -> None:
+    without_email = without_field(place_order_subject.schema, "customer_email")
+
+    with pytest.raises(SchemaRegistryError) as refused:
+        registry.register_schema(place_order_subject.name, Schema(without_email.to_json(), "AVRO"))
+
+    assert refused.value.http_status_code == 409
+
+
+def test_check_names_a_removed_required_field_whatever_level_the_registry_holds(
+    registry: SchemaRegistryClient, place_order_subject: Subject
+) -> None:
+    # A subject left at the old level: the registry alone would let the removal through.
+    registry.set_compatibility(place_order_subject.name, "BACKWARD_TRANSITIVE")
+    without_email = without_field(place_order_subject.schema, "customer_email")
+    assert registry.test_compatibility_all_versions(place_order_subject.name, Schema(without_email.to_json(), "AVRO"))
+
+    result = check(registry, Subject(place_order_subject.name, ORDERS_COMMANDS, without_email))
+
+    assert not result.compatible
+    assert result.reasons == (
+        "against version 1: field 'customer_email': removed, but version 1 has no default for it, "
+        "so consumers still on version 1 cannot read new records",
+    )
+    assert registry.get_compatibility(place_order_subject.name) == "BACKWARD_TRANSITIVE", "a check only reads"
+
+
+def test_check_and_registry_refuse_a_type_change(registry: SchemaRegistryClient, place_order_subject: Subject) -> None:
+    retyped = with_field_type(place_order_subject.schema, "customer_id", "long")
+
+    result = check(registry, Subject(place_order_subject.name, ORDERS_COMMANDS, retyped))
+    with pytest.raises(SchemaRegistryError) as refused:
+        registry.register_schema(place_order_subject.name, Schema(retyped.to_json(), "AVRO"))
+
+    assert not result.compatible
+    assert [reason.split(",")[0] for reason in result.reasons] == [
+        "against version 1: field 'customer_id': type changed from string to long"
+    ]
+    assert refused.value.http_status_code == 409
+
+
+def test_incompatible_change_is_rejected_with_subject_field_and_reason(
+    registry: SchemaRegistryClient, place_order_subject: Subject
+) -> None:
+    breaking = with_extra_field(place_order_subject.schema, {"name": "loyalty_tier", "type": "string"})
+    changed = Subject(place_order_subject.name, ORDERS_COMMANDS, breaking)
 
     result = check(registry, changed)
     with pytest.raises(SchemaRegistryError) as rejected:
-        registry.register_schema(subject.name, Schema(breaking.to_json(), "AVRO"))
+        registry.register_schema(place_order_subject.name, Schema(breaking.to_json(), "AVRO"))
 
     assert not result.compatible
-    assert result.subject == subject.name
+    assert result.subject == place_order_subject.name
     assert any("loyalty_tier" in reason and "without a default" in reason for reason in result.reasons)
     assert rejected.value.http_status_code == 409
 
 
-def test_compatible_change_is_accepted(registry: SchemaRegistryClient, unique_name: Callable[[str], str]) -> None:
-    original = record("oms.orders.PlaceOrder")
-    subject = Subject(subject_name(unique_name("orders"), original.fullname), ORDERS_COMMANDS, original)
-    register(registry, [subject])
-    evolved = with_extra_field(original, {"name": "loyalty_tier", "type": "string", "default": "none"})
-    changed = Subject(subject.name, ORDERS_COMMANDS, evolved)
+def test_compatible_change_is_accepted_and_old_consumers_read_its_records(
+    registry: SchemaRegistryClient, place_order_subject: Subject, topic: str
+) -> None:
+    evolved = without_field(
+        with_extra_field(place_order_subject.schema, {"name": "loyalty_tier", "type": "string", "default": "none"}),
+        "is_gift",
+    )
+    changed = Subject(place_order_subject.name, ORDERS_COMMANDS, evolved)
 
     assert check(registry, changed).compatible
-    register(registry, [changed])
-    assert registry.get_versions(subject.name) == [1, 2]
+    [new_id] = register(registry, [changed]).values()
+    assert registry.get_versions(place_order_subject.name) == [1, 2]
+
+    # A producer already on the new schema writes; a consumer still on the old one (the local schema) reads.
+    order = a_place_order()
+    fields = {**order.model_dump(exclude={"is_gift"}), "loyalty_tier": "gold"}
+    written = io.BytesIO()
+    written.write(bytes([MAGIC_BYTE]) + new_id.to_bytes(4, "big"))
+    fastavro.schemaless_writer(written, fastavro.parse_schema(copy.deepcopy(evolved.definition)), fields)
+
+    read = RecordCodec(registry, topic).decode(written.getvalue())
+
+    assert read == order.model_copy(update={"is_gift": False})  # the old schema's default fills the removed field

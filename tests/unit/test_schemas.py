@@ -3,17 +3,15 @@ from __future__ import annotations
 import copy
 import datetime
 import uuid
-from collections.abc import Callable
 from io import BytesIO
-from typing import Any
 
 import fastavro
 import pytest
 
-from schemas.catalog import RecordSchema, inline_shared_types, record, records, shared_types
+from schemas.catalog import inline_shared_types, record, records, shared_types
 from schemas.codegen import MODELS_PATH, render
 from schemas.models import RECORD_TYPES, CancelOrder
-from schemas.registry import declared_subjects, explain
+from schemas.registry import declared_subjects
 from topology.topics import WORKFLOW_TOPICS, TopicSpec
 
 
@@ -71,35 +69,3 @@ def test_model_values_encode_with_the_avro_schema() -> None:
     buffer.seek(0)
 
     assert CancelOrder.model_validate(fastavro.schemaless_reader(buffer, parsed)) == cancel
-
-
-def changed(fullname: str, edit: Callable[[list[dict[str, Any]]], None]) -> RecordSchema:
-    original = record(fullname)
-    definition = copy.deepcopy(original.definition)
-    edit(definition["fields"])
-    return RecordSchema(fullname, definition, original.path)
-
-
-def test_explain_names_a_field_added_without_default() -> None:
-    new = changed("oms.orders.CancelOrder", lambda fields: fields.append({"name": "channel", "type": "string"}))
-
-    assert explain(new, record("oms.orders.CancelOrder").to_json()) == [
-        "field 'channel': added without a default, so old records cannot be read"
-    ]
-
-
-def test_explain_names_a_field_whose_type_changed() -> None:
-    def to_int(fields: list[dict[str, object]]) -> None:
-        next(field for field in fields if field["name"] == "reason")["type"] = "int"
-
-    [reason] = explain(changed("oms.orders.CancelOrder", to_int), record("oms.orders.CancelOrder").to_json())
-
-    assert reason.startswith("field 'reason': ") and "int" in reason and "string" in reason
-
-
-def test_explain_accepts_a_field_added_with_default_and_a_field_removed() -> None:
-    def evolve(fields: list[dict[str, object]]) -> None:
-        fields.append({"name": "channel", "type": "string", "default": "web"})
-        fields.remove(next(field for field in fields if field["name"] == "requested_by"))
-
-    assert explain(changed("oms.orders.CancelOrder", evolve), record("oms.orders.CancelOrder").to_json()) == []
