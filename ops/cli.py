@@ -358,7 +358,7 @@ def cmd_dashboards_write(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
-    from ops.deadletters import dead_letters, redriven
+    from ops.deadletters import dead_letters, plain, redriven, shown_key
 
     letters = dead_letters(settings, args.topic)
     done = redriven(settings)
@@ -379,15 +379,23 @@ def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     print(f"{'offset':>8} {'key':<28} {'processor':<18} {'redriven':<8} error")
     for letter in letters:
-        key = (letter.key or b"").decode(errors="replace")
         redrove = "yes" if letter.original in done else "no"
-        print(f"{letter.offset:>8} {key:<28} {letter.processor:<18} {redrove:<8} {letter.error[:100]}")
+        processor, error = plain(letter.processor), plain(letter.error[:100])
+        print(f"{letter.offset:>8} {shown_key(letter):<28} {processor:<18} {redrove:<8} {error}")
     print(f"{len(letters)} dead letters")
     return 0
 
 
 def cmd_dlq_redrive(args: argparse.Namespace, settings: Settings) -> int:
-    from ops.deadletters import NotADeadLetterTopic, RedriveFenced, matching, redrive_report, summary
+    from ops.deadletters import (
+        NotADeadLetterTopic,
+        RedriveFenced,
+        matching,
+        plain,
+        redrive_report,
+        shown_key,
+        summary,
+    )
 
     wanted = matching(processor=args.processor, error=args.error, key=args.key)
     try:
@@ -400,11 +408,11 @@ def cmd_dlq_redrive(args: argparse.Namespace, settings: Settings) -> int:
         return REDRIVE_FENCED
     verb_done = "would redrive" if args.dry_run else "redrove"
     for letter in report.sent:
-        print(f"{verb_done} {letter.original} (key {(letter.key or b'').decode(errors='replace')}): {letter.error}")
+        print(f"{verb_done} {plain(letter.original)} (key {shown_key(letter)}): {plain(letter.error)}")
     for skipped in report.skipped:
         if skipped.reason.refused:
-            key = (skipped.letter.key or b"").decode(errors="replace")
-            print(f"skipped the letter at offset {skipped.letter.offset} (key {key}): {skipped}")
+            where = f"offset {skipped.letter.offset} (key {shown_key(skipped.letter)})"
+            print(f"skipped the letter at {where}: {plain(str(skipped))}")
     print(summary(report, dry_run=args.dry_run))
     return 0
 

@@ -124,6 +124,16 @@ class RedriveReport:
 Filter = Callable[[DeadLetter], bool]
 
 
+def plain(text: str) -> str:
+    """`text` with control characters escaped: keys and errors come from records, and a terminal would obey
+    escape sequences in them."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
+def shown_key(letter: DeadLetter) -> str:
+    return plain((letter.key or b"").decode(errors="replace"))
+
+
 def summary(report: RedriveReport, dry_run: bool = False) -> str:
     """One line: how many went back and how many were skipped, by reason."""
     by_reason = Counter(skipped.reason for skipped in report.skipped)

@@ -203,3 +203,16 @@ def test_the_command_refuses_a_topic_without_dead_letters(capsys: pytest.Capture
     assert cli.cmd_dlq_redrive(redrive_args(topic="oms.nowhere"), Settings()) == 2
 
     assert "oms.nowhere: no such topic is declared" in capsys.readouterr().err
+
+
+def test_the_command_escapes_what_a_record_could_make_a_terminal_do(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sneaky = letter(1, key=b"o-1\x1b]0;owned\x07\x1b[2J")
+    monkeypatch.setattr(deadletters, "redrive_report", lambda *args, **kwargs: RedriveReport("x.dlq", [sneaky], []))
+
+    cli.cmd_dlq_redrive(redrive_args(), Settings())
+
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out
+    assert "(key o-1\\x1b]0;owned\\x07\\x1b[2J)" in out
