@@ -21,6 +21,7 @@ from topology.settings import Settings, get_settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 CANCEL_TIMED_OUT = 3  # `oms cancel --wait`'s exit status when no answer came in time (1 is a rejection)
+REDRIVE_FENCED = 1  # `oms dlq redrive`'s exit status when another redrive of the topic took over
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
@@ -403,7 +404,7 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
-    from ops.deadletters import dead_letters, redriven
+    from ops.deadletters import dead_letters, plain, redriven, shown_key
 
     letters = dead_letters(settings, args.topic)
     done = redriven(settings)
@@ -424,22 +425,41 @@ def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     print(f"{'offset':>8} {'key':<28} {'processor':<18} {'redriven':<8} error")
     for letter in letters:
-        key = (letter.key or b"").decode(errors="replace")
         redrove = "yes" if letter.original in done else "no"
-        print(f"{letter.offset:>8} {key:<28} {letter.processor:<18} {redrove:<8} {letter.error[:100]}")
+        processor, error = plain(letter.processor), plain(letter.error[:100])
+        print(f"{letter.offset:>8} {shown_key(letter):<28} {processor:<18} {redrove:<8} {error}")
     print(f"{len(letters)} dead letters")
     return 0
 
 
 def cmd_dlq_redrive(args: argparse.Namespace, settings: Settings) -> int:
-    from ops.deadletters import matching, redrive
+    from ops.deadletters import (
+        NotADeadLetterTopic,
+        RedriveFenced,
+        matching,
+        plain,
+        redrive_report,
+        shown_key,
+        summary,
+    )
 
     wanted = matching(processor=args.processor, error=args.error, key=args.key)
-    letters = redrive(settings, args.topic, wanted, dry_run=args.dry_run)
+    try:
+        report = redrive_report(settings, args.topic, wanted, dry_run=args.dry_run)
+    except NotADeadLetterTopic as error:
+        print(f"oms: {error}", file=sys.stderr)
+        return 2
+    except RedriveFenced as error:
+        print(f"oms: {error}", file=sys.stderr)
+        return REDRIVE_FENCED
     verb_done = "would redrive" if args.dry_run else "redrove"
-    for letter in letters:
-        print(f"{verb_done} {letter.original} (key {(letter.key or b'').decode(errors='replace')}): {letter.error}")
-    print(f"{verb_done} {len(letters)} dead letters")
+    for letter in report.sent:
+        print(f"{verb_done} {plain(letter.original)} (key {shown_key(letter)}): {plain(letter.error)}")
+    for skipped in report.skipped:
+        if skipped.reason.refused:
+            where = f"offset {skipped.letter.offset} (key {shown_key(skipped.letter)})"
+            print(f"skipped the letter at {where}: {plain(str(skipped))}")
+    print(summary(report, dry_run=args.dry_run))
     return 0
 
 
@@ -674,7 +694,12 @@ def build_parser() -> argparse.ArgumentParser:
     dlq_list = verb(dlq, "list", cmd_dlq_list, "each dead letter of a topic with its error")
     dlq_list.add_argument("topic", help="the original topic, e.g. oms.orders.commands (or its .dlq)")
     dlq_list.add_argument("--json", action="store_true")
-    dlq_redrive = verb(dlq, "redrive", cmd_dlq_redrive, "send dead letters back to their original topic, once")
+    dlq_redrive = verb(
+        dlq,
+        "redrive",
+        cmd_dlq_redrive,
+        "send dead letters back to their topic, once; exit 1 if another redrive took over",
+    )
     dlq_redrive.add_argument("topic", help="the original topic, e.g. oms.orders.commands (or its .dlq)")
     dlq_redrive.add_argument("--processor", help="only those this processor dead-lettered, e.g. oms.intake")
     dlq_redrive.add_argument("--error", help="only those whose error contains this text")
