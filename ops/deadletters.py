@@ -26,13 +26,11 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Produc
 
 from ops.tables import read_table
 from processors.runtime.clients import end_reader, read_to_end
+from processors.runtime.deadletters import TRUNCATED_HEADER
 from topology.settings import Settings
 from topology.topics import ALL_TOPICS, DEAD_LETTERS_REDRIVEN, WORKFLOW_TOPICS, TopicSpec, topic_named
 
 DLQ_PREFIX = "dlq."
-# Set by the processors' dead-lettering on a letter cut down to fit the broker's limit: its value or
-# headers are not the original's, which is still at `dlq.original.*`.
-TRUNCATED_HEADER = "dlq.truncated"
 TRANSACTION_TIMEOUT_S = 60.0
 
 logger = logging.getLogger(__name__)

@@ -36,7 +36,7 @@ from ops.dashboard.requests import (
     parse_action,
 )
 from ops.dashboard.view import Follower, View
-from ops.deadletters import matching, redrive
+from ops.deadletters import NotADeadLetterTopic, RedriveFenced, matching, redrive
 from ops.produce import produce_retry
 from ops.tracking import steps, summary
 from processors.runtime.clients import end_reader
@@ -142,12 +142,21 @@ def handler_for(settings: Settings, view: View, guard: Guard) -> type[BaseHTTPRe
                 case Retry(order_id):
                     self._retry(order_id)
                 case Redrive(order_id, topics):
-                    sent = [
-                        letter.original for name in topics for letter in redrive(settings, name, matching(key=order_id))
-                    ]
-                    self._json(HTTPStatus.OK, {"redriven": sent})
+                    self._redrive(order_id, topics)
                 case Cancel(order_id, reason):
                     self._cancel(order_id, reason)
+
+        def _redrive(self, order_id: str, topics: tuple[str, ...]) -> None:
+            try:
+                sent = [
+                    letter.original for name in topics for letter in redrive(settings, name, matching(key=order_id))
+                ]
+            except NotADeadLetterTopic as error:
+                self._json(HTTPStatus.BAD_REQUEST, {"error": str(error)})
+            except RedriveFenced as error:  # another redrive of the same topic took over; this one sent nothing
+                self._json(HTTPStatus.CONFLICT, {"error": str(error)})
+            else:
+                self._json(HTTPStatus.OK, {"redriven": sent})
 
         def _retry(self, order_id: str) -> None:
             timeline = view.get(order_id)
