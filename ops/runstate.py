@@ -113,7 +113,7 @@ def report_lines(path: Path, state: SupervisorState, alive: bool) -> list[str]:
     for child in state.children:
         pid = f"pid {child.pid}" if child.pid else "no process"
         shown = "GIVEN UP" if child.state == GIVEN_UP else child.state
-        lines.append(f"  {child.label:<22} {shown:<10} {pid:<11} restarts {child.restarts:<3} {child.detail}")
+        lines.append(f"  {child.label:<22} {shown:<10} {pid:<11} restarts {child.restarts:<3} {child.detail}".rstrip())
         if child.state != RUNNING:
             lines.append(f"  {'':<22} log: {child.log_file}")
     return lines
