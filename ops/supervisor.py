@@ -89,7 +89,8 @@ class Child:
 def dies_with_parent() -> Callable[[], None] | None:
     """Run in the child before it executes its command: the kernel kills it when this process ends, however
     it ends. SIGKILL rather than SIGTERM: with its supervisor gone nobody would finish a stop that hangs, and
-    exactly-once makes a killed processor as safe as any crash. Without prctl (not Linux): None."""
+    exactly-once makes a killed processor as safe as any crash. The kernel sends it when the *thread* that
+    started the child ends, so children are started from the main thread. Without prctl (not Linux): None."""
     try:
         prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
