@@ -22,6 +22,7 @@ from topology.settings import Settings, get_settings
 Handler = Callable[[argparse.Namespace, Settings], int]
 CANCEL_TIMED_OUT = 3  # `oms cancel --wait`'s exit status when no answer came in time (1 is a rejection)
 REDRIVE_FENCED = 1  # `oms dlq redrive`'s exit status when another redrive of the topic took over
+PROCESSORS_GIVEN_UP = 3  # `oms status`'s when `oms run all` stopped restarting a crash-looping processor
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
@@ -37,6 +38,10 @@ def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    """The local servers, then every `oms run all` on this run folder; exits 1 when a server does not answer,
+    PROCESSORS_GIVEN_UP when a running supervisor gave up on a crash-looping processor."""
+    from ops import runstate
+
     versions = pinned_versions()
     labels = {
         "kafka": f"Apache Kafka {versions['kafka.version']}",
@@ -50,6 +55,11 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         note = f"  ({status.note})" if status.note else ""
         print(f"{status.name:<9} {state:<9} {status.address:<16} {pid:<11} {labels[status.name]}{note}")
         print(f"{'':<9} log: {status.log_file}")
+    lines, given_up = runstate.processors_report(settings.run_dir)
+    for line in lines:
+        print(line)
+    if given_up:
+        return PROCESSORS_GIVEN_UP
     return 0 if all_up else 1
 
 
@@ -160,7 +170,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     from ops.supervisor import Supervisor
 
-    return Supervisor(list(SERVICES), args.instances, settings.run_dir / "logs").run()
+    return Supervisor.for_processors(list(SERVICES), args.instances, settings).run()
 
 
 def cmd_produce_orders(args: argparse.Namespace, settings: Settings) -> int:
@@ -558,7 +568,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     verb(verbs, "up", cmd_up, "start the local Kafka broker and schema registry (fetching them on first use)")
     verb(verbs, "down", cmd_down, "stop the local schema registry and Kafka broker")
-    verb(verbs, "status", cmd_status, "report the local servers, their addresses and log files")
+    verb(
+        verbs,
+        "status",
+        cmd_status,
+        "report the local servers, their addresses and log files, and the processors `oms run all` keeps running",
+    )
 
     topics = verbs.add_parser("topics", help="declared topics vs the cluster").add_subparsers(
         dest="topics_verb", required=True, metavar="VERB"
@@ -594,7 +609,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = verb(verbs, "run", cmd_run, "run one processor, or all of them, in the foreground until SIGINT/SIGTERM")
     run.add_argument("processor", choices=[*SERVICES, "all"])
-    run.add_argument("--instances", type=int, default=1, help="with `all`: instances of each processor")
+    run.add_argument(
+        "--instances",
+        type=positive_int,
+        default=1,
+        help="with `all`: instances of each processor, named after OMS_INSTANCE_ID when it is set (`<id>-<n>`)",
+    )
 
     demo = verb(verbs, "demo", cmd_demo, "run every processor and a stream of demo orders, with a running tally")
     demo.add_argument("--rate", type=float, default=10.0, help="orders a second")

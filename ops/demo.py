@@ -88,7 +88,7 @@ DASHBOARD_PORT = 8088
 def run(settings: Settings, rate_per_s: float, seed: int, mix: OrderMix | None = None) -> int:
     set_stock(settings, DEMO_STOCK)
     print(f"stock seeded for {len(DEMO_STOCK)} SKUs (`oms stock show` lists live levels)")
-    supervisor = Supervisor(list(SERVICES), 1, settings.run_dir / "logs")
+    supervisor = Supervisor.for_processors(list(SERVICES), 1, settings)
     supervisor.start()
     tally = Tally(settings)
     try:

@@ -55,6 +55,17 @@ CONSUMER_LAG = Gauge(
     "oms_consumer_lag_messages", "Messages not yet consumed, per group and partition.", ["group", "topic", "partition"]
 )
 
+SUPERVISOR_RESTARTS = Counter(
+    "oms_supervisor_restarts_total",
+    "Processes `oms run all` started again after they ended, by processor and why (crash, outage).",
+    ["processor", "reason"],
+)
+SUPERVISOR_GIVEN_UP = Gauge(
+    "oms_supervisor_given_up",
+    "Instances of a processor that `oms run all` stopped restarting because they crash-loop (left stopped).",
+    ["processor"],
+)
+
 
 def serve_metrics(host: str, port: int | None) -> bool:
     """Serve this process's metrics, health and readiness on `host`:`port`, if any; whether it does (a port
