@@ -3,11 +3,14 @@ with cheap child commands instead of processors: no broker."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -224,3 +227,20 @@ def test_a_child_dies_when_its_supervisor_is_killed(tmp_path: Path) -> None:
             os.kill(child, signal.SIGKILL)
             pytest.fail(f"child {child} outlived its killed parent")
         time.sleep(0.05)
+
+
+def test_a_supervisor_announces_its_metrics_to_prometheus(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port free right now, for its metrics
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    supervisor = Supervisor([], instance="t", metrics_port=port, run_dir=tmp_path)
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    try:
+        supervisor.start()
+    finally:
+        signal.signal(signal.SIGINT, handlers[0])
+        signal.signal(signal.SIGTERM, handlers[1])
+
+    target = json.loads((tmp_path / "prometheus" / "targets" / "supervisor-t.json").read_text())
+    assert target == [{"targets": [f"127.0.0.1:{port}"], "labels": {"service": "supervisor", "instance_id": "t"}}]
+    assert b"oms_supervisor_given_up" in urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read()
