@@ -111,6 +111,8 @@ def client_overrides(settings: Settings) -> dict[str, Any]:
     files = secure_files(settings)
     password = ensure_material(files)[CLIENT_USER]
     return {
+        # So that `oms status` and `oms down` in a shell with these settings mean the secure platform too.
+        "local_security": "sasl_ssl",
         "kafka_bootstrap_servers": f"{HOST}:{settings.local_secure_kafka_port}",
         "kafka_security_protocol": "SASL_SSL",
         "kafka_sasl_mechanism": SCRAM_MECHANISM,
