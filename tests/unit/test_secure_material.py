@@ -14,6 +14,7 @@ import httpx
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from ops import cli
 from ops.localsecurity import (
     CLIENT_USER,
     USERS,
@@ -110,3 +111,27 @@ def test_the_registry_client_shows_its_certificate_to_a_registry_that_asks(
     )
     with pytest.raises(httpx.TransportError):
         SchemaRegistryClient({**without_certificate.schema_registry_config(), "max.retries": 0}).get_subjects()
+
+
+def test_oms_up_secure_starts_the_secure_platform_and_prints_its_client_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    started: list[Settings] = []
+
+    def up(settings: Settings) -> list[str]:
+        started.append(settings)
+        return []
+
+    monkeypatch.setattr(cli.platform, "up", up)
+
+    assert cli.cmd_up(cli.build_parser().parse_args(["up", "--secure"]), Settings(run_dir=tmp_path)) == 0
+
+    [settings] = started
+    assert settings.local_security == "sasl_ssl"
+    printed = capsys.readouterr().out
+    environment = client_environment(settings)
+    for name in ("OMS_KAFKA_SECURITY_PROTOCOL", "OMS_KAFKA_SASL_PASSWORD", "OMS_SCHEMA_REGISTRY_URL"):
+        assert f"export {name}={environment[name]}" in printed
+    assert secure_files(settings).client_env.read_text().splitlines() == [
+        f"{name}={value}" for name, value in environment.items()
+    ]
