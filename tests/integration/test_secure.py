@@ -31,7 +31,14 @@ from tests.integration.harness import Processes, Watcher
 from tests.integration.test_choreography import set_stock_and_wait
 from topology.admin import admin_client, apply, wait_for_group
 from topology.settings import Settings
-from topology.topics import ALL_TOPICS, INVENTORY_STOCK, ORDERS_EVENTS, PAYMENTS_EVENTS, ROUTING_SLIPS_EVENTS
+from topology.topics import (
+    ALL_TOPICS,
+    INVENTORY_EVENTS,
+    INVENTORY_STOCK,
+    ORDERS_EVENTS,
+    PAYMENTS_EVENTS,
+    ROUTING_SLIPS_EVENTS,
+)
 
 # Starting a broker and a registry takes a minute of the machine's two cores; the default 300 s is for tests
 # that find them running.
@@ -90,9 +97,8 @@ def test_an_order_is_delivered_over_sasl_ssl_and_https(secure: Settings, process
     admin = admin_client(secure)
     for name in PROCESSORS:
         wait_for_group(admin, SERVICES[name].group, members=1)
-    watcher = Watcher(
-        secure, registry, [ORDERS_EVENTS.name, PAYMENTS_EVENTS.name, INVENTORY_STOCK.name, ROUTING_SLIPS_EVENTS.name]
-    )
+    watched = [ORDERS_EVENTS, PAYMENTS_EVENTS, INVENTORY_EVENTS, INVENTORY_STOCK, ROUTING_SLIPS_EVENTS]
+    watcher = Watcher(secure, registry, [topic.name for topic in watched])
     try:
         placed = order_of("secure", {"SKU-TEE-01": 2})
         set_stock_and_wait(secure, watcher, {"SKU-TEE-01": 5})
