@@ -26,15 +26,27 @@ PROCESSORS_GIVEN_UP = 3  # `oms status`'s when `oms run all` stopped restarting 
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    settings = _with_local_security(args, settings)
     for message in platform.up(settings):
         print(message)
+    if settings.local_security == "sasl_ssl":
+        from ops.localsecurity import client_environment, write_client_env
+
+        print(f"clients of the secure platform need these settings (also in {write_client_env(settings)}):")
+        for name, value in client_environment(settings).items():
+            print(f"  export {name}={value}")
     return 0
 
 
 def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
-    for message in platform.down(settings):
+    for message in platform.down(_with_local_security(args, settings)):
         print(message)
     return 0
+
+
+def _with_local_security(args: argparse.Namespace, settings: Settings) -> Settings:
+    """`--secure` is `OMS_LOCAL_SECURITY=sasl_ssl` for one command."""
+    return settings.model_copy(update={"local_security": "sasl_ssl"}) if args.secure else settings
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
@@ -566,8 +578,15 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
-    verb(verbs, "up", cmd_up, "start the local Kafka broker and schema registry (fetching them on first use)")
-    verb(verbs, "down", cmd_down, "stop the local schema registry and Kafka broker")
+    up = verb(verbs, "up", cmd_up, "start the local Kafka broker and schema registry (fetching them on first use)")
+    down = verb(verbs, "down", cmd_down, "stop the local schema registry and Kafka broker")
+    for parser_of_platform in (up, down):
+        parser_of_platform.add_argument(
+            "--secure",
+            action="store_true",
+            help="the secure platform: SASL_SSL (SCRAM-SHA-512) broker and HTTPS registry, on their own ports "
+            "(as OMS_LOCAL_SECURITY=sasl_ssl)",
+        )
     verb(
         verbs,
         "status",

@@ -1,13 +1,24 @@
-"""The local Apache Kafka: one combined broker+controller in KRaft mode on 127.0.0.1."""
+"""The local Apache Kafka: one combined broker+controller in KRaft mode on 127.0.0.1, plaintext or secure."""
 
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
+from ops.certificates import write_private
 from ops.jvm import java_executable
+from ops.localsecurity import (
+    BROKER_USER,
+    SCRAM_MECHANISM,
+    USERS,
+    client_settings,
+    ensure_material,
+    secure_dir,
+    secure_files,
+)
 from ops.localserver import LocalServer, PlatformError
 from ops.maven import kafka_libs
 from topology.settings import Settings
@@ -19,16 +30,11 @@ HEAP = "-Xmx512m"
 
 # Single-node settings: internal topics with one replica, transactions (exactly-once) work on one broker,
 # consumer groups form at once, and only declared topics exist.
-SERVER_PROPERTIES = f"""\
+SINGLE_NODE_PROPERTIES = """\
 process.roles=broker,controller
 node.id=1
-listeners=PLAINTEXT://{HOST}:{BROKER_PORT},CONTROLLER://{HOST}:{CONTROLLER_PORT}
-advertised.listeners=PLAINTEXT://{HOST}:{BROKER_PORT}
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-inter.broker.listener.name=PLAINTEXT
-controller.quorum.bootstrap.servers={HOST}:{CONTROLLER_PORT}
-log.dirs={{data_dir}}
+log.dirs={data_dir}
 num.partitions=1
 auto.create.topics.enable=false
 offsets.topic.replication.factor=1
@@ -39,6 +45,33 @@ transaction.state.log.num.partitions=10
 group.initial.rebalance.delay.ms=0
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
+"""
+
+PLAINTEXT_LISTENERS = f"""\
+listeners=PLAINTEXT://{HOST}:{BROKER_PORT},CONTROLLER://{HOST}:{CONTROLLER_PORT}
+advertised.listeners=PLAINTEXT://{HOST}:{BROKER_PORT}
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+controller.quorum.bootstrap.servers={HOST}:{CONTROLLER_PORT}
+"""
+
+# Clients authenticate with SCRAM-SHA-512 over TLS. The controller listener takes only TLS connections that
+# show a certificate of the project's CA (in practice the broker's own), so no process on the machine reaches
+# the cluster's metadata without a secret either.
+SECURE_LISTENERS = """\
+listeners=SASL_SSL://{host}:{port},CONTROLLER://{host}:{controller_port}
+advertised.listeners=SASL_SSL://{host}:{port}
+listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:SSL
+inter.broker.listener.name=SASL_SSL
+controller.quorum.bootstrap.servers={host}:{controller_port}
+sasl.enabled.mechanisms={mechanism}
+sasl.mechanism.inter.broker.protocol={mechanism}
+listener.name.sasl_ssl.{mechanism_lower}.sasl.jaas.config={jaas}
+listener.name.controller.ssl.client.auth=required
+ssl.keystore.type=PEM
+ssl.keystore.location={keystore}
+ssl.truststore.type=PEM
+ssl.truststore.location={truststore}
 """
 
 LOG4J2_PROPERTIES = """\
@@ -55,6 +88,9 @@ logger.kafka-request.level = WARN
 
 
 def kafka_server(settings: Settings) -> LocalServer:
+    """The broker that `settings.local_security` asks for: plaintext on 9092, or SASL_SSL on its own port."""
+    if settings.local_security == "sasl_ssl":
+        return _secure_kafka_server(settings)
     run_dir = settings.run_dir / "kafka"
     return LocalServer(
         name="kafka",
@@ -62,23 +98,62 @@ def kafka_server(settings: Settings) -> LocalServer:
         port=BROKER_PORT,
         run_dir=run_dir,
         cmdline_marker="kafka.Kafka",
-        build_command=lambda: _prepare(run_dir, settings.cache_dir),
-        is_ready=_answers,
+        build_command=lambda: _prepare(run_dir, settings.cache_dir, PLAINTEXT_LISTENERS),
+        is_ready=lambda: _answers({"bootstrap.servers": f"{HOST}:{BROKER_PORT}"}),
         start_timeout_s=60.0,
     )
 
 
-def _prepare(run_dir: Path, cache_dir: Path) -> list[str]:
+def _secure_kafka_server(settings: Settings) -> LocalServer:
+    run_dir = secure_dir(settings) / "kafka"
+
+    def build_command() -> list[str]:
+        files = secure_files(settings)
+        passwords = ensure_material(files)
+        listeners = SECURE_LISTENERS.format(
+            host=HOST,
+            port=settings.local_secure_kafka_port,
+            controller_port=settings.local_secure_controller_port,
+            mechanism=SCRAM_MECHANISM,
+            mechanism_lower=SCRAM_MECHANISM.lower(),
+            jaas=scram_jaas(BROKER_USER, passwords[BROKER_USER]),
+            keystore=files.broker_keystore,
+            truststore=files.ca_certificate,
+        )
+        # KRaft keeps SCRAM credentials in the cluster metadata: they are written when the storage is formatted.
+        credentials = [f"{SCRAM_MECHANISM}=[name={user},password={passwords[user]}]" for user in USERS]
+        return _prepare(
+            run_dir, settings.cache_dir, listeners, [arg for c in credentials for arg in ("--add-scram", c)]
+        )
+
+    return LocalServer(
+        name="kafka",
+        host=HOST,
+        port=settings.local_secure_kafka_port,
+        run_dir=run_dir,
+        cmdline_marker="kafka.Kafka",
+        build_command=build_command,
+        is_ready=lambda: _answers(client_settings(settings).kafka_config()),
+        start_timeout_s=60.0,
+    )
+
+
+def scram_jaas(user: str, password: str) -> str:
+    return f'org.apache.kafka.common.security.scram.ScramLoginModule required username="{user}" password="{password}";'
+
+
+def _prepare(run_dir: Path, cache_dir: Path, listeners: str, format_options: list[str] | None = None) -> list[str]:
     """Fetch the jars, write the configuration, format the storage once; return the start command."""
     classpath = f"{kafka_libs(cache_dir)}/*"
     java = str(java_executable())
     data_dir = run_dir / "data"
     properties = run_dir / "server.properties"
-    properties.write_text(SERVER_PROPERTIES.format(data_dir=data_dir))
+    # Owner-only: the secure broker's properties hold its password.
+    write_private(properties, (SINGLE_NODE_PROPERTIES.format(data_dir=data_dir) + listeners).encode())
     log4j = run_dir / "log4j2.properties"
     log4j.write_text(LOG4J2_PROPERTIES)
     if not (data_dir / "meta.properties").exists():
-        _format_storage(java, classpath, properties)
+        _format_storage(java, classpath, properties, format_options or [])
     return [
         java,
         HEAP,
@@ -91,10 +166,10 @@ def _prepare(run_dir: Path, cache_dir: Path) -> list[str]:
     ]
 
 
-def _format_storage(java: str, classpath: str, properties: Path) -> None:
+def _format_storage(java: str, classpath: str, properties: Path, options: list[str]) -> None:
     storage_tool = [java, "-cp", classpath, "kafka.tools.StorageTool"]
     cluster_id = _run([*storage_tool, "random-uuid"]).strip().splitlines()[-1]
-    _run([*storage_tool, "format", "-t", cluster_id, "-c", str(properties), "--standalone"])
+    _run([*storage_tool, "format", "-t", cluster_id, "-c", str(properties), "--standalone", *options])
 
 
 def _run(command: list[str]) -> str:
@@ -104,8 +179,8 @@ def _run(command: list[str]) -> str:
     return result.stdout
 
 
-def _answers() -> bool:
-    admin = AdminClient({"bootstrap.servers": f"{HOST}:{BROKER_PORT}", "log_level": 0})
+def _answers(client_config: dict[str, Any]) -> bool:
+    admin = AdminClient({**client_config, "log_level": 0})
     try:
         admin.list_topics(timeout=2)
     except Exception:

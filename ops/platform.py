@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from confluent_kafka.schema_registry import SchemaRegistryClient
-
 from ops.kafka import kafka_server
 from ops.localserver import LocalServer, ServerStatus
-from ops.registry import CONFLUENT_API, registry_server
+from ops.registry import local_registry_client, registry_server
 from schemas.registry import COMPATIBILITY_LEVEL, ensure_compatibility_level
 from topology.settings import Settings
 
@@ -20,7 +18,7 @@ def up(settings: Settings) -> list[str]:
     """Start what is not running, wait until it answers, and set the registry's default compatibility (the
     level of any subject that sets none; `oms schemas register` sets it on each declared subject too)."""
     messages = [server.start() for server in servers(settings)]
-    ensure_compatibility_level(SchemaRegistryClient({"url": CONFLUENT_API}))
+    ensure_compatibility_level(local_registry_client(settings))
     messages.append(f"registry default compatibility: {COMPATIBILITY_LEVEL}")
     return messages
 

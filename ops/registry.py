@@ -1,12 +1,25 @@
-"""The local schema registry: Apicurio Registry 3 keeping its schemas in Kafka, Confluent API on 8081."""
+"""The local schema registry: Apicurio Registry 3 keeping its schemas in Kafka, Confluent API on 8081 (or, with
+`local_security` "sasl_ssl", on HTTPS only, storing its schemas through the secure broker as its own SCRAM user)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from ops.certificates import write_private
 from ops.jvm import java_executable
-from ops.kafka import BROKER_PORT
+from ops.kafka import BROKER_PORT, scram_jaas
 from ops.kafka import HOST as KAFKA_HOST
+from ops.localsecurity import (
+    REGISTRY_USER,
+    SCRAM_MECHANISM,
+    client_settings,
+    ensure_material,
+    secure_dir,
+    secure_files,
+)
 from ops.localserver import LocalServer
 from ops.maven import registry_app
 from topology.settings import Settings
@@ -18,6 +31,9 @@ HEAP = "-Xmx384m"
 
 
 def registry_server(settings: Settings) -> LocalServer:
+    """The registry that `settings.local_security` asks for."""
+    if settings.local_security == "sasl_ssl":
+        return _secure_registry_server(settings)
     return LocalServer(
         name="registry",
         host=HOST,
@@ -25,9 +41,16 @@ def registry_server(settings: Settings) -> LocalServer:
         run_dir=settings.run_dir / "registry",
         cmdline_marker="quarkus-run.jar",
         build_command=lambda: _command(settings),
-        is_ready=_answers,
+        is_ready=lambda: _answers({"url": CONFLUENT_API}),
         start_timeout_s=180.0,
     )
+
+
+def local_registry_client(settings: Settings) -> SchemaRegistryClient:
+    """A client of the local registry that `settings.local_security` asks for."""
+    if settings.local_security == "sasl_ssl":
+        return SchemaRegistryClient(client_settings(settings).schema_registry_config())
+    return SchemaRegistryClient({"url": CONFLUENT_API})
 
 
 def _command(settings: Settings) -> list[str]:
@@ -41,6 +64,62 @@ def _command(settings: Settings) -> list[str]:
         "apicurio.storage.kind": "kafkasql",
         "apicurio.kafkasql.bootstrap.servers": f"{KAFKA_HOST}:{BROKER_PORT}",
     }
+    return _java_command(jar, options)
+
+
+def _secure_registry_server(settings: Settings) -> LocalServer:
+    run_dir = secure_dir(settings) / "registry"
+
+    def build_command() -> list[str]:
+        jar = registry_app(settings.cache_dir)
+        # Quarkus reads `config/application.properties` in its working directory: the password stays out of
+        # the command line, where any user of the machine could read it.
+        write_private(run_dir / "config" / "application.properties", _secure_properties(settings).encode())
+        return _java_command(jar, {})
+
+    return LocalServer(
+        name="registry",
+        host=HOST,
+        port=settings.local_secure_registry_port,
+        run_dir=run_dir,
+        cmdline_marker="quarkus-run.jar",
+        build_command=build_command,
+        is_ready=lambda: _answers(client_settings(settings).schema_registry_config()),
+        start_timeout_s=180.0,
+    )
+
+
+def _secure_properties(settings: Settings) -> str:
+    """HTTPS only, with the project CA's certificate; kafkasql through the SASL_SSL listener as `registry`.
+
+    Apicurio's build fixes Quarkus' client-auth to NONE, so the registry cannot ask for client certificates;
+    clients still offer theirs (`OMS_SCHEMA_REGISTRY_SSL_CERTIFICATE_LOCATION`) to a registry that does.
+    """
+    files = secure_files(settings)
+    password = ensure_material(files)[REGISTRY_USER]
+    properties = {
+        "quarkus.http.host": HOST,
+        "quarkus.http.ssl-port": str(settings.local_secure_registry_port),
+        "quarkus.http.insecure-requests": "disabled",
+        "quarkus.http.ssl.certificate.files": str(files.registry_certificate),
+        "quarkus.http.ssl.certificate.key-files": str(files.registry_key),
+        "quarkus.http.access-log.enabled": "false",
+        # Apicurio's build keeps the management interface (health, metrics) on; off the plaintext one's 9000.
+        "quarkus.management.host": HOST,
+        "quarkus.management.port": str(settings.local_secure_registry_port + 1),
+        "apicurio.storage.kind": "kafkasql",
+        "apicurio.kafkasql.bootstrap.servers": f"{KAFKA_HOST}:{settings.local_secure_kafka_port}",
+        # Passed to the storage's producer, consumer and admin client alike.
+        "apicurio.kafka.common.security.protocol": "SASL_SSL",
+        "apicurio.kafka.common.sasl.mechanism": SCRAM_MECHANISM,
+        "apicurio.kafka.common.sasl.jaas.config": scram_jaas(REGISTRY_USER, password),
+        "apicurio.kafka.common.ssl.truststore.type": "PEM",
+        "apicurio.kafka.common.ssl.truststore.location": str(files.ca_certificate),
+    }
+    return "".join(f"{key}={value}\n" for key, value in properties.items())
+
+
+def _java_command(jar: Path, options: dict[str, str]) -> list[str]:
     return [
         str(java_executable()),
         HEAP,
@@ -50,8 +129,8 @@ def _command(settings: Settings) -> list[str]:
     ]
 
 
-def _answers() -> bool:
-    client = SchemaRegistryClient({"url": CONFLUENT_API, "max.retries": 0, "timeout": 2})
+def _answers(client_config: dict[str, Any]) -> bool:
+    client = SchemaRegistryClient({**client_config, "max.retries": 0, "timeout": 2})
     try:
         client.get_subjects()
     except Exception:

@@ -20,6 +20,7 @@ MAX_MESSAGE_BYTES = 990_000
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
+LocalSecurity = Literal["none", "sasl_ssl"]
 
 
 class Settings(BaseSettings):
@@ -49,6 +50,10 @@ class Settings(BaseSettings):
     # transaction timeout.
     schema_registry_timeout_s: float = 5.0
     schema_registry_max_retries: int = 1
+    # A client certificate, for a registry that asks for one (mutual TLS).
+    schema_registry_ssl_certificate_location: Path | None = None
+    schema_registry_ssl_key_location: Path | None = None
+    schema_registry_ssl_key_password: SecretStr | None = None
 
     # Replication of the topics `oms topics apply` creates; 3 on a production cluster.
     replication_factor: int = 1
@@ -103,6 +108,13 @@ class Settings(BaseSettings):
     # Where `oms up` keeps downloaded jars and the local servers' data, logs and pid files.
     cache_dir: Path = PROJECT_ROOT / ".cache"
     run_dir: Path = PROJECT_ROOT / ".run"
+    # What `oms up` starts: the plaintext broker and registry, or ("sasl_ssl", also `oms up --secure`) a broker
+    # with a SASL_SSL listener (SCRAM-SHA-512) and a registry behind TLS, on their own ports and in
+    # `<run_dir>/secure`, so that both can run side by side (ops/localsecurity.py).
+    local_security: LocalSecurity = "none"
+    local_secure_kafka_port: int = 9192
+    local_secure_controller_port: int = 9193
+    local_secure_registry_port: int = 8443
 
     def kafka_config(self) -> dict[str, Any]:
         """librdkafka properties shared by every producer, consumer and admin client."""
@@ -139,6 +151,12 @@ class Settings(BaseSettings):
             config["basic.auth.user.info"] = f"{self.schema_registry_username}:{password}"
         if self.schema_registry_ssl_ca_location is not None:
             config["ssl.ca.location"] = str(self.schema_registry_ssl_ca_location)
+        client_certificate = {
+            "ssl.certificate.location": self.schema_registry_ssl_certificate_location,
+            "ssl.key.location": self.schema_registry_ssl_key_location,
+            "ssl.key.password": _reveal(self.schema_registry_ssl_key_password),
+        }
+        config.update({key: str(value) for key, value in client_certificate.items() if value is not None})
         return config
 
 
