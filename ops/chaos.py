@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from confluent_kafka import Consumer, Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -29,7 +30,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from ops.kafka import kafka_server
 from ops.localserver import LocalServer, port_is_open
 from ops.orders import GeneratedOrder, OrderMix, demand_by_sku, generate_orders
-from ops.produce import CancellationPlan, ProduceReport, produce_orders
+from ops.produce import CancellationPlan, produce_orders
 from ops.reconciliation import Ledgers, Reconciliation, Seen, Stock, reconcile, terminal_outcomes
 from ops.registry import registry_server
 from ops.stock import read_stock, set_stock
@@ -73,6 +74,11 @@ DEAD_LETTER_TOPICS = tuple(topic.dead_letter_topic.name for topic in WORKFLOW_TO
 CHAOS_MIX = OrderMix(scarce=0.0)  # scarce SKUs make outcomes depend on arrival order; the labels stay exact
 SPARE_UNITS = 3
 POLL_S = 0.2
+T = TypeVar("T")
+REVIVE_BACKOFF_S = 0.5
+MAX_REVIVE_BACKOFF_S = 10.0
+CRASH_LOOP_S = 30.0
+"""A process that dies by itself this soon after its start is crash-looping: it is revived later each time."""
 QUIET_S = 8.0
 """After every order ended: how long nothing new must arrive before the books are closed."""
 
@@ -151,6 +157,9 @@ class Fleet:
     killed: Counter[str] = field(default_factory=Counter)
     exited: list[tuple[str, int]] = field(default_factory=list)
     """Processes that died without our SIGKILL, with their exit codes."""
+    _due: dict[str, float] = field(default_factory=dict)
+    _started: dict[str, float] = field(default_factory=dict)
+    _crashes: Counter[str] = field(default_factory=Counter)
 
     @classmethod
     def of_children(cls, settings: Settings, names: Sequence[str], instance: str = "chaos") -> Fleet:
@@ -175,16 +184,27 @@ class Fleet:
         self.killed[name] += 1
 
     def revive(self) -> list[str]:
-        """Start again every process that has died; their names."""
+        """Start again every process that has died, at once after our SIGKILL; one that died by itself soon
+        after it started waits longer each time (as `oms run all` backs off), so that a crash loop does not
+        eat the machine. Their names."""
         revived = []
+        now = time.monotonic()
         for name, process in list(self.processes.items()):
             code = process.poll()
             if code is None:
                 continue
-            if code != -signal.SIGKILL:
-                self.exited.append((name, code))
-            self.processes[name] = self.start(name)
-            revived.append(name)
+            if name not in self._due:
+                self._due[name] = now
+                if code != -signal.SIGKILL:
+                    self.exited.append((name, code))
+                    quick = now - self._started.get(name, 0.0) < CRASH_LOOP_S
+                    self._crashes[name] = self._crashes[name] + 1 if quick else 0
+                    self._due[name] += min(REVIVE_BACKOFF_S * 2 ** self._crashes[name], MAX_REVIVE_BACKOFF_S)
+            if now >= self._due[name]:
+                del self._due[name]
+                self.processes[name] = self.start(name)
+                self._started[name] = now
+                revived.append(name)
         return revived
 
     def alive(self) -> list[str]:
@@ -293,9 +313,9 @@ class Observer:
         """Records read and not decoded yet (the registry did not answer)."""
         return len(self._undecoded)
 
-    def dead_letters(self) -> dict[str, int]:
-        """New dead letters per dead-letter topic, every topic named (0 for none)."""
-        counts = Counter(letter.topic for letter in self.letters)
+    def dead_letters(self, counted: Callable[[Letter], bool] = lambda letter: True) -> dict[str, int]:
+        """New dead letters (those `counted`) per dead-letter topic, every topic named (0 for none)."""
+        counts = Counter(letter.topic for letter in self.letters if counted(letter))
         return {topic: counts[topic] for topic in sorted(self._dead_letter_topics)}
 
     def wait_until(self, condition: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -460,7 +480,10 @@ def run_chaos(
         seed_stock(settings, observer, seeded)
         clock.note(f"stock seeded for {len(seeded)} SKUs; producing {len(orders)} orders at {plan.rate:.0f}/s, "
                    f"{len(cancels)} cancelled", echo)  # fmt: skip
-        producing = _Producing(settings, orders, plan.rate, cancellations)
+        records = [order.record for order in orders]
+        producing = Background(
+            lambda: produce_orders(settings, records, plan.rate, progress=False, cancellations=cancellations)
+        )
         kills = 0
         next_kill = time.monotonic() + plan.kill_every_s
         while kills < plan.kills or producing.running:
@@ -478,26 +501,56 @@ def run_chaos(
                 next_kill = time.monotonic() + plan.kill_every_s
         report = producing.result()
         clock.note(f"produced {report.delivered} commands", echo)
-        deadline = time.monotonic() + plan.outcome_timeout_s
-        while len(ended(observer, order_ids, cancels)) < len(order_ids) and time.monotonic() < deadline:
-            observer.poll()
-            for name in fleet.revive():
-                clock.note(f"revived {name}", echo)
-        unfinished = len(order_ids) - len(ended(observer, order_ids, cancels))
-        clock.note(f"{len(order_ids) - unfinished} of {len(order_ids)} orders ended; settling", echo)
-        settle(observer)
-        reconciliation = reconcile(
-            order_ids,
-            observer.seen,
-            cancels=cancels,
-            expected={order.order_id: order.expected for order in orders},
-            stock=Stock(seeded, read_stock(settings)),
-            ledgers=read_ledgers(settings, order_ids),
-            dead_letters=observer.dead_letters(),
+        unfinished = wait_for_endings(observer, order_ids, cancels, plan.outcome_timeout_s, fleet, clock, echo)
+        clock.note(f"{len(order_ids) - len(unfinished)} of {len(order_ids)} orders ended; settling", echo)
+        reconciliation = close_the_books(settings, observer, orders, cancels, seeded)
+        return ChaosResult(
+            reconciliation, clock.events, fleet.exited, observer.undecodable, len(orders), len(unfinished)
         )
-        return ChaosResult(reconciliation, clock.events, fleet.exited, observer.undecodable, len(orders), unfinished)
     finally:
         observer.close()
+
+
+def wait_for_endings(
+    observer: Observer,
+    order_ids: Collection[str],
+    cancels: Mapping[str, int],
+    timeout_s: float,
+    fleet: Fleet | None = None,
+    clock: _Clock | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> set[str]:
+    """Read until every order ended (reviving dead processors of `fleet` meanwhile); those that did not."""
+    deadline = time.monotonic() + timeout_s
+    while (unfinished := set(order_ids) - ended(observer, order_ids, cancels)) and time.monotonic() < deadline:
+        observer.poll()
+        for name in fleet.revive() if fleet is not None else []:
+            if clock is not None:
+                clock.note(f"revived {name}", echo)
+    return unfinished
+
+
+def close_the_books(
+    settings: Settings,
+    observer: Observer,
+    orders: Sequence[GeneratedOrder],
+    cancels: Mapping[str, int],
+    seeded: Mapping[str, int],
+    counted: Callable[[Letter], bool] = lambda letter: True,
+) -> Reconciliation:
+    """Once the orders ended and the news after them settled: reconcile them with the stock, the simulators'
+    ledgers and the dead letters (those `counted`: a test's own poison is not the orders' business)."""
+    settle(observer)
+    order_ids = [order.order_id for order in orders]
+    return reconcile(
+        order_ids,
+        observer.seen,
+        cancels=cancels,
+        expected={order.order_id: order.expected for order in orders},
+        stock=Stock(seeded, read_stock(settings)),
+        ledgers=read_ledgers(settings, order_ids),
+        dead_letters=observer.dead_letters(counted),
+    )
 
 
 def _kill_and_restart_broker(
@@ -513,35 +566,31 @@ def _kill_and_restart_broker(
             clock.note(message, echo)
 
 
-class _Producing:
-    """`produce_orders` on a thread of its own, while the main one kills."""
+class Background(Generic[T]):
+    """`work()` on a thread of its own, while the main one kills or stops things."""
 
-    def __init__(
-        self, settings: Settings, orders: Sequence[GeneratedOrder], rate: float, cancellations: CancellationPlan
-    ) -> None:
-        self._report: ProduceReport | None = None
+    def __init__(self, work: Callable[[], T]) -> None:
+        self._result: list[T] = []
         self._error: BaseException | None = None
 
-        def produce() -> None:
+        def run() -> None:
             try:
-                records = [order.record for order in orders]
-                self._report = produce_orders(settings, records, rate, progress=False, cancellations=cancellations)
+                self._result.append(work())
             except BaseException as error:  # handed to the main thread by `result`
                 self._error = error
 
-        self._thread = threading.Thread(target=produce, daemon=True)
+        self._thread = threading.Thread(target=run, daemon=True)
         self._thread.start()
 
     @property
     def running(self) -> bool:
         return self._thread.is_alive()
 
-    def result(self) -> ProduceReport:
+    def result(self) -> T:
         self._thread.join()
         if self._error is not None:
             raise self._error
-        assert self._report is not None
-        return self._report
+        return self._result[0]
 
 
 def _wait(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
