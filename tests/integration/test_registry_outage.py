@@ -28,11 +28,9 @@ from ops.produce import CLI_SOURCE, CancellationPlan
 from ops.registry import registry_server
 from processors.runtime.encoder import Encoder, produce
 from processors.runtime.records import Emit, Outgoing
-from processors.services import SERVICES
 from schemas.registry import registry_client
 from tests.integration.harness import Processes
-from tests.integration.test_chaos import fleet_of
-from topology.admin import wait_for_group
+from tests.integration.test_chaos import fleet_of, restore
 from topology.settings import Settings
 from topology.topics import ORDERS_COMMANDS
 
@@ -49,10 +47,7 @@ def fleet(settings: Settings, admin: AdminClient, pipeline: Processes) -> Iterat
         try:
             yield fleet
         finally:
-            restart_platform(settings)
-            fleet.revive()
-            for service in SERVICES.values():
-                wait_for_group(admin, service.group, members=1)
+            restore(settings, admin, fleet)
 
 
 def encoded_commands(
