@@ -29,13 +29,14 @@ from schemas.models import (
     RoutingSlipActivityCompensated,
     RoutingSlipActivityCompleted,
     RoutingSlipCreated,
+    RoutingSlipRevised,
     StockLevel,
 )
 from tests.factories import order_of
 from topology.settings import Settings
 from topology.topics import INVENTORY_STOCK, ORDERS_COMMANDS
 
-SEEDED = {"SKU-MUG-01": 10, "SKU-TEA-01": 10}
+SEEDED = {"SKU-MUG-01": 10, "SKU-TEA-01": 10, "SKU-SKI-01": 2}
 
 
 class Run:
@@ -58,12 +59,22 @@ class Run:
         self.short = self.place(order_of("short", {"SKU-TEA-01": 1, "SKU-RARE-01": 1}))
         self.declined = self.place(self.paid_by(order_of("declined", {"SKU-MUG-01": 1}), "tok_declined_1"))
         self.rejected = self.place(order_of("rejected", {"SKU-MUG-01": 1}).model_copy(update={"lines": []}))
+        self.cancel(self.rejected)  # refused, and nobody to tell: intake never took the order's address
+        self.revised = self.place(order_of("revised", {"SKU-SKI-01": 1}))  # too long for the first carrier
         self.cancelled = order_of("cancelled", {"SKU-MUG-01": 1, "SKU-TEA-01": 3})
         self.place(self.cancelled, until=RoutingSlipCreated)
         self.cancel(self.cancelled.order_id)
         self.refused = self.place(order_of("refused", {"SKU-TEA-01": 1}))
         self.cancel(self.refused)
-        self.orders = [self.delivered, self.short, self.declined, self.rejected, self.cancelled.order_id, self.refused]
+        self.orders = [
+            self.delivered,
+            self.short,
+            self.declined,
+            self.rejected,
+            self.cancelled.order_id,
+            self.refused,
+            self.revised,
+        ]
 
     @staticmethod
     def paid_by(order: PlaceOrder, token: str) -> PlaceOrder:
@@ -149,11 +160,16 @@ def test_real_flows_of_every_outcome_reconcile_exactly(run: Run) -> None:
     result = run.reconcile()
 
     assert result.ok, result.report()
-    assert result.counts["orders"] == 6
+    assert result.counts["orders"] == 7
     ended = {name: result.counts[f"outcome {name}"] for name in ("delivered", "cancelled", "out-of-stock")}
-    assert ended == {"delivered": 2, "cancelled": 1, "out-of-stock": 1}
+    assert ended == {"delivered": 3, "cancelled": 1, "out-of-stock": 1}
     assert result.counts["outcome rejected"] == result.counts["outcome payment-failed"] == 1
-    assert result.counts["cancellations refused"] == 1
+    assert result.counts["cancellations refused"] == 2
+    assert [r.activity for r in run.runner.records(RoutingSlipRevised, run.revised)] == ["ship"]
+    shipped = [r for r in run.runner.records(RoutingSlipActivityCompleted, run.revised) if r.activity == "ship"]
+    assert len(shipped) == 2, "ship completes, revises to another carrier, and completes again"
+    told = {notice.kind.value for notice in run.runner.records(NotificationSent, run.rejected)}
+    assert told == {"ORDER_REJECTED"}, "the refusal of a rejected order's cancellation has nobody to go to"
     assert result.counts["activities undone"] > 0 and result.counts["store credit (minor units)"] == 0
     assert "no violation" in result.report()
 
@@ -226,9 +242,18 @@ def test_a_fulfillment_step_done_twice_or_not_undone_is_named(run: Run) -> None:
 def test_a_notification_missing_or_sent_twice_is_named(run: Run) -> None:
     twice = run.reconcile(again(run.seen(), NotificationSent, run.delivered))
     missing = run.reconcile(without(run.seen(), NotificationSent, run.short))
+    rejection_twice = run.reconcile(again(run.seen(), NotificationSent, run.rejected))
 
     assert rules(twice) == {"notification": {run.delivered}}
     assert rules(missing) == {"notification": {run.short}}
+    assert rules(rejection_twice) == {"notification": {run.rejected}}
+
+
+def test_a_step_done_again_without_a_revision_is_named(run: Run) -> None:
+    unrevised = run.reconcile(without(run.seen(), RoutingSlipRevised, run.revised))
+
+    assert rules(unrevised) == {"fulfillment": {run.revised}}
+    assert "ship done 2 times" in unrevised.report()
 
 
 def test_the_same_event_published_twice_breaks_exactly_once(run: Run) -> None:
