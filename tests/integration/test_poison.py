@@ -176,6 +176,11 @@ def large_header(kit: Kit, topic: TopicSpec) -> list[Poison]:
 
 
 def non_utf8_key(kit: Kit, topic: TopicSpec) -> list[Poison]:
+    """Not on the compacted topics: their tombstone has the same key, and both stay in the shared broker's
+    log until the cleaner gets to them, for every table reader of every checkout (the timers' own tests
+    cover theirs)."""
+    if topic.name in COMPACTED:
+        return []
     return [Poison(topic.name, b"\xff\xfe" + key_of(), os.urandom(64), [])]
 
 
