@@ -27,6 +27,8 @@ from ops.orders import OrderMix, generate_orders
 from ops.produce import produce_orders
 from ops.replay import committed
 from processors import timers
+from processors.adapters.fulfillment_simulators import FulfillmentLedger, default_fulfillment_ledger
+from processors.adapters.payment_gateway import SimulatedPaymentGateway, default_ledger_path
 from processors.routingslip.slip import build, step
 from processors.runtime.encoder import Encoder
 from processors.runtime.records import Emit, utc_now
@@ -287,6 +289,20 @@ def unreadable_reasons(letters: list[Letter]) -> list[str]:
     return bad
 
 
+def effects_of(settings: Settings, poisons: list[Poison]) -> dict[str, list[str]]:
+    """What the outside world was made to do for the poison's keys: nothing, for a record nobody could use."""
+    fulfillment = FulfillmentLedger(default_fulfillment_ledger(settings))
+    gateway = SimulatedPaymentGateway(default_ledger_path(settings))
+    touched: dict[str, list[str]] = {}
+    for poison in poisons:
+        order_id = poison.key.decode(errors="replace")
+        done: list[str] = [effect.kind for effect in fulfillment.effects(order_id)]
+        done += [f"charge {charge.status}" for charge in gateway.charges(order_id)]
+        if done:
+            touched[f"{poison.topic} {order_id}"] = done
+    return touched
+
+
 def tombstone(settings: Settings, poisons: list[Poison]) -> None:
     """Poison on a compacted topic would stay there, read by every rebuild and every `oms stock show`: a
     tombstone removes it (carrying the poison's id, so that its own dead letters are told apart)."""
@@ -351,6 +367,8 @@ def test_poison_is_dead_lettered_by_every_reader_with_a_reason_and_orders_still_
         except TimeoutError:
             problems.append(f"not dead-lettered within {DEAD_LETTER_WAIT_S:.0f}s: {missing_letters(observer, poisons)}")
         tombstone(settings, poisons)
+        if touched := effects_of(settings, poisons):
+            problems.append(f"a dead-lettered record still had effects: {touched}")
         ids = {poison.id for poison in poisons}
         ours = [letter for letter in observer.letters if letter.says(POISON_ID) in ids]
         if unreadable := unreadable_reasons(ours):
