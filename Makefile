@@ -16,8 +16,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-setup: $(STAMP) ## Create .venv, install the project and the tools the tests use (kcat, prometheus)
-	@bash ops/install-tools.sh
+setup: $(STAMP) ## Create .venv, install the project and Maven (fetches the Kafka and registry jars)
+	@bash ops/install-tools.sh maven
+
+test-tools: setup
+	@bash ops/install-tools.sh kcat prometheus chromium docker-compose
 
 up: setup ## Start the local Kafka broker and schema registry (fetched on first use)
 	$(OMS) up
@@ -30,7 +33,10 @@ run: up ## Start everything and run every processor on a stream of demo orders (
 	$(OMS) schemas register
 	$(OMS) demo
 
-test: up ## Run the unit and integration tests against the local broker and registry
+unit: test-tools ## Run the broker-free tests only (no Kafka, no registry)
+	$(BIN)/pytest tests/unit
+
+test: test-tools up ## Run the unit and integration tests against the local broker and registry
 	$(BIN)/pytest
 
 bench: up ## Measure the platform and save the figures under .bench/
@@ -48,4 +54,8 @@ lint: setup ## ruff and mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+<<<<<<< HEAD
 .PHONY: help setup up down run test bench chaos lint
+=======
+.PHONY: help setup test-tools unit up down run test bench lint
+>>>>>>> main

@@ -563,9 +563,9 @@ def bench_children(settings: Settings, processors_from: Path | None) -> dict[str
     """A process per service, instance `bench`. With `processors_from`, each runs that tree's code (its
     packages first on the path, its root as working directory), keeping this checkout's run folder: the
     state folders must match this broker's changelogs, not whatever that tree's own broker left."""
-    env: dict[str, str] = {}
+    env = {"OMS_METRICS_PORT": "0"}  # measured from outside: no clash with an `oms run all` serving metrics
     if processors_from is not None:
-        env = {"PYTHONPATH": str(processors_from), "OMS_RUN_DIR": str(settings.run_dir)}
+        env |= {"PYTHONPATH": str(processors_from), "OMS_RUN_DIR": str(settings.run_dir)}
     return {
         name: Child(name, "bench", settings.run_dir / "logs" / f"{name}-bench.log", env=env, cwd=processors_from)
         for name in SERVICES

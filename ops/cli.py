@@ -16,6 +16,7 @@ from pathlib import Path
 from ops import platform
 from ops.localserver import PlatformError
 from ops.maven import FetchError, pinned_versions
+from processors.runtime.errors import is_outage
 from topology.settings import Settings, get_settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -232,7 +233,7 @@ def cmd_stock_set(args: argparse.Namespace, settings: Settings) -> int:
     from processors.adapters.catalog import PRODUCTS_BY_SKU
 
     if args.sku not in PRODUCTS_BY_SKU:
-        print(f"note: {args.sku} is not in the demo catalog (ops/catalog.py)")
+        print(f"note: {args.sku} is not in the demo catalog (processors/adapters/catalog.py)")
     set_stock(settings, {args.sku: args.quantity})
     print(f"{args.sku} available {args.quantity}")
     return 0
@@ -289,18 +290,24 @@ def _cancel_and_wait(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_sagas_retry(args: argparse.Namespace, settings: Settings) -> int:
-    from ops.produce import produce_retry
+    from ops.produce import produce_retries
+    from ops.sagas import retry_choice
     from ops.tracking import read_view
-    from processors.sagas.cancellation import Phase
 
-    timeline = read_view(settings).get(args.order_id)
-    if timeline is not None and timeline.saga != Phase.FAILED and not args.force:
-        state = timeline.saga or "no saga"
-        print(f"oms: {args.order_id} has {state}; only a saga that ended Failed resumes (--force sends anyway)")
-        return 1
-    command = produce_retry(settings, args.order_id)
-    print(f"asked the failed saga of {command.order_id} to resume (event id {command.event_id}); see oms.sagas.events")
-    return 0
+    if not args.order_ids and args.state is None:
+        print("oms: name the orders, or choose them with --state Failed [--reason TEXT]", file=sys.stderr)
+        return 2
+    chosen, refused = retry_choice(read_view(settings), args.order_ids, args.state, args.reason, force=args.force)
+    for order_id, why in refused:
+        print(f"oms: {order_id}: {why}; only a saga that ended Failed resumes (--force sends anyway)")
+    for order_id, reason in chosen:
+        print(f"{'would resume' if args.dry_run else 'resuming'} {order_id}  ({reason or 'no reason recorded'})")
+    if chosen and not args.dry_run:
+        produce_retries(settings, [order_id for order_id, _ in chosen])
+        print(f"asked {len(chosen)} failed sagas to resume; see oms.sagas.events")
+    if not chosen:
+        print("no saga to resume")
+    return 1 if refused else 0
 
 
 def cmd_sagas_diagram(args: argparse.Namespace, settings: Settings) -> int:
@@ -314,6 +321,12 @@ def cmd_sagas_rules(args: argparse.Namespace, settings: Settings) -> int:
     from processors.sagas.rules import rules_table
 
     return _generated_block(args.write, rules_table, write_rules, DOCS)
+
+
+def cmd_intake_rules(args: argparse.Namespace, settings: Settings) -> int:
+    from ops.producing import DOC, rules_table, write_rules_table
+
+    return _generated_block(args.write, rules_table, write_rules_table, DOC)
 
 
 def _generated_block(write: bool, block: Callable[[], str], write_block: Callable[[], bool], docs: Path) -> int:
@@ -334,9 +347,9 @@ def cmd_processors(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_track(args: argparse.Namespace, settings: Settings) -> int:
-    from ops.tracking import as_json, read_view, timeline_lines
+    from ops.tracking import as_json, read_timeline, timeline_lines
 
-    timeline = read_view(settings).get(args.order_id)
+    timeline = read_timeline(settings, args.order_id)
     if timeline is None:
         print(f"oms: no timeline for {args.order_id} (is `oms run tracker` running?)", file=sys.stderr)
         return 1
@@ -386,6 +399,38 @@ def cmd_dashboards_write(args: argparse.Namespace, settings: Settings) -> int:
     for path in changed:
         print(f"wrote {path}")
     print(f"{len(DASHBOARDS)} dashboards, {len(changed)} changed")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
+    from ops.settings_view import settings_rows
+
+    rows = settings_rows(settings)
+    width = max(len(name) for name, _, _ in rows)
+    for name, value, source in rows:
+        print(f"{name:<{width}}  {value}  ({source})")
+    return 0
+
+
+def cmd_timers(args: argparse.Namespace, settings: Settings) -> int:
+    from ops.timers_view import pending_timers, print_timers
+    from processors.runtime.records import utc_now
+
+    print_timers(*pending_timers(settings, args.order_id), utc_now())
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
+    from ops.deploy import generated_files, write_files
+
+    if not args.write:
+        for path in generated_files():
+            print(path)
+        return 0
+    changed = write_files()
+    for path in changed:
+        print(f"wrote {path}")
+    print(f"{len(generated_files())} files, {len(changed)} changed")
     return 0
 
 
@@ -633,7 +678,7 @@ def build_parser() -> argparse.ArgumentParser:
     stock_set = verb(stock, "set", cmd_stock_set, "set the units available of one SKU")
     stock_set.add_argument("sku")
     stock_set.add_argument("quantity", type=non_negative_int)
-    verb(stock, "seed", cmd_stock_seed, "set the demo catalog's stock (ops/catalog.py)")
+    verb(stock, "seed", cmd_stock_seed, "set the demo catalog's stock (processors/adapters/catalog.py)")
     verb(stock, "show", cmd_stock_show, "the latest stock level of every SKU")
 
     cancel = verb(verbs, "cancel", cmd_cancel, "ask for an order's cancellation (CancelOrder)")
@@ -660,6 +705,14 @@ def build_parser() -> argparse.ArgumentParser:
     sagas_parser.add_argument("--state", help="only sagas in this state, e.g. Failed")
     sagas_parser.add_argument("--json", action="store_true")
     sagas = sagas_parser.add_subparsers(dest="sagas_verb", metavar="VERB")
+    timers_parser = verb(verbs, "timers", cmd_timers, "the saga timers still pending, soonest first (late ones marked)")
+    timers_parser.add_argument("order_id", nargs="?", metavar="ORDER", help="only this order's timers")
+    verb(verbs, "config", cmd_config, "the effective settings (OMS_* variables), where each comes from, secrets hidden")
+    deploy = verb(verbs, "deploy", cmd_deploy, "the Compose file and Kubernetes manifests, made from the processors")
+    deploy.add_argument("--write", action="store_true", help="write them (docker-compose.yml, ops/deploy/)")
+    intake = verbs.add_parser("intake", help="what intake accepts").add_subparsers(dest="intake_verb", required=True)
+    intake_rules = verb(intake, "rules", cmd_intake_rules, "intake's rules as a table: what each PlaceOrder gets")
+    intake_rules.add_argument("--write", action="store_true", help="refresh the table in docs/producing.md")
     dashboards = verbs.add_parser("dashboards", help="Grafana dashboards as code").add_subparsers(
         dest="dashboards_verb", required=True, metavar="VERB"
     )
@@ -696,8 +749,11 @@ def build_parser() -> argparse.ArgumentParser:
     track = verb(verbs, "track", cmd_track, "an order's timeline across choreography, routing slip and saga")
     track.add_argument("order_id")
     track.add_argument("--json", action="store_true")
-    retry = verb(sagas, "retry", cmd_sagas_retry, "resume an order's saga that ended Failed (RetrySaga)")
-    retry.add_argument("order_id")
+    retry = verb(sagas, "retry", cmd_sagas_retry, "resume sagas that ended Failed (RetrySaga), by order or in bulk")
+    retry.add_argument("order_ids", nargs="*", metavar="ORDER")
+    retry.add_argument("--state", choices=["Failed"], help="every saga in this state (with --reason: those of them)")
+    retry.add_argument("--reason", metavar="TEXT", help="only sagas whose failure reason contains TEXT")
+    retry.add_argument("--dry-run", action="store_true", help="list what would be resumed, send nothing")
     retry.add_argument("--force", action="store_true", help="send it even if the tracker's view says not Failed")
     diagram = verb(sagas, "diagram", cmd_sagas_diagram, "the cancellation saga's transition table as Mermaid")
     diagram.add_argument("--write", action="store_true", help="refresh the diagram in docs/sagas.md")
@@ -738,13 +794,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # progress reaches logs and pipes
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `oms sagas | head` ends quietly, as other tools do
+    settings = get_settings()
     try:
-        return int(args.handler(args, get_settings()))
+        return int(args.handler(args, settings))
     except (PlatformError, FetchError) as error:
         print(f"oms: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as error:
+        if not is_outage(error):
+            raise
+        print(f"oms: {unreachable(error, settings)}", file=sys.stderr)
+        return UNAVAILABLE
+
+
+UNAVAILABLE = 69  # EX_UNAVAILABLE: a service this command needs is down
+
+
+def unreachable(error: BaseException, settings: Settings) -> str:
+    """One line for an outage: what did not answer, and what to do, instead of a traceback."""
+    detail = (str(error) or type(error).__name__).splitlines()[0][:200]
+    return (
+        f"Kafka ({settings.kafka_bootstrap_servers}) or the schema registry ({settings.schema_registry_url}) "
+        f"did not answer: {detail}. `oms status` tells what runs; `oms up` starts the local ones."
+    )
 
 
 if __name__ == "__main__":

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Debian packages the tests and operators use beside the Python stack (kcat, Maven, Prometheus to check the
-# dashboards' queries, Chromium for the web dashboard's test); installs only what is missing.
+# Debian packages beside the Python stack, given by the command that needs them: Maven fetches the Kafka and
+# registry jars (`make run`); kcat, Prometheus (promtool checks dashboards and alerts), Chromium (the web
+# dashboard's browser test) and docker-compose (checks docker-compose.yml) serve `make test`. Installs only
+# what is missing; without root, says what to run.
 set -euo pipefail
 packages=()
-command -v kcat >/dev/null || packages+=(kcat)
-command -v mvn >/dev/null || packages+=(maven)
-command -v prometheus >/dev/null || packages+=(prometheus)
-command -v chromium >/dev/null || packages+=(chromium)
+for package in "$@"; do
+  command="$package"
+  [ "$package" = maven ] && command=mvn
+  command -v "$command" >/dev/null || packages+=("$package")
+done
 [ ${#packages[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "missing Debian packages: ${packages[*]}; install them with: sudo apt-get install ${packages[*]}" >&2

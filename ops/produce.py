@@ -122,9 +122,15 @@ def produce_cancel(settings: Settings, order_id: str, reason: str, requested_by:
 
 def produce_retry(settings: Settings, order_id: str) -> RetrySaga:
     """Ask the order's failed saga to resume; returns the command as produced."""
-    command = RetrySaga(event_id=uuid.uuid4(), order_id=order_id, occurred_at=utc_now())
-    produce_records(settings, ORDERS_COMMANDS, [(order_id, command)], progress=False)
+    [command] = produce_retries(settings, [order_id])
     return command
+
+
+def produce_retries(settings: Settings, order_ids: Sequence[str]) -> list[RetrySaga]:
+    """Ask each order's failed saga to resume, in one batch; returns the commands as produced."""
+    commands = [RetrySaga(event_id=uuid.uuid4(), order_id=order_id, occurred_at=utc_now()) for order_id in order_ids]
+    produce_records(settings, ORDERS_COMMANDS, [(command.order_id, command) for command in commands], progress=False)
+    return commands
 
 
 def produce_records(

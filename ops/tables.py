@@ -39,10 +39,9 @@ def read_table(settings: Settings, topic: str, timeout_s: float = 30.0) -> dict[
                     raise KafkaException(error)
                 partition, offset = message.partition(), message.offset()
                 if error is None:
-                    key, value = _text(message.key()), message.value()
-                    if key is None:
-                        pass  # a key that is not text names no row (poison, dead-lettered by the processors)
-                    elif value is None:
+                    # A key that is not UTF-8 is no order's or SKU's: kept readable, it can never match one.
+                    key, value = (message.key() or b"").decode(errors="replace"), message.value()
+                    if value is None:
                         rows.pop(key, None)
                     else:
                         rows[key] = Row(key, value, list(message.headers() or []))
@@ -52,13 +51,6 @@ def read_table(settings: Settings, topic: str, timeout_s: float = 30.0) -> dict[
         return rows
     finally:
         consumer.close()
-
-
-def _text(key: bytes | None) -> str | None:
-    try:
-        return (key or b"").decode()
-    except UnicodeDecodeError:
-        return None
 
 
 def assign_from_now(consumer: Consumer, topics: Iterable[str]) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ops.tables import read_table
+from ops.view_index import ViewIndex
 from processors.runtime.records import utc_now
 from processors.tracking.timeline import is_stuck
 from schemas.models import OrderTimeline
@@ -22,6 +23,20 @@ def read_view(settings: Settings) -> dict[str, OrderTimeline]:
     codec = RecordCodec(registry_client(settings), TRACKING_ORDERS.name)
     rows = read_table(settings, TRACKING_ORDERS.name)
     return {order_id: codec.decode_as(row.value, OrderTimeline) for order_id, row in rows.items()}
+
+
+def read_timeline(settings: Settings, order_id: str) -> OrderTimeline | None:
+    """One order's latest timeline, through the local index of the view (`ops/view_index.py`): the records
+    added since the last call are indexed, then one record is read."""
+    index = ViewIndex(settings, TRACKING_ORDERS.name)
+    try:
+        index.catch_up()
+        value = index.lookup(order_id)
+    finally:
+        index.close()
+    if value is None:
+        return None
+    return RecordCodec(registry_client(settings), TRACKING_ORDERS.name).decode_as(value, OrderTimeline)
 
 
 def as_json(timelines: Iterable[OrderTimeline]) -> str:

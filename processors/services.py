@@ -10,9 +10,12 @@ from dataclasses import dataclass
 from processors import intake, inventory, notifications, payments, stock, timers
 from processors.fulfillment import host as activities
 from processors.fulfillment import starter as fulfillment
-from processors.runtime.app import instance_id, make_application
+from processors.runtime.app import make_application
+from processors.runtime.identity import instance_id, instance_number
+from processors.runtime.logs import configure_logging
 from processors.runtime.metrics import serve_metrics
 from processors.runtime.spec import ProcessorSpec, wire
+from processors.runtime.tracing import configure_tracing
 from processors.sagas import processor as sagas
 from processors.tracking import tracker
 from schemas.registry import registry_client
@@ -62,16 +65,21 @@ METRICS_PORTS = {name: METRICS_BASE_PORT + index for index, name in enumerate(SE
 
 
 def metrics_port(service: str, instance: str) -> int | None:
-    """`OMS_METRICS_PORT` when set (0: none); else the service's port for a numbered instance."""
+    """`OMS_METRICS_PORT` when set (0: none); else the service's port, 100 above per numbered instance, so that
+    numbered instances on one machine do not collide (an instance named otherwise, e.g. a host name, is the
+    only one on its host and takes the service's own port)."""
     explicit = os.environ.get("OMS_METRICS_PORT")
     if explicit is not None:
         return int(explicit) or None
     base = METRICS_PORTS.get(service)
     if base is None:
         return None
-    return base + 100 * int(instance) if instance.isdigit() else None
+    return base + 100 * (instance_number(instance) or 0)
 
 
 def run(name: str, settings: Settings) -> None:
-    serve_metrics(metrics_port(name, instance_id()))
+    instance = instance_id()
+    configure_logging(settings.log_level, settings.log_format, name)
+    configure_tracing(name, instance)
+    serve_metrics(settings.metrics_host, metrics_port(name, instance))
     SERVICES[name].run(settings)

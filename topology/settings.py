@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +43,14 @@ class Settings(BaseSettings):
 
     # Replication of the topics `oms topics apply` creates; 3 on a production cluster.
     replication_factor: int = 1
+    # Partitions of every order-keyed topic: how many instances of a processor can share its work. Fixed once
+    # the topics hold data: an order's records must stay in the partition its key hashed to.
+    order_partitions: int = Field(default=4, ge=1)
+
+    # Where each process serves its metrics and health (`/metrics`, `/healthz`, `/readyz`) and the dashboard
+    # serves its page: loopback on a laptop, `0.0.0.0` in a container.
+    metrics_host: str = "127.0.0.1"
+    dashboard_host: str = "127.0.0.1"
 
     # How often a processor commits its Kafka transaction while it has more to read; one that has read
     # everything commits at once, at most every `min_commit_interval_s` (processors/runtime/commits.py).
@@ -59,6 +67,8 @@ class Settings(BaseSettings):
     session_timeout_ms: int = 10_000
     transaction_timeout_ms: int = 30_000
     log_level: str = "WARNING"
+    # `json`: one object a line with service, order id, event id and trace id, for a log pipeline.
+    log_format: Literal["text", "json"] = "text"
     # Monitoring calls an in-flight or compensating order stuck after this long without an event.
     stuck_after_s: float = 30.0
     # A CancelOrder for an order not seen yet waits this long for its PlaceOrder, then is refused as unknown:

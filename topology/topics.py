@@ -8,11 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from topology.settings import get_settings
+
 CleanupPolicy = Literal["delete", "compact"]
 
 # Every order-keyed topic has the same partition count, so that an order's messages meet in one
 # partition of every topic and so in one instance's state store.
-ORDER_PARTITIONS = 4
+ORDER_PARTITIONS = get_settings().order_partitions
 DAY_MS = 24 * 60 * 60 * 1000
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 from quixstreams import Application
@@ -12,6 +11,8 @@ from quixstreams.models import Topic, TopicConfig
 from quixstreams.models.serializers import SerializationContext, Serializer
 
 from processors.runtime.commits import commit_when_caught_up
+from processors.runtime.health import report_health
+from processors.runtime.identity import instance_id
 from processors.runtime.lifecycle import stop_survives_startup
 from processors.runtime.records import Outgoing
 from topology.settings import JAVA_PARTITIONER, Settings
@@ -23,11 +24,6 @@ class OutgoingSerializer(Serializer):
 
     def __call__(self, value: Outgoing, ctx: SerializationContext) -> bytes | None:  # type: ignore[override]
         return value.value
-
-
-def instance_id() -> str:
-    """Tells instances of one processor on one machine apart, each with its own state folder."""
-    return os.environ.get("OMS_INSTANCE_ID", "0")
 
 
 def make_application(processor: str, settings: Settings, **overrides: Any) -> Application:
@@ -63,6 +59,7 @@ def make_application(processor: str, settings: Settings, **overrides: Any) -> Ap
     options.update(overrides)
     app = Application(**options)
     stop_survives_startup(app)
+    report_health(app)
     if settings.commit_when_caught_up:
         commit_when_caught_up(app, settings.min_commit_interval_s)
     return app

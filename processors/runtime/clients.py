@@ -9,7 +9,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from processors.runtime.app import instance_id
+from processors.runtime.identity import instance_id
 from topology.settings import Settings
 
 

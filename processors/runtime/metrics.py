@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram
+
+from processors.runtime.health import serve
 
 logger = logging.getLogger(__name__)
 
@@ -54,11 +56,12 @@ CONSUMER_LAG = Gauge(
 )
 
 
-def serve_metrics(port: int | None) -> None:
-    """Serve this process's metrics on `port` (127.0.0.1), if any; a port already taken only costs the metrics."""
+def serve_metrics(host: str, port: int | None) -> None:
+    """Serve this process's metrics, health and readiness on `host`:`port`, if any; a port already taken only
+    costs them."""
     if port is None:
         return
     try:
-        start_http_server(port, addr="127.0.0.1")
+        serve(host, port)
     except OSError as error:
         logger.warning("metrics not served: port %d: %s", port, error)

@@ -4,7 +4,7 @@ A `ProcessorSpec` names the processor, the topics it reads (as streams: topics m
 stream share one state) and writes, and the handler of each stream. `wire` turns it into a Quix Streams
 pipeline: topic objects, merges, the decoding stage, and publishing to the declared outputs and to the
 dead-letter topic of every input. `oms run`, the metrics ports, the docs' table of processors and the
-in-process runner all read the same declarations (`processors/catalog.py`).
+in-process runner all read the same declarations (`processors/services.py`).
 """
 
 from __future__ import annotations

@@ -157,7 +157,7 @@ def test_children_run_another_checkout_with_this_run_folder(tmp_path: Path) -> N
     children = bench.bench_children(settings, other)
 
     intake = children["intake"]
-    assert intake.env == {"PYTHONPATH": str(other), "OMS_RUN_DIR": str(tmp_path / "run")}
+    assert intake.env == {"PYTHONPATH": str(other), "OMS_RUN_DIR": str(tmp_path / "run"), "OMS_METRICS_PORT": "0"}
     assert intake.cwd == other
     assert intake.log_file == tmp_path / "run" / "logs" / "intake-bench.log"
 
@@ -165,7 +165,7 @@ def test_children_run_another_checkout_with_this_run_folder(tmp_path: Path) -> N
 def test_children_run_this_checkout_by_default(tmp_path: Path) -> None:
     children = bench.bench_children(Settings(run_dir=tmp_path), None)
 
-    assert all(child.env == {} and child.cwd is None for child in children.values())
+    assert all(child.env == {"OMS_METRICS_PORT": "0"} and child.cwd is None for child in children.values())
 
 
 def test_processors_tree_outside_a_repository_has_no_commit(tmp_path: Path) -> None:

@@ -23,4 +23,5 @@ def test_every_service_serves_metrics_on_a_port_prometheus_scrapes() -> None:
 def test_further_instances_serve_on_ports_of_their_own() -> None:
     assert metrics_port("sagas", "0") == METRICS_PORTS["sagas"]
     assert metrics_port("sagas", "1") == METRICS_PORTS["sagas"] + 100
-    assert metrics_port("sagas", "bench") is None
+    # An instance named otherwise (a host name) is alone on its host: metrics stay on, on the service's port.
+    assert metrics_port("sagas", "oms-host-a") == METRICS_PORTS["sagas"]

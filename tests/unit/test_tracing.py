@@ -1,0 +1,75 @@
+"""Trace context through a hop: a message's span is the child of the one that produced it, and what is
+produced while handling it carries that span on."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from processors.runtime.logs import JsonFormatter, about_message
+from processors.runtime.tracing import configure_tracing, current_trace_id, handling, trace_headers, trace_id_of
+
+INCOMING = (("ce_type", b"oms.PlaceOrder"), ("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"))
+
+
+def test_handling_continues_the_trace_of_the_message_and_passes_it_on() -> None:
+    with handling(INCOMING, "oms.intake process") as span:
+        produced = trace_headers()
+        assert current_trace_id() == "0af7651916cd43dd8448eb211c80319c"
+    assert trace_id_of(produced) == "0af7651916cd43dd8448eb211c80319c"
+    [(name, value)] = produced
+    assert name == "traceparent"
+    assert value.decode().split("-")[2] == format(span.get_span_context().span_id, "016x")  # this hop's span
+
+
+def test_a_message_without_trace_context_starts_a_trace() -> None:
+    with handling((("ce_type", b"oms.PlaceOrder"),), "oms.intake process"):
+        started = current_trace_id()
+        produced = trace_headers()
+    assert started is not None and trace_id_of(produced) == started
+    with handling(None, "oms.intake process"):
+        assert current_trace_id() not in (None, started)
+
+
+def test_outside_a_span_nothing_is_passed_on() -> None:
+    assert trace_headers() == ()
+    assert current_trace_id() is None
+    assert trace_id_of((("traceparent", b"garbage"),)) is None
+
+
+def test_spans_are_exported_when_a_processor_is_configured() -> None:
+    provider = configure_tracing("intake", "0", environ={})
+    exported = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    with handling(INCOMING, "oms.intake process", order_id="o-1"):
+        pass
+    [span] = exported.get_finished_spans()
+    assert span.name == "oms.intake process"
+    assert span.parent is not None and format(span.parent.span_id, "016x") == "b7ad6b7169203331"
+    assert span.resource.attributes["service.name"] == "oms.intake"
+    assert isinstance(provider, TracerProvider)
+
+
+def test_json_logs_carry_the_message_and_its_trace() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter("intake"))
+    logger = logging.getLogger("test.json-logs")
+    logger.addHandler(handler)
+    try:
+        with handling(INCOMING, "oms.intake process"), about_message(order_id="o-1", event_id="e-1"):
+            logger.warning("dead-lettering %s", "oms.orders.commands[0]@7")
+        logger.warning("outside")
+    finally:
+        logger.removeHandler(handler)
+    inside, outside = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert inside["message"] == "dead-lettering oms.orders.commands[0]@7"
+    assert (inside["order_id"], inside["event_id"]) == ("o-1", "e-1")
+    assert inside["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
+    assert inside["service"] == "intake" and inside["level"] == "WARNING"
+    assert "order_id" not in outside and "trace_id" not in outside
