@@ -54,8 +54,4 @@ lint: setup ## ruff and mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-<<<<<<< HEAD
-.PHONY: help setup up down run test bench chaos lint
-=======
-.PHONY: help setup test-tools unit up down run test bench lint
->>>>>>> main
+.PHONY: help setup test-tools unit up down run test bench chaos lint
