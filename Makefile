@@ -44,9 +44,14 @@ bench: up ## Measure the platform and save the figures under .bench/
 	$(OMS) schemas register
 	$(OMS) bench
 
+chaos: up ## Orders while processors and the broker are killed with kill -9; prints the exact reconciliation
+	$(OMS) topics apply
+	$(OMS) schemas register
+	$(OMS) chaos
+
 lint: setup ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-.PHONY: help setup test-tools unit up down run test bench lint
+.PHONY: help setup test-tools unit up down run test bench chaos lint

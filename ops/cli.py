@@ -174,6 +174,39 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_chaos(args: argparse.Namespace, settings: Settings) -> int:
+    from ops import bench, chaos
+    from processors.services import SERVICES
+    from topology.admin import admin_client, wait_for_group
+
+    plan = chaos.ChaosPlan(
+        orders=args.orders,
+        kills=args.kills,
+        kill_every_s=args.kill_every,
+        cancel_share=args.cancel_share,
+        seed=args.seed,
+        outcome_timeout_s=args.timeout,
+    )
+    admin = admin_client(settings)
+    groups = [service.group for service in SERVICES.values()]
+    with chaos.platform_lock():
+        try:
+            bench.ensure_groups_free(admin, groups, settings)
+        except bench.GroupsBusy as error:
+            print(f"oms: {error}", file=sys.stderr)
+            return 2
+        fleet = chaos.Fleet.of_children(settings, list(SERVICES))
+        try:
+            for group in groups:
+                wait_for_group(admin, group, members=1)
+            result = chaos.run_chaos(settings, fleet, plan, echo=print)
+        finally:
+            fleet.stop()
+            chaos.restart_platform(settings)
+    print(result.report())
+    return 0 if result.ok else 1
+
+
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from processors.services import SERVICES, run
 
@@ -654,6 +687,21 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="DIR",
         help="run the processors of another checkout at DIR under this harness (default: this checkout's)",
+    )
+
+    chaos = verb(
+        verbs,
+        "chaos",
+        cmd_chaos,
+        "orders while processors are killed (kill -9) and the broker is restarted once; exact reconciliation",
+    )
+    chaos.add_argument("--orders", type=positive_int, default=2000, help="orders to produce (default 2000)")
+    chaos.add_argument("--kills", type=int, default=20, help="processor kills, one every --kill-every (default 20)")
+    chaos.add_argument("--kill-every", type=positive_float, default=3.0, help="seconds between kills (default 3)")
+    chaos.add_argument("--cancel-share", type=share, default=0.2, help="share of the orders cancelled (default 0.2)")
+    chaos.add_argument("--seed", type=int, default=7)
+    chaos.add_argument(
+        "--timeout", type=positive_float, default=600.0, help="seconds for every order to end (default 600)"
     )
 
     produce = verbs.add_parser("produce", help="produce commands as users do").add_subparsers(
