@@ -13,7 +13,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from processors.adapters.fulfillment_simulators import FulfillmentSimulators, default_fulfillment_ledger
 from processors.fulfillment.activities import activities
 from processors.routingslip.host import ActivityHost, SlipCodec
-from processors.runtime.app import instance_id
+from processors.runtime.identity import instance_id
 from processors.runtime.retries import RetryPolicy
 from processors.runtime.spec import ProcessorSpec, Stream, shared
 from processors.runtime.stage import Handler

@@ -26,8 +26,15 @@ from types import FrameType
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from processors.runtime.app import instance_id
-from processors.runtime.clients import end_reader, member_consumer, read_to_end, received, transactional_producer
+from processors.runtime.identity import instance_id
+from processors.runtime.clients import (
+    READ_AHEAD_KB,
+    end_reader,
+    member_consumer,
+    read_to_end,
+    received,
+    transactional_producer,
+)
 from processors.runtime.cloudevents import header
 from processors.runtime.contract import TopicContract
 from processors.runtime.deadletters import dead_letter
@@ -98,7 +105,14 @@ class Tracker:
         self._view_codec = RecordCodec(registry, TRACKING_ORDERS.name)
         self._encode = Encoder(registry, PROCESSOR)
         self._consumer = member_consumer(
-            settings, PROCESSOR, **{"auto.offset.reset": "earliest", "partition.assignment.strategy": "range"}
+            settings,
+            PROCESSOR,
+            **{
+                "auto.offset.reset": "earliest",
+                "partition.assignment.strategy": "range",
+                # Behind under load, librdkafka would prefetch up to 64 MB of the seven topics it reads.
+                "queued.max.messages.kbytes": READ_AHEAD_KB,
+            },
         )
         self._producer = transactional_producer(settings, PROCESSOR, **{"linger.ms": 20})
         self.store = TimelineStore(
@@ -300,7 +314,8 @@ class LagReporter:
     """Every `LAG_EVERY_S`, the lag of every `oms.` consumer group into `oms_consumer_lag_messages`."""
 
     def __init__(self, settings: Settings) -> None:
-        self._admin = AdminClient(settings.kafka_config())
+        self._config = settings.kafka_config()
+        self._admin = AdminClient(self._config)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="consumer-lag", daemon=True)
 
@@ -317,6 +332,9 @@ class LagReporter:
                     CONSUMER_LAG.labels(entry.group, entry.topic, str(entry.partition)).set(entry.lag)
             except Exception as error:  # a metric that could not be measured this time; the next try may
                 logger.warning("consumer lag not measured: %s", error)
+                # After a broker restart the admin client may keep asking with a stale leader epoch
+                # (FENCED_LEADER_EPOCH on every try, for minutes): a new client starts from fresh metadata.
+                self._admin = AdminClient(self._config)
 
 
 def run(settings: Settings) -> None:
