@@ -32,6 +32,8 @@ from processors.runtime.clients import member_consumer, received, transactional_
 from processors.runtime.deadletters import Received, dead_letter
 from processors.runtime.encoder import Encoder, produce
 from processors.runtime.errors import is_outage
+from processors.runtime.health import HEALTH, assignment_readiness
+from processors.runtime.metrics import TIMER_LATENESS, TIMERS_PENDING
 from processors.runtime.outages import through_outages
 from processors.runtime.records import Emit, Outgoing, derive_event_id, utc_now
 from schemas.models import AvroRecord, TimerFired, TimerScheduled
@@ -151,6 +153,7 @@ class TimerService:
         self._producer = transactional_producer(settings, PROCESSOR)
         self.pending = PendingTimers()
         self._partition_of: dict[str, int] = {}
+        self._assigned: set[int] = set()
         self._catching_up: set[int] = set()
         self._unusable: dict[tuple[int, bytes | None], tuple[Received, Exception]] = {}
         """The latest record of a key, when it cannot be used: dead-lettered once its partition is read."""
@@ -163,9 +166,12 @@ class TimerService:
         signal.signal(signal.SIGINT, self._stop)
         signal.signal(signal.SIGTERM, self._stop)
         self._producer.init_transactions(30)
+        HEALTH.readiness(lambda: assignment_readiness(self._assigned, self._catching_up, "reading pending timers back"))
+        TIMERS_PENDING.set_function(lambda: len(self.pending.by_id))
         self._consumer.subscribe([TIMERS.name], on_assign=self._on_assign, on_revoke=self._on_revoke)
         try:
             while not self._stopping:
+                HEALTH.beat()
                 self._read(self._wait_s())
                 if not self._catching_up:
                     self._fire_due()
@@ -180,6 +186,7 @@ class TimerService:
         for partition in partitions:
             partition.offset = OFFSET_BEGINNING
             self._catching_up.add(partition.partition)
+            self._assigned.add(partition.partition)
         consumer.assign(partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -187,6 +194,7 @@ class TimerService:
         kept = {tp.partition for tp in consumer.assignment()} - revoked
         self.pending.forget_partitions(kept, self._partition_of)
         self._catching_up -= revoked
+        self._assigned -= revoked
         self._unusable = {at: letter for at, letter in self._unusable.items() if at[0] not in revoked}
 
     def _wait_s(self) -> float:
@@ -270,6 +278,7 @@ class TimerService:
             self._commit(functools.partial(self._firing, timer, now), f"firing {timer.timer_id}")
             self.pending.cancel(timer.timer_id)
             lateness = (now - timer.due_at).total_seconds()
+            TIMER_LATENESS.observe(max(0.0, lateness))
             logger.info("fired %s (%s) %.3fs after due", timer.timer_id, timer.purpose, lateness)
 
     def _firing(self, timer: TimerScheduled, now: datetime.datetime) -> tuple[Placed, Placed]:

@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from socketserver import ThreadingMixIn
-from typing import Any
+from typing import Any, TypeVar
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import make_wsgi_app
@@ -25,6 +25,8 @@ from quixstreams import Application
 logger = logging.getLogger(__name__)
 
 STALL_AFTER_S = 60.0
+NO_PARTITIONS = "no partitions assigned (more instances than partitions, or a rebalance)"
+T = TypeVar("T")
 Readiness = Callable[[], str | None]
 """None when ready; otherwise why not, in words."""
 
@@ -86,10 +88,25 @@ def _quix_readiness(app: Application) -> str | None:
     if not app._run_tracker.running:
         return "starting"
     if not app._consumer.assignment():
-        return "no partitions assigned (more instances than partitions, or a rebalance)"
+        return NO_PARTITIONS
     if app._state_manager.recovery_required:
         return "restoring state from the changelogs"
     return None
+
+
+def assignment_readiness(assigned: Collection[int], restoring: Collection[int], restoring_what: str) -> str | None:
+    """Readiness of a plain Kafka client that reads its state back on every assignment (the timers, the
+    tracker): ready once it has partitions and none of them is still being read back."""
+    if restoring:
+        return f"{restoring_what}: partitions {sorted(restoring)}"
+    return None if assigned else NO_PARTITIONS
+
+
+def beating(items: Iterable[T], health: Health = HEALTH) -> Iterator[T]:
+    """`items`, beating on each: a long read (state read back inside a rebalance callback) is not a stall."""
+    for item in items:
+        health.beat()
+        yield item
 
 
 def serve(host: str, port: int, health: Health = HEALTH) -> WSGIServer:

@@ -54,6 +54,14 @@ ORDER_LATENCY = Histogram(
 CONSUMER_LAG = Gauge(
     "oms_consumer_lag_messages", "Messages not yet consumed, per group and partition.", ["group", "topic", "partition"]
 )
+TIMERS_PENDING = Gauge(
+    "oms_timers_pending", "Timers scheduled and neither fired nor cancelled, on this instance's partitions."
+)
+TIMER_LATENESS = Histogram(
+    "oms_timer_lateness_seconds",
+    "How late timers fired: the moment each fired minus the moment it was due.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
 
 SUPERVISOR_RESTARTS = Counter(
     "oms_supervisor_restarts_total",

@@ -40,6 +40,7 @@ from processors.runtime.contract import TopicContract
 from processors.runtime.deadletters import dead_letter
 from processors.runtime.encoder import Encoder, produce
 from processors.runtime.errors import is_outage
+from processors.runtime.health import HEALTH, assignment_readiness, beating
 from processors.runtime.metrics import (
     ACTIVITY_SECONDS,
     CONSUMER_LAG,
@@ -123,6 +124,8 @@ class Tracker:
         self._dirty: set[str] = set()
         self._dead_letters: list[Outgoing] = []
         self._committed: dict[tuple[str, int], int] = {}
+        self._assigned: set[int] = set()
+        self._rebuilding: set[int] = set()
         self._stopping = False
         self._abandoned = False
         """Stopped by a failure: what was read is not committed past, not even by the last revoke."""
@@ -131,12 +134,14 @@ class Tracker:
         signal.signal(signal.SIGINT, self._stop)
         signal.signal(signal.SIGTERM, self._stop)
         self._producer.init_transactions(30)
+        HEALTH.readiness(lambda: assignment_readiness(self._assigned, self._rebuilding, "reading its view back"))
         self._consumer.subscribe([spec.name for spec in INPUTS], on_assign=self._on_assign, on_revoke=self._on_revoke)
         lag = LagReporter(self._settings)
         lag.start()
         last_flush = last_gauges = time.monotonic()
         try:
             while not self._stopping:
+                HEALTH.beat()
                 self._read(0.1)
                 if time.monotonic() - last_flush >= FLUSH_EVERY_S:
                     self._flush()
@@ -157,12 +162,17 @@ class Tracker:
         self._stopping = True
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._rebuild({partition.partition for partition in partitions})
+        assigned = {partition.partition for partition in partitions}
+        self._rebuilding |= assigned
+        self._rebuild(assigned)
+        self._rebuilding -= assigned
+        self._assigned |= assigned
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if not self._abandoned:
             self._flush()
         self.store.drop_partitions({partition.partition for partition in partitions})
+        self._assigned -= {partition.partition for partition in partitions}
 
     def _rebuild(self, partitions: set[int]) -> None:
         """The view's partitions back into memory, up to their end."""
@@ -173,7 +183,8 @@ class Tracker:
         reader = end_reader(self._settings, f"{PROCESSOR}-rebuild")
         try:
             beginnings = [TopicPartition(TRACKING_ORDERS.name, p, OFFSET_BEGINNING) for p in partitions]
-            records = (record for message in read_to_end(reader, beginnings) if (record := stored(message)))
+            read = beating(read_to_end(reader, beginnings))
+            records = (record for message in read if (record := stored(message)))
             return self.store.rebuild(partitions, records)
         finally:
             reader.close()

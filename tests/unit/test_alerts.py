@@ -36,11 +36,11 @@ def test_every_alert_fires_when_and_only_when_its_unit_tests_say() -> None:
 def test_every_alert_is_tested_and_queries_metrics_the_processors_export() -> None:
     rules = [rule for group in _load("alerts.yml")["groups"] for rule in group["rules"]]
     tested = {case["alertname"] for test in _load("alerts.test.yml")["tests"] for case in test["alert_rule_test"]}
-    # A counter's family is named without its `_total`; a labelled metric has no samples until first used.
+    # A counter's family is named without its `_total`, a histogram's without its series' suffixes; a labelled
+    # metric has no samples until first used.
+    suffixes = {"counter": ("", "_total"), "histogram": ("", "_bucket", "_count", "_sum")}
     exported = {
-        name
-        for metric in REGISTRY.collect()
-        for name in (metric.name, f"{metric.name}_total" if metric.type == "counter" else metric.name)
+        f"{metric.name}{suffix}" for metric in REGISTRY.collect() for suffix in suffixes.get(metric.type, ("",))
     }
     for rule in rules:
         assert rule["alert"] in tested, f"{rule['alert']} has no promtool test"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from processors.runtime.app import make_application
-from processors.runtime.health import Health, report_health, serve
+from processors.runtime.health import NO_PARTITIONS, Health, assignment_readiness, beating, report_health, serve
 from topology.settings import Settings
 
 
@@ -93,3 +93,24 @@ def test_a_quix_processor_reports_through_the_steps_its_loop_takes(tmp_path: Pat
         assert health.alive() is None
     assert turns == ["commit", "recover"]
     assert callable(app._consumer.assignment)
+
+
+def test_a_plain_client_is_ready_once_its_partitions_are_assigned_and_read_back() -> None:
+    """The timers and the tracker read their state back on every assignment: not ready while they do."""
+    assert assignment_readiness(set(), set(), "reading timers back") == NO_PARTITIONS
+    assert assignment_readiness({0, 1}, {1, 0}, "reading timers back") == "reading timers back: partitions [0, 1]"
+    assert assignment_readiness(set(), {2}, "reading its view back") == "reading its view back: partitions [2]"
+    assert assignment_readiness({0, 1}, set(), "reading timers back") is None
+
+
+def test_reading_state_back_counts_as_the_loop_turning() -> None:
+    clock = Clock()
+    health = Health(stall_after_s=60, clock=clock)
+    read = []
+    for item in beating(range(3), health):
+        clock.now += 50  # each record slow, the whole read longer than the stall limit
+        read.append((item, health.alive()))
+    assert read == [(0, None), (1, None), (2, None)]
+    assert health.alive() is None
+    clock.now += 61
+    assert health.alive() is not None
