@@ -26,7 +26,6 @@ from types import FrameType
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from processors.runtime.identity import instance_id
 from processors.runtime.clients import (
     READ_AHEAD_KB,
     end_reader,
@@ -41,6 +40,7 @@ from processors.runtime.deadletters import dead_letter
 from processors.runtime.encoder import Encoder, produce
 from processors.runtime.errors import is_outage
 from processors.runtime.health import HEALTH, assignment_readiness, beating
+from processors.runtime.identity import instance_id
 from processors.runtime.metrics import (
     ACTIVITY_SECONDS,
     CONSUMER_LAG,
