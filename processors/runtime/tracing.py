@@ -168,7 +168,8 @@ def parent_of(headers: Sequence[tuple[str, Any]] | None) -> SpanIds | None:
         return None
     if isinstance(traceparent, str):
         traceparent = traceparent.encode(errors="replace")
-    if _VERSION_00.fullmatch(traceparent) is None and _LATER_VERSION.fullmatch(traceparent) is None:
+    form = _VERSION_00 if traceparent[:2] == b"00" else _LATER_VERSION
+    if form.fullmatch(traceparent) is None:
         return None
     trace_id, span_id = traceparent[3:35], traceparent[36:52]
     if trace_id == _INVALID_TRACE or span_id == _INVALID_SPAN:
