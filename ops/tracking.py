@@ -63,7 +63,8 @@ def timeline_lines(timeline: OrderTimeline, stuck_after: datetime.timedelta) -> 
         f"order {timeline.order_id}: {timeline.status}{stuck}"
         + (f", {timeline.outcome}" if timeline.outcome else "")
         + (f"; slip {timeline.slip}" if timeline.slip else "")
-        + (f"; saga {timeline.saga}" if timeline.saga else ""),
+        + (f"; saga {timeline.saga}" if timeline.saga else "")
+        + (f"; trace {timeline.trace_id}" if timeline.trace_id else ""),
         f"{'pattern':<13} {'step':<24} {'status':<20} {'started':<13} {'took':>8}  error",
     ]
     rows = []

@@ -13,6 +13,9 @@ log: the timer it overwrote, still pending, or else a tombstone; so a restart do
 saga timeout is lost to it. It is dead-lettered once its partition is read to the end, when it is known to be
 the latest record of its key. An outage (the registry or the broker down) pauses the service and the same
 work is tried again; one that outlasts the retries ends the process with `OUTAGE_EXIT_CODE`.
+
+A fired timer continues the trace of the message that scheduled it: the `traceparent` of the timer's record is
+kept with it, and its `TimerFired` is made in a span that is a child of that one.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ from processors.runtime.errors import is_outage
 from processors.runtime.health import HEALTH, assignment_readiness
 from processors.runtime.metrics import TIMER_LATENESS, TIMERS_PENDING
 from processors.runtime.outages import through_outages
-from processors.runtime.records import Emit, Outgoing, derive_event_id, utc_now
+from processors.runtime.records import Emit, Headers, Outgoing, derive_event_id, utc_now
+from processors.runtime.tracing import handling, trace_context
 from schemas.models import AvroRecord, TimerFired, TimerScheduled
 from schemas.registry import registry_client
 from schemas.serde import RecordCodec
@@ -51,14 +55,18 @@ class PendingTimers:
     """The timers not yet fired, by id, with the earliest due first."""
 
     by_id: dict[str, TimerScheduled] = field(default_factory=dict)
+    traces: dict[str, Headers] = field(default_factory=dict)
+    """The trace context each timer was scheduled in (its record's `traceparent`), when it had one."""
     _heap: list[tuple[datetime.datetime, str]] = field(default_factory=list)
 
-    def schedule(self, timer: TimerScheduled) -> None:
+    def schedule(self, timer: TimerScheduled, trace: Headers = ()) -> None:
         self.by_id[timer.timer_id] = timer
+        self.traces[timer.timer_id] = trace
         heapq.heappush(self._heap, (timer.due_at, timer.timer_id))
 
     def cancel(self, timer_id: str) -> None:
         self.by_id.pop(timer_id, None)
+        self.traces.pop(timer_id, None)
 
     def due(self, now: datetime.datetime) -> list[TimerScheduled]:
         """Every pending timer due by `now`, earliest first; they stay pending until cancelled."""
@@ -84,6 +92,7 @@ class PendingTimers:
         """After a rebalance: only timers of partitions still ours stay."""
         for timer_id in [t for t in self.by_id if partition_of.get(t) not in keep]:
             del self.by_id[timer_id]
+            self.traces.pop(timer_id, None)
 
 
 Placed = tuple[Outgoing, int | None]
@@ -236,7 +245,7 @@ class TimerService:
                 self.pending.cancel(read.timer_id)
             return
         self._partition_of[read.timer_id] = partition
-        self.pending.schedule(read)
+        self.pending.schedule(read, trace_context(message.headers()))
 
     def _dead_letter_settled(self) -> None:
         """Dead-letter the unusable records of partitions read to the end (each the latest of its key), each
@@ -267,7 +276,8 @@ class TimerService:
         overwritten = self.pending.by_id.get(timer_id) if timer_id is not None else None
         if overwritten is not None:
             self._restoring.add(key)
-            return self._encode(Emit(TIMERS, overwritten.timer_id, overwritten))
+            with handling(self.pending.traces.get(overwritten.timer_id), f"{TIMERS.name} restore"):
+                return self._encode(Emit(TIMERS, overwritten.timer_id, overwritten))
         return Outgoing(TIMERS.name, key, None, ())
 
     def _fire_due(self) -> None:
@@ -283,7 +293,8 @@ class TimerService:
 
     def _firing(self, timer: TimerScheduled, now: datetime.datetime) -> tuple[Placed, Placed]:
         """The `TimerFired`, and the timer's tombstone."""
-        fired = self._encode(Emit(SAGA_TIMERS, timer.order_id, firing(timer, now)))
+        with handling(self.pending.traces.get(timer.timer_id), f"{TIMERS.name} fire", order_id=timer.order_id):
+            fired = self._encode(Emit(SAGA_TIMERS, timer.order_id, firing(timer, now)))
         tombstone = Outgoing(TIMERS.name, timer.timer_id.encode(), None, ())
         return (fired, None), (tombstone, self._partition_of.get(timer.timer_id))
 

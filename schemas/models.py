@@ -662,6 +662,7 @@ class OrderTimeline(OrderEvent):
     saga: str | None = Field(default=None, description="The cancellation saga's state.")
     saga_reason: str | None = Field(default=None)
     steps: list[TimelineStep]
+    trace_id: str | None = Field(default=None, description="The W3C trace id (32 hex digits) of the order's work: from the first of its events that carried a traceparent.")
     seen: list[str] = Field(default_factory=list, description="Ids of the events folded in: a replay folds nothing twice.")
 
 

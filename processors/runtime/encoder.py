@@ -1,5 +1,6 @@
 """The one way records leave for Kafka: an `Emit` becomes an `Outgoing` (Avro value, key, CloudEvents
-headers, timestamp), whoever emits it: a processor's stage, the timers, the tracker or an operator's tool."""
+headers, the current span's `traceparent`, timestamp), whoever emits it: a processor's stage, the timers, the
+tracker or an operator's tool."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from processors.runtime.cloudevents import cloudevent_headers
 from processors.runtime.records import Emit, Outgoing
+from processors.runtime.tracing import trace_headers
 from schemas.serde import RecordCodec
 
 
@@ -28,7 +30,7 @@ class Encoder:
             topic=emit.topic.name,
             key=emit.key.encode(),
             value=self._codec(emit.topic.name).encode_fields(record.AVRO_NAME, fields),
-            headers=cloudevent_headers(record.AVRO_NAME, fields, self._source) + emit.headers,
+            headers=cloudevent_headers(record.AVRO_NAME, fields, self._source) + emit.headers + trace_headers(),
             timestamp_ms=round(occurred_at.timestamp() * 1000) if occurred_at else None,
         )
 

@@ -4,6 +4,10 @@ Checking the topic's contract, decoding, the decision, encoding and the size of 
 so that a message nobody can use becomes a dead letter inside the same Kafka transaction as everything else
 (Quix Streams has no DLQ of its own), and leaves nothing behind in the key's state. An outage is not the
 message's fault: the message is tried again in place, and if the outage lasts, the processor stops.
+
+Each message is handled in its own span, the child of the one its `traceparent` names, and what it leads to
+carries that span on (the encoder adds it); a dead letter keeps the headers it came with. Log lines written
+meanwhile name its order, event and trace.
 """
 
 from __future__ import annotations
@@ -20,14 +24,17 @@ from quixstreams.context import message_context
 from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.models import Topic
 
+from processors.runtime.cloudevents import header
 from processors.runtime.contract import TopicContract
 from processors.runtime.deadletters import Received, dead_letter
 from processors.runtime.encoder import Encoder
 from processors.runtime.errors import is_outage
+from processors.runtime.logs import about_message
 from processors.runtime.metrics import DEAD_LETTERS, MESSAGES, PROCESSING
 from processors.runtime.records import Emit, Outgoing
 from processors.runtime.sizes import check_size
 from processors.runtime.tentative import TentativeState
+from processors.runtime.tracing import handling
 from schemas.models import AvroRecord
 from schemas.serde import RecordCodec
 from topology.settings import Settings
@@ -97,6 +104,7 @@ class RecordStage:
             for outcome in Outcome
         }
         self._dead_letters = {topic.name: DEAD_LETTERS.labels(processor, topic.name) for topic in topics}
+        self._span_names = {topic.name: f"{topic.name} process" for topic in topics}
 
     def __call__(
         self, value: bytes | None, key: bytes | None, timestamp: int, headers: Any, state: State
@@ -119,6 +127,13 @@ class RecordStage:
     def process(self, received: Received, state: State) -> tuple[list[Outgoing], Outcome]:
         """What the message leads to, and what became of it; an outage is tried again with backoff for up to
         `outage_retry_s`, then raised: a processor stopped by an outage restarts into the same message."""
+        headers = received.headers
+        order_id = header(headers, "ce_subject")
+        span = handling(headers, self._span_names[received.topic], processor=self.processor, order_id=order_id)
+        with span, about_message(order_id=order_id, event_id=header(headers, "ce_id")):
+            return self._process_retrying(received, state)
+
+    def _process_retrying(self, received: Received, state: State) -> tuple[list[Outgoing], Outcome]:
         deadline = self._clock() + self._outage_retry_s
         backoff = FIRST_OUTAGE_BACKOFF_S
         while True:

@@ -68,8 +68,9 @@ def new_timeline(order_id: str, at: datetime.datetime) -> OrderTimeline:
     )
 
 
-def fold(timeline: OrderTimeline | None, record: AvroRecord) -> OrderTimeline | None:
-    """The timeline after `record`, or None when `record` changes nothing (a duplicate, or not an order's)."""
+def fold(timeline: OrderTimeline | None, record: AvroRecord, trace_id: str | None = None) -> OrderTimeline | None:
+    """The timeline after `record`, or None when `record` changes nothing (a duplicate, or not an order's).
+    `trace_id`, the trace the record's message belongs to, becomes the order's if it has none yet."""
     apply = APPLY.get(type(record))
     if apply is None or not isinstance(record, OrderEvent):
         return None
@@ -78,6 +79,8 @@ def fold(timeline: OrderTimeline | None, record: AvroRecord) -> OrderTimeline | 
         return None
     view = Draft(timeline or new_timeline(record.order_id, at))
     apply(view, record)
+    if trace_id is not None and view.timeline.trace_id is None:
+        view.set(trace_id=trace_id)
     return view.finish(event_id, at)
 
 

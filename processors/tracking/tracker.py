@@ -52,6 +52,7 @@ from processors.runtime.metrics import (
 )
 from processors.runtime.outages import through_outages
 from processors.runtime.records import Emit, Outgoing, utc_now
+from processors.runtime.tracing import trace_id_of
 from processors.sagas.cancellation import Phase
 from processors.tracking.lag import consumer_lag
 from processors.tracking.store import SAGA_HEADER, STATUS_HEADER, Stored, TimelineStore, summary_headers
@@ -216,7 +217,7 @@ class Tracker:
             logger.warning("dead-lettering %s: %s: %s", where, type(error).__name__, error)
             self._dead_letters.append(dead_letter(received(message), error, PROCESSOR))
             return
-        self.track(record, message.partition() or 0)
+        self.track(record, message.partition() or 0, trace_id_of(message.headers()))
 
     def _usable(self, message: Message) -> AvroRecord:
         value, topic = message.value(), self._inputs[message.topic() or ""]
@@ -226,12 +227,12 @@ class Tracker:
         self._contracts[topic.name].check(record.AVRO_NAME, message.key(), message.headers() or [], record)
         return record
 
-    def track(self, record: AvroRecord, partition: int) -> None:
+    def track(self, record: AvroRecord, partition: int, trace_id: str | None = None) -> None:
         if not isinstance(record, OrderEvent):
             return
         order_id = record.order_id
         before = self.store.get(order_id)
-        updated = fold(before, record)
+        updated = fold(before, record, trace_id)
         if updated is not None:
             observe(record, before, updated)
             self.store.put(updated, partition)

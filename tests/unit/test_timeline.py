@@ -212,3 +212,16 @@ def test_a_duplicate_order_id_is_noted_and_leaves_the_order_as_it_was() -> None:
     assert note.status == "completed" and note.error is not None and note.error.startswith("duplicate order id")
     assert [s for s in noted.steps if s.name != DUPLICATE_ID_ANSWERED] == in_flight.steps
     assert (delivered.status, delivered.outcome) == ("completed", "delivered")
+
+
+def test_the_order_takes_the_trace_of_its_first_event_that_carries_one() -> None:
+    order = a_valid_order(ORDER)
+    untraced = fold(None, order)
+    assert untraced is not None and untraced.trace_id is None
+
+    traced = fold(untraced, order_created_from(order), trace_id="0af7651916cd43dd8448eb211c80319c")
+    assert traced is not None and traced.trace_id == "0af7651916cd43dd8448eb211c80319c"
+
+    paid = PaymentProcessed(**at(1), amount=Money(amount_minor=100, currency="EUR"), charges=[])
+    later = fold(traced, paid, trace_id="4bf92f3577b34da6a3ce929d0e0e4736")
+    assert later is not None and later.trace_id == "0af7651916cd43dd8448eb211c80319c"

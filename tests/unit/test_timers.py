@@ -4,16 +4,23 @@ import datetime
 import re
 import uuid
 from collections.abc import Callable
+from typing import cast
 
 import pytest
+from confluent_kafka import Message
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
+from processors.runtime.encoder import Encoder
 from processors.runtime.errors import is_outage
+from processors.runtime.inprocess import memory_registry
 from processors.runtime.records import Emit, Outgoing
+from processors.runtime.tracing import TRACEPARENT, parent_of, trace_id_of
 from processors.timers import Cancelled, PendingTimers, TimerService, UnusableTimer, firing, read_timer
 from schemas.models import AvroRecord, TimerScheduled
+from schemas.serde import RecordCodec
 from tests.factories import NOW
 from topology.settings import get_settings
+from topology.topics import TIMERS
 
 
 def timer(timer_id: str, in_seconds: float) -> TimerScheduled:
@@ -146,3 +153,61 @@ def test_an_unusable_record_over_a_pending_timer_is_replaced_by_that_timer(monke
 
     assert replacement.key == b"o-1/cancellation"
     assert replacement.value == pending.model_dump_json().encode()
+
+
+class TimerMessage:
+    """A record of `oms.timers` as the consumer hands it over."""
+
+    def __init__(self, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        self._value, self._headers = value, headers
+
+    def key(self) -> bytes:
+        return b"o-1/cancellation"
+
+    def value(self) -> bytes:
+        return self._value
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return self._headers
+
+    def partition(self) -> int:
+        return 3
+
+
+def test_a_fired_timer_continues_the_trace_of_the_message_that_scheduled_it() -> None:
+    registry = memory_registry()
+    service = TimerService(get_settings())
+    service._codec = RecordCodec(registry, TIMERS.name)
+    service._encode = Encoder(registry, "oms.timers")
+    scheduled = timer("o-1/cancellation", -1)
+    traceparent = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    value = RecordCodec(registry, TIMERS.name).encode(scheduled)
+    service._take(
+        cast(Message, TimerMessage(value, [("ce_type", b"oms.TimerScheduled"), ("traceparent", traceparent)]))
+    )
+
+    [due] = service.pending.due(NOW)
+    (fired, _), _ = service._firing(due, NOW)
+
+    span = parent_of(fired.headers)
+    assert span is not None and span.trace_id == "0af7651916cd43dd8448eb211c80319c"
+    assert span.span_id != "b7ad6b7169203331"
+
+
+def test_a_fired_timer_scheduled_without_trace_context_starts_a_trace() -> None:
+    service = TimerService(get_settings())
+    service._encode = Encoder(memory_registry(), "oms.timers")
+    service.pending.schedule(timer("o-1/cancellation", -1))
+
+    (fired, _), _ = service._firing(timer("o-1/cancellation", -1), NOW)
+
+    assert trace_id_of(fired.headers) is not None
+
+
+def test_a_fired_or_cancelled_timer_leaves_no_trace_context_behind() -> None:
+    pending = PendingTimers()
+    pending.schedule(timer("t-1", 1), ((TRACEPARENT, b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),))
+
+    pending.cancel("t-1")
+
+    assert pending.traces == {}

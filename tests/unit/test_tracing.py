@@ -6,15 +6,32 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections.abc import Iterator
 
+import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from processors.runtime.logs import JsonFormatter, about_message
-from processors.runtime.tracing import configure_tracing, current_trace_id, handling, trace_headers, trace_id_of
+from processors.runtime.tracing import (
+    configure_tracing,
+    current_trace_id,
+    handling,
+    parent_of,
+    trace_context,
+    trace_headers,
+    trace_id_of,
+)
 
 INCOMING = (("ce_type", b"oms.PlaceOrder"), ("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"))
+
+
+@pytest.fixture(autouse=True)
+def no_exporter_after() -> Iterator[None]:
+    yield
+    configure_tracing("test", "0", environ={})
 
 
 def test_handling_continues_the_trace_of_the_message_and_passes_it_on() -> None:
@@ -24,7 +41,7 @@ def test_handling_continues_the_trace_of_the_message_and_passes_it_on() -> None:
     assert trace_id_of(produced) == "0af7651916cd43dd8448eb211c80319c"
     [(name, value)] = produced
     assert name == "traceparent"
-    assert value.decode().split("-")[2] == format(span.get_span_context().span_id, "016x")  # this hop's span
+    assert value.decode().split("-")[2] == span.span_id != "b7ad6b7169203331"  # this hop's span
 
 
 def test_a_message_without_trace_context_starts_a_trace() -> None:
@@ -73,3 +90,46 @@ def test_json_logs_carry_the_message_and_its_trace() -> None:
     assert inside["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
     assert inside["service"] == "intake" and inside["level"] == "WARNING"
     assert "order_id" not in outside and "trace_id" not in outside
+
+
+def test_without_an_exporter_no_sdk_span_is_made_yet_the_trace_goes_on() -> None:
+    configure_tracing("intake", "0", environ={})
+    with handling(INCOMING, "oms.intake process"):
+        assert not trace.get_current_span().get_span_context().is_valid
+        assert trace_id_of(trace_headers()) == "0af7651916cd43dd8448eb211c80319c"
+
+
+def test_an_exported_span_is_the_one_the_outputs_name() -> None:
+    provider = configure_tracing("intake", "0", environ={})
+    exported = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    with handling(INCOMING, "oms.intake process", order_id=None):
+        produced = parent_of(trace_headers())
+    [span] = exported.get_finished_spans()
+    assert produced is not None and produced.span_id == format(span.context.span_id, "016x")
+    assert produced.trace_id == "0af7651916cd43dd8448eb211c80319c"
+    assert "order_id" not in (span.attributes or {})
+
+
+@pytest.mark.parametrize(
+    "traceparent",
+    [
+        b"00-00000000000000000000000000000000-b7ad6b7169203331-01",  # no trace
+        b"00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",  # no parent span
+        b"ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",  # the one forbidden version
+        b"00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",  # upper case
+        b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra",  # version 00 has no more fields
+        b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331",
+    ],
+)
+def test_a_traceparent_that_breaks_the_w3c_format_names_no_parent(traceparent: bytes) -> None:
+    assert parent_of((("traceparent", traceparent),)) is None
+
+
+def test_a_later_version_is_read_for_the_fields_version_00_has() -> None:
+    parent = parent_of((("traceparent", b"01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-later"),))
+    assert parent is not None and parent.trace_id == "0af7651916cd43dd8448eb211c80319c"
+
+
+def test_only_the_trace_context_of_a_message_is_kept_to_continue_it() -> None:
+    assert trace_context((*INCOMING, ("tracestate", "a=1"))) == (INCOMING[1], ("tracestate", b"a=1"))
