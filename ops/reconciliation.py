@@ -28,7 +28,7 @@ from typing import TypeVar
 
 from processors.adapters.fulfillment_simulators import UNDOES, UNDONE_BY, Effect
 from processors.customer_messages import Notified
-from processors.intake import is_duplicate_id_rejection
+from processors.intake_rules import is_duplicate_id_rejection
 from processors.notifications import notice_for
 from schemas.models import (
     AvroRecord,

@@ -15,8 +15,8 @@ from itertools import zip_longest
 from typing import Any
 
 from processors.adapters.catalog import PRODUCTS_BY_SKU
-from processors.intake import DUPLICATE_ORDER_ID, is_duplicate_id_rejection
-from processors.intake_rules import RejectionCode
+from processors.intake import DUPLICATE_ORDER_ID
+from processors.intake_rules import RejectionCode, is_duplicate_id_rejection
 from processors.sagas.cancellation import Refusal
 from schemas.models import (
     InventoryShortage,

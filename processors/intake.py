@@ -20,7 +20,13 @@ from typing import Literal
 from pydantic import BaseModel
 from quixstreams import State
 
-from processors.intake_rules import EMAIL_PATTERN, Reason, RejectionCode, order_total, validate
+from processors.intake_rules import (
+    EMAIL_PATTERN,
+    Reason,
+    RejectionCode,
+    order_total,
+    validate,
+)
 from processors.runtime.cloudevents import header, type_of
 from processors.runtime.records import Emit, Headers, derive_event_id, utc_now
 from processors.runtime.spec import ProcessorSpec, Stream
@@ -34,11 +40,6 @@ DUPLICATE_ORDER_ID = RejectionCode.DUPLICATE_ORDER_ID.value
 # An OrderRejected's codes, comma-separated, for consumers that count records without decoding them.
 REJECTION_CODES_HEADER = "oms-rejection-codes"
 DUPLICATE_ORDER_ID_TEXT = "duplicate order id: an order with this id was placed before with other content"
-
-
-def is_duplicate_id_rejection(record: AvroRecord) -> bool:
-    """An answer to a second `PlaceOrder` for a used order id: it says nothing of the order holding the id."""
-    return isinstance(record, OrderRejected) and DUPLICATE_ORDER_ID in record.codes
 
 
 def is_duplicate_id_rejection_message(headers: Sequence[tuple[str, bytes]] | None) -> bool:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from pydantic_core import ErrorDetails
 
 from processors.adapters.catalog import PRODUCTS_BY_SKU, Product
-from schemas.models import Money, PlaceOrder
+from schemas.models import AvroRecord, Money, OrderRejected, PlaceOrder
 
 MAX_LINES = 100
 MAX_QUANTITY_PER_LINE = 1_000
@@ -220,3 +220,8 @@ def _count_broken(item: str, kind: str, context: dict[str, Any]) -> str:
         least = context["min_length"]
         return f"an order needs at least {least} {item}{'s' if least > 1 else ''}"
     return f"an order may have at most {context['max_length']} {item}s, this one has {context['actual_length']}"
+
+
+def is_duplicate_id_rejection(record: AvroRecord) -> bool:
+    """An answer to a second `PlaceOrder` for a used order id: it says nothing of the order holding the id."""
+    return isinstance(record, OrderRejected) and RejectionCode.DUPLICATE_ORDER_ID.value in record.codes

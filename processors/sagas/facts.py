@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from processors.intake import is_duplicate_id_rejection
+from processors.intake_rules import is_duplicate_id_rejection
 from schemas.models import (
     AvroRecord,
     InventoryReleased,

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from processors.intake import is_duplicate_id_rejection
+from processors.intake_rules import is_duplicate_id_rejection
 from processors.runtime.records import derive_event_id
 from processors.sagas.cancellation import Phase
 from schemas.models import (

@@ -12,10 +12,9 @@ from processors.intake import (
     IntakeState,
     decide,
     fingerprint,
-    is_duplicate_id_rejection,
     is_duplicate_id_rejection_message,
 )
-from processors.intake_rules import MAX_LINES, Reason, RejectionCode, validate
+from processors.intake_rules import MAX_LINES, Reason, RejectionCode, is_duplicate_id_rejection, validate
 from processors.runtime.memory import MemoryState
 from schemas.models import OrderCreated, OrderRejected, PlaceOrder, ShippingPriority
 from tests.factories import NOW, a_valid_order

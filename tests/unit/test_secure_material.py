@@ -15,6 +15,7 @@ import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from ops import cli
+from ops import platform as local_platform
 from ops.localsecurity import (
     CLIENT_USER,
     USERS,
@@ -122,7 +123,7 @@ def test_oms_up_secure_starts_the_secure_platform_and_prints_its_client_settings
         started.append(settings)
         return []
 
-    monkeypatch.setattr(cli.platform, "up", up)
+    monkeypatch.setattr(local_platform, "up", up)
 
     assert cli.cmd_up(cli.build_parser().parse_args(["up", "--secure"]), Settings(run_dir=tmp_path)) == 0
 

@@ -6,7 +6,8 @@ import datetime
 import uuid
 from typing import Any
 
-from processors.intake import decide, is_duplicate_id_rejection
+from processors.intake import decide
+from processors.intake_rules import is_duplicate_id_rejection
 from processors.tracking.timeline import DUPLICATE_ID_ANSWERED, fold, is_stuck
 from schemas.models import (
     AvroRecord,
