@@ -559,7 +559,7 @@ def cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     server = serve(settings, args.port)
-    print(f"dashboard on http://127.0.0.1:{server.server_address[1]}/ (the tracker's view, live); Ctrl-C stops it")
+    print(f"dashboard on {server.url} (the tracker's view, live); Ctrl-C stops it")
     sys.stdout.flush()
     stop.wait()
     server.shutdown()
@@ -809,7 +809,12 @@ def build_parser() -> argparse.ArgumentParser:
     replay_topic.add_argument("--partition", type=int, required=True)
     replay_topic.add_argument("--from-offset", type=int, required=True)
     replay_topic.add_argument("--to-offset", type=int, help="exclusive; default: the partition's end")
-    dashboard = verb(verbs, "dashboard", cmd_dashboard, "serve a live web dashboard of every workflow on 127.0.0.1")
+    dashboard = verb(
+        verbs,
+        "dashboard",
+        cmd_dashboard,
+        "serve a live web dashboard of every workflow on OMS_DASHBOARD_HOST (127.0.0.1)",
+    )
     dashboard.add_argument("--port", type=int, default=8088, help="default 8088; 0 picks a free one")
     track = verb(verbs, "track", cmd_track, "an order's timeline across choreography, routing slip and saga")
     track.add_argument("order_id")
