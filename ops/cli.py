@@ -164,6 +164,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
             cancel_rate=args.cancel_rate,
             processors_from=processors_from,
             steady_rate=args.steady_rate,
+            progress=None,
         )
     except bench.GroupsBusy as error:
         print(f"oms: {error}", file=sys.stderr)
@@ -500,7 +501,7 @@ def cmd_dlq_redrive(args: argparse.Namespace, settings: Settings) -> int:
 
     wanted = matching(processor=args.processor, error=args.error, key=args.key)
     try:
-        report = redrive_report(settings, args.topic, wanted, dry_run=args.dry_run)
+        report = redrive_report(settings, args.topic, wanted, dry_run=args.dry_run, progress=None)
     except NotADeadLetterTopic as error:
         print(f"oms: {error}", file=sys.stderr)
         return 2
@@ -542,7 +543,7 @@ def cmd_replay_group(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_replay_topic(args: argparse.Namespace, settings: Settings) -> int:
     from ops.replay import reproduce
 
-    count = reproduce(settings, args.topic, args.partition, args.from_offset, args.to_offset)
+    count = reproduce(settings, args.topic, args.partition, args.from_offset, args.to_offset, progress=None)
     print(f"re-produced {count} records of {args.topic}[{args.partition}] from offset {args.from_offset}")
     return 0
 
@@ -720,7 +721,7 @@ def build_parser() -> argparse.ArgumentParser:
         "default valid=0.7,invalid=0.1,declined=0.1,shortage=0.05,flaky=0.05 (scenarios: see ops/orders.py)",
     )
     orders.add_argument(
-        "--progress", action=argparse.BooleanOptionalAction, help="progress line on stderr (default: on a terminal)"
+        "--progress", action=argparse.BooleanOptionalAction, help="progress bar on stderr (default: on a terminal)"
     )
     orders.add_argument(
         "--cancel-rate", type=share, default=0.0, help="share of the orders to cancel (0..1, default 0)"
