@@ -288,11 +288,11 @@ class OutcomeClock:
                 # Membership tests, not a copy of the keys: the consumer's thread adds to them meanwhile.
                 bar.update(sum(1 for order_id in order_ids if order_id in self.seen_at_ms))
             time.sleep(0.05)
-        if bar is not None:
-            bar.done()
         missing = order_ids - self.seen_at_ms.keys()
         if missing:
             raise TimeoutError(f"{len(missing)} orders had no outcome within {timeout_s:.0f}s, e.g. {min(missing)}")
+        if bar is not None:
+            bar.done()
 
     def close(self) -> None:
         self._stop.set()
