@@ -55,6 +55,7 @@ from quixstreams import Application
 from ops.orders import GeneratedOrder, OrderMix, demand_by_sku, generate_orders
 from ops.platform import servers
 from ops.produce import CancellationPlan, produce_orders
+from ops.progress import Bar, Bars, bars_for
 from ops.stock import set_stock
 from ops.supervisor import Child
 from ops.tables import assign_from_now
@@ -279,13 +280,19 @@ class OutcomeClock:
                         self.seen_at_ms[order_id] = time.time_ns() // 1_000_000
                         self.kinds[order_id] = kind
 
-    def wait_for(self, order_ids: set[str], timeout_s: float) -> None:
+    def wait_for(self, order_ids: set[str], timeout_s: float, bar: Bar | None = None) -> None:
+        """Until every order's outcome is seen; `bar` counts those seen."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and not order_ids <= self.seen_at_ms.keys():
+            if bar is not None and bar.drawn:
+                # Membership tests, not a copy of the keys: the consumer's thread adds to them meanwhile.
+                bar.update(sum(1 for order_id in order_ids if order_id in self.seen_at_ms))
             time.sleep(0.05)
         missing = order_ids - self.seen_at_ms.keys()
         if missing:
             raise TimeoutError(f"{len(missing)} orders had no outcome within {timeout_s:.0f}s, e.g. {min(missing)}")
+        if bar is not None:
+            bar.done()
 
     def close(self) -> None:
         self._stop.set()
@@ -346,6 +353,7 @@ def run_orders(
     types: set[str],
     topics: list[str],
     cancellations: CancellationPlan | None = None,
+    progress: Bars | bool | None = False,
 ) -> dict[str, Any]:
     """Produce the orders (at most `rate_per_s`) and the planned cancellations; time each to its outcome, and
     those that ship to their `OrderShipped` (read once every outcome is in: most orders never ship, so it is
@@ -356,13 +364,17 @@ def run_orders(
     lag = LagSampler(settings)
     order_ids = [order.order_id for order in orders]
     cancelled = cancellations.cancelled(order_ids) if cancellations else set()
+    pace = f"{rate_per_s:,.0f}/s" if rate_per_s else "full speed"
     try:
-        report = produce_orders(
-            settings, [order.record for order in orders], rate_per_s, progress=False, cancellations=cancellations
-        )
-        clock.wait_for(set(order_ids), timeout_s=TIMEOUT_S)
-        answers.wait_for(cancelled, timeout_s=TIMEOUT_S)
-        settled(lambda: len(shipments.seen_at_ms))
+        with bars_for(progress) as bars:
+            report = produce_orders(
+                settings, [order.record for order in orders], rate_per_s, progress=bars, cancellations=cancellations
+            )
+            clock.wait_for(set(order_ids), TIMEOUT_S, bars.bar(f"{pace}: waiting for outcomes", len(order_ids)))
+            answers.wait_for(cancelled, TIMEOUT_S, bars.bar(f"{pace}: waiting for cancellations", len(cancelled)))
+            shipping = bars.bar(f"{pace}: waiting for shipments to settle")
+            settled(lambda: len(shipments.seen_at_ms))
+            shipping.done()
     finally:
         clock.close()
         answers.close()
@@ -580,10 +592,26 @@ def run(
     cancel_rate: float = 0.1,
     processors_from: Path | None = None,
     steady_rate: float | None = None,
+    progress: bool | None = False,
 ) -> dict[str, Any]:
     """Every measurement of the module docstring, with fresh processor processes (`processors_from`: run
     another checkout's processors; `steady_rate`: offer the second run this many orders a second instead of
-    half the measured rate, to compare latencies of two versions at one load)."""
+    half the measured rate, to compare latencies of two versions at one load). `progress`: a bar per phase
+    on stderr (None: when it is a terminal)."""
+    with Bars(progress) as bars:
+        return _run(settings, orders, seed, mix, cancel_rate, processors_from, steady_rate, bars)
+
+
+def _run(
+    settings: Settings,
+    orders: int,
+    seed: int,
+    mix: OrderMix | None,
+    cancel_rate: float,
+    processors_from: Path | None,
+    steady_rate: float | None,
+    bars: Bars,
+) -> dict[str, Any]:
     admin = AdminClient(settings.kafka_config())
     groups = [service.group for service in SERVICES.values()]
     ensure_groups_free(admin, groups, settings)
@@ -600,10 +628,14 @@ def run(
     order_size = round(
         statistics.fmean(len(RecordCodec(registry, ORDERS_COMMANDS.name).encode(o.record)) for o in full[:200])
     )
+    measuring = bars.bar("ceiling: transactional pass-through")
     ceiling = transactional_passthrough(
         settings, count=CEILING_MESSAGES, size=order_size, commit_every_s=settings.commit_interval_s
     )
+    measuring.done()
+    measuring = bars.bar("ceiling: Quix pass-through")
     quix_hop = quix_passthrough(settings, count=CEILING_MESSAGES, size=order_size)
+    measuring.done()
 
     servers_before = {server.name: process_usage(server.running_pid()) for server in servers(settings)}
     children = bench_children(settings, processors_from)
@@ -614,9 +646,9 @@ def run(
         # One hop: intake alone drains a backlog, timed from its first output to its last.
         backlog_outcomes = OutcomeClock(settings, OUTCOME_TYPES, outcome_topics)
         intake_outputs = OutcomeClock(settings, INTAKE_TYPES, [ORDERS_EVENTS.name])
-        produce_orders(settings, [order.record for order in backlog], progress=False)
+        produce_orders(settings, [order.record for order in backlog], progress=bars)
         children["intake"].start()
-        intake_outputs.wait_for(backlog_ids, timeout_s=TIMEOUT_S)
+        intake_outputs.wait_for(backlog_ids, TIMEOUT_S, bars.bar("backlog: intake draining", len(backlog_ids)))
         intake_outputs.close()
         times = intake_outputs.seen_at_ms.values()
         hop = Rate(len(backlog) - 1, (max(times) - min(times)) / 1000)
@@ -627,7 +659,7 @@ def run(
                 child.start()
         for service in SERVICES.values():
             wait_for_group(admin, service.group, members=1)
-        backlog_outcomes.wait_for(backlog_ids, timeout_s=TIMEOUT_S)
+        backlog_outcomes.wait_for(backlog_ids, TIMEOUT_S, bars.bar("backlog: processors draining", len(backlog_ids)))
         backlog_outcomes.close()
 
         pids = {
@@ -636,9 +668,9 @@ def run(
         }
         before = read_counters(admin, pids, groups)
         plan = CancellationPlan(cancel_rate, seed) if cancel_rate else None
-        at_full_speed = run_orders(settings, full, None, OUTCOME_TYPES, outcome_topics, plan)
+        at_full_speed = run_orders(settings, full, None, OUTCOME_TYPES, outcome_topics, plan, bars)
         half_rate = steady_rate or at_full_speed["orders_per_s"] / 2
-        at_half_speed = run_orders(settings, half, half_rate, OUTCOME_TYPES, outcome_topics, plan)
+        at_half_speed = run_orders(settings, half, half_rate, OUTCOME_TYPES, outcome_topics, plan, bars)
         after = read_counters(admin, pids, groups)
         died = exited(children)
         processes = {

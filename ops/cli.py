@@ -167,6 +167,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
             cancel_rate=args.cancel_rate,
             processors_from=processors_from,
             steady_rate=args.steady_rate,
+            progress=None,
         )
     except bench.GroupsBusy as error:
         print(f"oms: {error}", file=sys.stderr)
@@ -506,7 +507,7 @@ def cmd_dlq_redrive(args: argparse.Namespace, settings: Settings) -> int:
 
     wanted = matching(processor=args.processor, error=args.error, key=args.key)
     try:
-        report = redrive_report(settings, args.topic, wanted, dry_run=args.dry_run)
+        report = redrive_report(settings, args.topic, wanted, dry_run=args.dry_run, progress=None)
     except NotADeadLetterTopic as error:
         print(f"oms: {error}", file=sys.stderr)
         return 2
@@ -548,7 +549,7 @@ def cmd_replay_group(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_replay_topic(args: argparse.Namespace, settings: Settings) -> int:
     from ops.replay import reproduce
 
-    count = reproduce(settings, args.topic, args.partition, args.from_offset, args.to_offset)
+    count = reproduce(settings, args.topic, args.partition, args.from_offset, args.to_offset, progress=None)
     print(f"re-produced {count} records of {args.topic}[{args.partition}] from offset {args.from_offset}")
     return 0
 
@@ -565,7 +566,7 @@ def cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     server = serve(settings, args.port)
-    print(f"dashboard on http://127.0.0.1:{server.server_address[1]}/ (the tracker's view, live); Ctrl-C stops it")
+    print(f"dashboard on {server.url} (the tracker's view, live); Ctrl-C stops it")
     sys.stdout.flush()
     stop.wait()
     server.shutdown()
@@ -726,7 +727,7 @@ def build_parser() -> argparse.ArgumentParser:
         "default valid=0.7,invalid=0.1,declined=0.1,shortage=0.05,flaky=0.05 (scenarios: see ops/orders.py)",
     )
     orders.add_argument(
-        "--progress", action=argparse.BooleanOptionalAction, help="progress line on stderr (default: on a terminal)"
+        "--progress", action=argparse.BooleanOptionalAction, help="progress bar on stderr (default: on a terminal)"
     )
     orders.add_argument(
         "--cancel-rate", type=share, default=0.0, help="share of the orders to cancel (0..1, default 0)"
@@ -815,7 +816,12 @@ def build_parser() -> argparse.ArgumentParser:
     replay_topic.add_argument("--partition", type=int, required=True)
     replay_topic.add_argument("--from-offset", type=int, required=True)
     replay_topic.add_argument("--to-offset", type=int, help="exclusive; default: the partition's end")
-    dashboard = verb(verbs, "dashboard", cmd_dashboard, "serve a live web dashboard of every workflow on 127.0.0.1")
+    dashboard = verb(
+        verbs,
+        "dashboard",
+        cmd_dashboard,
+        "serve a live web dashboard of every workflow on OMS_DASHBOARD_HOST (127.0.0.1)",
+    )
     dashboard.add_argument("--port", type=int, default=8088, help="default 8088; 0 picks a free one")
     track = verb(verbs, "track", cmd_track, "an order's timeline across choreography, routing slip and saga")
     track.add_argument("order_id")

@@ -24,6 +24,7 @@ from enum import StrEnum
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Producer, TopicPartition
 
+from ops.progress import Bars, bars_for
 from ops.tables import read_table
 from processors.runtime.clients import end_reader, read_to_end
 from processors.runtime.deadletters import TRUNCATED_HEADER
@@ -238,46 +239,60 @@ def redrive_transactional_id(dead_letter_topic: str) -> str:
     return f"oms-dlq-redrive-{dead_letter_topic}"
 
 
-def redrive_report(settings: Settings, topic: str, wanted: Filter, dry_run: bool = False) -> RedriveReport:
+def redrive_report(
+    settings: Settings, topic: str, wanted: Filter, dry_run: bool = False, progress: Bars | bool | None = False
+) -> RedriveReport:
     """Re-produce the wanted dead letters' originals not yet redriven, each once, to the topic whose dead
-    letters they are; what was sent and what was skipped, with why.
+    letters they are; what was sent and what was skipped, with why. `progress`: bars of the reading and sending.
 
     Raises `RedriveFenced` if another redrive of the same topic started meanwhile (nothing of this one is
     then visible), `NotADeadLetterTopic` for a topic that has no declared dead letters."""
     owner = owner_of(topic)
     dlq = owner.dead_letter_topic.name
-    sendable, refused = candidates(dead_letters(settings, dlq), wanted, owner)
-    if not sendable:
-        return RedriveReport(dlq, [], refused)
-    if dry_run:
-        chosen, skipped = choose(sendable, redriven(settings))
-        return RedriveReport(dlq, chosen, refused + skipped)
-    producer = Producer(
-        {
-            **settings.producer_config(),
-            "transactional.id": redrive_transactional_id(dlq),
-            "transaction.timeout.ms": settings.transaction_timeout_ms,
-            "logger": logger,
-        }
-    )
-    try:
-        # Fence first, then read: whatever an earlier redrive of this topic committed is in `redriven`, and
-        # whatever it has not committed yet it never will.
-        producer.init_transactions(TRANSACTION_TIMEOUT_S)
-        chosen, skipped = choose(sendable, redriven(settings))
-        if chosen:
-            producer.begin_transaction()
-            for letter in chosen:
-                producer.produce(owner.name, key=letter.key, value=letter.value, headers=letter.original_headers())
-                producer.produce(DEAD_LETTERS_REDRIVEN.name, key=letter.original.encode(), value=b"redriven")
-            producer.commit_transaction(TRANSACTION_TIMEOUT_S)
-    except KafkaException as failure:
-        if is_fenced(failure):
-            raise RedriveFenced(dlq) from failure
-        if failure.args and isinstance(failure.args[0], KafkaError) and failure.args[0].txn_requires_abort():
-            producer.abort_transaction(TRANSACTION_TIMEOUT_S)
-        raise
+    with bars_for(progress) as bars:
+        reading = bars.bar(f"reading {dlq}")
+        sendable, refused = candidates(dead_letters(settings, dlq), wanted, owner)
+        reading.done()
+        if not sendable:
+            return RedriveReport(dlq, [], refused)
+        if dry_run:
+            chosen, skipped = choose(sendable, _redriven(settings, bars))
+            return RedriveReport(dlq, chosen, refused + skipped)
+        producer = Producer(
+            {
+                **settings.producer_config(),
+                "transactional.id": redrive_transactional_id(dlq),
+                "transaction.timeout.ms": settings.transaction_timeout_ms,
+                "logger": logger,
+            }
+        )
+        try:
+            # Fence first, then read: whatever an earlier redrive of this topic committed is in `redriven`, and
+            # whatever it has not committed yet it never will.
+            producer.init_transactions(TRANSACTION_TIMEOUT_S)
+            chosen, skipped = choose(sendable, _redriven(settings, bars))
+            if chosen:
+                sending = bars.bar(f"redriving to {owner.name}", total=len(chosen))
+                producer.begin_transaction()
+                for letter in chosen:
+                    producer.produce(owner.name, key=letter.key, value=letter.value, headers=letter.original_headers())
+                    producer.produce(DEAD_LETTERS_REDRIVEN.name, key=letter.original.encode(), value=b"redriven")
+                    sending.advance()
+                producer.commit_transaction(TRANSACTION_TIMEOUT_S)
+        except KafkaException as failure:
+            if is_fenced(failure):
+                raise RedriveFenced(dlq) from failure
+            if failure.args and isinstance(failure.args[0], KafkaError) and failure.args[0].txn_requires_abort():
+                producer.abort_transaction(TRANSACTION_TIMEOUT_S)
+            raise
     return RedriveReport(dlq, chosen, refused + skipped)
+
+
+def _redriven(settings: Settings, bars: Bars) -> set[str]:
+    reading = bars.bar(f"reading {DEAD_LETTERS_REDRIVEN.name}")
+    done = redriven(settings)
+    reading.done()
+    return done
 
 
 def redrive(settings: Settings, topic: str, wanted: Filter, dry_run: bool = False) -> list[DeadLetter]:

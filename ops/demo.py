@@ -92,7 +92,7 @@ def run(settings: Settings, rate_per_s: float, seed: int, mix: OrderMix | None =
     supervisor.start()
     tally = Tally(settings)
     try:
-        dashboard = f"http://127.0.0.1:{serve(settings, DASHBOARD_PORT).server_address[1]}/"
+        dashboard = serve(settings, DASHBOARD_PORT).url
     except OSError as error:
         dashboard = f"not served: port {DASHBOARD_PORT}: {error}"
     print(

@@ -1,4 +1,5 @@
-"""The local Apache Kafka: one combined broker+controller in KRaft mode on 127.0.0.1, plaintext or secure."""
+"""The local Apache Kafka: one combined broker+controller in KRaft mode on 127.0.0.1, plaintext or secure, on the
+ports the settings give (`local_kafka_port` and `local_controller_port`, or their `local_secure_*` twins)."""
 
 from __future__ import annotations
 
@@ -21,11 +22,9 @@ from ops.localsecurity import (
 )
 from ops.localserver import LocalServer, PlatformError
 from ops.maven import kafka_libs
-from topology.settings import Settings
+from topology.settings import LOCAL_HOST, Settings, local_bootstrap_servers
 
-HOST = "127.0.0.1"
-BROKER_PORT = 9092
-CONTROLLER_PORT = 9093
+HOST = LOCAL_HOST
 HEAP = "-Xmx512m"
 
 # Single-node settings: internal topics with one replica, transactions (exactly-once) work on one broker,
@@ -47,12 +46,12 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 """
 
-PLAINTEXT_LISTENERS = f"""\
-listeners=PLAINTEXT://{HOST}:{BROKER_PORT},CONTROLLER://{HOST}:{CONTROLLER_PORT}
-advertised.listeners=PLAINTEXT://{HOST}:{BROKER_PORT}
+PLAINTEXT_LISTENERS = """\
+listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}
+advertised.listeners=PLAINTEXT://{host}:{port}
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
-controller.quorum.bootstrap.servers={HOST}:{CONTROLLER_PORT}
+controller.quorum.bootstrap.servers={host}:{controller_port}
 """
 
 # Clients authenticate with SCRAM-SHA-512 over TLS. The controller listener takes only TLS connections that
@@ -88,19 +87,30 @@ logger.kafka-request.level = WARN
 
 
 def kafka_server(settings: Settings) -> LocalServer:
-    """The broker that `settings.local_security` asks for: plaintext on 9092, or SASL_SSL on its own port."""
+    """The broker that `settings.local_security` asks for: plaintext, or SASL_SSL on ports of its own."""
     if settings.local_security == "sasl_ssl":
         return _secure_kafka_server(settings)
     run_dir = settings.run_dir / "kafka"
     return LocalServer(
         name="kafka",
         host=HOST,
-        port=BROKER_PORT,
+        port=settings.local_kafka_port,
         run_dir=run_dir,
         cmdline_marker="kafka.Kafka",
-        build_command=lambda: _prepare(run_dir, settings.cache_dir, PLAINTEXT_LISTENERS),
-        is_ready=lambda: _answers({"bootstrap.servers": f"{HOST}:{BROKER_PORT}"}),
+        build_command=lambda: _prepare(run_dir, settings.cache_dir, plaintext_listeners(settings)),
+        is_ready=lambda: _answers({"bootstrap.servers": local_bootstrap_servers(settings)}),
         start_timeout_s=60.0,
+        port_settings={
+            settings.local_kafka_port: "OMS_LOCAL_KAFKA_PORT",
+            settings.local_controller_port: "OMS_LOCAL_CONTROLLER_PORT",
+        },
+    )
+
+
+def plaintext_listeners(settings: Settings) -> str:
+    """The plaintext broker's listeners: clients on `local_kafka_port`, the controller on its own port."""
+    return PLAINTEXT_LISTENERS.format(
+        host=HOST, port=settings.local_kafka_port, controller_port=settings.local_controller_port
     )
 
 
@@ -135,6 +145,10 @@ def _secure_kafka_server(settings: Settings) -> LocalServer:
         build_command=build_command,
         is_ready=lambda: _answers(client_settings(settings).kafka_config()),
         start_timeout_s=60.0,
+        port_settings={
+            settings.local_secure_kafka_port: "OMS_LOCAL_SECURE_KAFKA_PORT",
+            settings.local_secure_controller_port: "OMS_LOCAL_SECURE_CONTROLLER_PORT",
+        },
     )
 
 

@@ -17,16 +17,15 @@ from typing import Any
 from pydantic import SecretStr
 
 from ops.certificates import issue, new_authority, write_private
-from topology.settings import Settings
+from topology.settings import CONFLUENT_API_PATH, LOCAL_HOST, Settings
 
-HOST = "127.0.0.1"
+HOST = LOCAL_HOST
 SERVER_HOSTS = (HOST, "localhost")
 SCRAM_MECHANISM = "SCRAM-SHA-512"
 BROKER_USER = "broker"
 REGISTRY_USER = "registry"
 CLIENT_USER = "oms"
 USERS = (BROKER_USER, REGISTRY_USER, CLIENT_USER)
-CONFLUENT_API_PATH = "/apis/ccompat/v7"
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,9 @@ class LocalServer:
     is_ready: Callable[[], bool]
     start_timeout_s: float = 120.0
     environment: dict[str, str] = field(default_factory=dict)
+    # The setting (its variable) that chooses each port the server listens on: `port` and any other (a
+    # controller's), so that a port taken by someone else names what to change.
+    port_settings: dict[int, str] = field(default_factory=dict)
 
     @property
     def pid_file(self) -> Path:
@@ -55,6 +58,16 @@ class LocalServer:
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def ports(self) -> list[int]:
+        """Every port the server listens on, its address's first."""
+        return [self.port, *(port for port in self.port_settings if port != self.port)]
+
+    def _port_advice(self, port: int, advice: str) -> str:
+        """`advice` naming the setting that chooses `port`, or nothing when no setting does."""
+        setting = self.port_settings.get(port)
+        return advice.format(setting) if setting else ""
 
     def running_pid(self) -> int | None:
         """The pid of our live process, or None (a stale pid file is not a live process)."""
@@ -74,7 +87,9 @@ class LocalServer:
         if pid is None and self.pid_file.exists():
             note = f"stale pid file {self.pid_file}"
         elif pid is None and port_is_open(self.host, self.port):
-            note = f"port {self.port} is taken by a process that is not ours"
+            note = f"port {self.port} is taken by a process that is not ours" + self._port_advice(
+                self.port, " ({} chooses another)"
+            )
         return ServerStatus(self.name, pid, pid is not None and self.is_ready(), self.address, self.log_file, note)
 
     def start(self) -> str:
@@ -88,12 +103,13 @@ class LocalServer:
         if self.pid_file.exists():
             self.pid_file.unlink()
             notes.append("removed a stale pid file")
-        if port_is_open(self.host, self.port):
-            raise PlatformError(
-                f"cannot start {self.name}: port {self.port} on {self.host} is taken by another process "
-                f"that {self.pid_file} does not name. Stop that process (e.g. `ss -ltnp | grep {self.port}`) "
-                "and run again."
-            )
+        for port in self.ports:
+            if port_is_open(self.host, port):
+                raise PlatformError(
+                    f"cannot start {self.name}: port {port} on {self.host} is taken by another process "
+                    f"that {self.pid_file} does not name. Stop that process (e.g. `ss -ltnp | grep {port}`) "
+                    "and run again" + self._port_advice(port, ", or set {} to a free port") + "."
+                )
         command = self.build_command()
         started = time.monotonic()
         with self.log_file.open("ab") as log:

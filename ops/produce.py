@@ -7,15 +7,15 @@ that a benchmark can measure how long the system takes from a command to its out
 from __future__ import annotations
 
 import random
-import sys
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from ops.progress import Bars, bars_for
 from processors.runtime.encoder import Encoder
 from processors.runtime.records import Emit, utc_now
 from schemas.models import AvroRecord, CancelOrder, PlaceOrder, RetrySaga
@@ -27,7 +27,6 @@ CLI_SOURCE = "oms.cli"
 PRODUCER_CONFIG: dict[str, Any] = {"enable.idempotence": True, "linger.ms": 5}
 FLUSH_TIMEOUT_S = 60.0
 KEPT_ERRORS = 10
-PROGRESS_EVERY_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -66,13 +65,13 @@ def produce_orders(
     settings: Settings,
     orders: Sequence[PlaceOrder],
     rate_per_s: float | None = None,
-    progress: bool | None = None,
+    progress: Bars | bool | None = None,
     cancellations: CancellationPlan | None = None,
 ) -> ProduceReport:
     """Each order to `oms.orders.commands`, keyed by order id; at most `rate_per_s` a second when given.
 
     With `cancellations`, a share of the orders is followed by a `CancelOrder` at a random moment of its life.
-    `progress` draws a progress line on stderr; by default only when stderr is a terminal.
+    `progress` draws a progress bar on stderr (ops/progress.py); by default only when stderr is a terminal.
     Raises `DeliveryFailed` (carrying the report) when the broker did not take every order.
     """
     timeline: list[tuple[float, str, AvroRecord]] = [
@@ -140,7 +139,7 @@ def produce_records(
     *,
     rate_per_s: float | None = None,
     at_s: Sequence[float] | None = None,
-    progress: bool | None = None,
+    progress: Bars | bool | None = None,
     source: str = CLI_SOURCE,
 ) -> ProduceReport:
     """Produce `(key, record)` pairs in order, idempotently, and wait until the broker has them all.
@@ -151,35 +150,33 @@ def produce_records(
     encode = Encoder(registry_client(settings), source)
     producer = Producer({**settings.producer_config(), **PRODUCER_CONFIG})
     deliveries = _Deliveries()
-    bar = _ProgressLine(len(keyed), sys.stderr) if _shows_progress(progress) else None
     produced_at_ms: dict[str, int] = {}
     last_produced_at_ms: dict[str, int] = {}
-    started = time.monotonic()
-    for index, (key, record) in enumerate(keyed):
-        if at_s is not None:
-            _wait_until(producer, started + at_s[index])
-        elif rate_per_s is not None:
-            _wait_until(producer, started + index / rate_per_s)
-        outgoing = encode(Emit(topic, key, record))
-        now_ms = time.time_ns() // 1_000_000
-        produced_at_ms.setdefault(key, now_ms)
-        last_produced_at_ms[key] = now_ms
-        _produce(
-            producer,
-            topic=outgoing.topic,
-            key=outgoing.key,
-            value=outgoing.value,
-            headers=list(outgoing.headers),
-            timestamp=now_ms,
-            on_delivery=deliveries.record,
-        )
-        producer.poll(0)
-        if bar is not None:
-            bar.show(index + 1, time.monotonic() - started)
-    undelivered = producer.flush(FLUSH_TIMEOUT_S)
-    elapsed = time.monotonic() - started
-    if bar is not None:
-        bar.finish(len(keyed), elapsed)
+    with bars_for(progress) as bars:
+        bar = bars.bar(f"producing to {topic.name}", total=len(keyed))
+        started = time.monotonic()
+        for index, (key, record) in enumerate(keyed):
+            if at_s is not None:
+                _wait_until(producer, started + at_s[index])
+            elif rate_per_s is not None:
+                _wait_until(producer, started + index / rate_per_s)
+            outgoing = encode(Emit(topic, key, record))
+            now_ms = time.time_ns() // 1_000_000
+            produced_at_ms.setdefault(key, now_ms)
+            last_produced_at_ms[key] = now_ms
+            _produce(
+                producer,
+                topic=outgoing.topic,
+                key=outgoing.key,
+                value=outgoing.value,
+                headers=list(outgoing.headers),
+                timestamp=now_ms,
+                on_delivery=deliveries.record,
+            )
+            producer.poll(0)
+            bar.advance()
+        undelivered = producer.flush(FLUSH_TIMEOUT_S)
+        elapsed = time.monotonic() - started
     if undelivered:
         deliveries.errors.append(f"{undelivered} still unacknowledged after {FLUSH_TIMEOUT_S:.0f}s")
     report = ProduceReport(
@@ -198,15 +195,6 @@ def produce_records(
     return report
 
 
-def progress_line(done: int, total: int, elapsed_s: float, width: int = 30) -> str:
-    """`[#########.....]   450/1000  45%   312 msg/s  1.4s`"""
-    fraction = done / total if total else 1.0
-    filled = round(fraction * width)
-    rate = done / elapsed_s if elapsed_s > 0 else 0.0
-    count = f"{done:>{len(str(total))}}/{total}"
-    return f"[{'#' * filled}{'.' * (width - filled)}] {count} {fraction:>4.0%} {rate:>8,.0f} msg/s {elapsed_s:>6.1f}s"
-
-
 @dataclass
 class _Deliveries:
     """Counts the broker's acknowledgements, as librdkafka's delivery callbacks report them."""
@@ -222,33 +210,6 @@ class _Deliveries:
             self.ends[partition] = max(self.ends.get(partition, 0), offset + 1)
         elif len(self.errors) < KEPT_ERRORS:
             self.errors.append(f"{message.key()!r}: {error.str()}")
-
-
-class _ProgressLine:
-    """One line on a terminal, redrawn in place at most every `PROGRESS_EVERY_S`."""
-
-    def __init__(self, total: int, stream: TextIO) -> None:
-        self._total = total
-        self._stream = stream
-        self._last_drawn = 0.0
-
-    def show(self, done: int, elapsed_s: float) -> None:
-        if elapsed_s - self._last_drawn >= PROGRESS_EVERY_S:
-            self._draw(done, elapsed_s)
-
-    def finish(self, done: int, elapsed_s: float) -> None:
-        self._draw(done, elapsed_s)
-        self._stream.write("\n")
-        self._stream.flush()
-
-    def _draw(self, done: int, elapsed_s: float) -> None:
-        self._last_drawn = elapsed_s
-        self._stream.write(f"\r{progress_line(done, self._total, elapsed_s)}")
-        self._stream.flush()
-
-
-def _shows_progress(progress: bool | None) -> bool:
-    return sys.stderr.isatty() if progress is None else progress
 
 
 def _wait_until(producer: Producer, due: float) -> None:

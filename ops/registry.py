@@ -1,5 +1,6 @@
-"""The local schema registry: Apicurio Registry 3 keeping its schemas in Kafka, Confluent API on 8081 (or, with
-`local_security` "sasl_ssl", on HTTPS only, storing its schemas through the secure broker as its own SCRAM user)."""
+"""The local schema registry: Apicurio Registry 3 keeping its schemas in Kafka, Confluent API on
+`local_registry_port` (or, with `local_security` "sasl_ssl", on HTTPS only, storing its schemas through the secure
+broker as its own SCRAM user)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from ops.certificates import write_private
 from ops.jvm import java_executable
-from ops.kafka import BROKER_PORT, scram_jaas
 from ops.kafka import HOST as KAFKA_HOST
+from ops.kafka import scram_jaas
 from ops.localsecurity import (
     REGISTRY_USER,
     SCRAM_MECHANISM,
@@ -22,11 +23,9 @@ from ops.localsecurity import (
 )
 from ops.localserver import LocalServer
 from ops.maven import registry_app
-from topology.settings import Settings
+from topology.settings import LOCAL_HOST, Settings, local_bootstrap_servers, local_registry_url
 
-HOST = "127.0.0.1"
-PORT = 8081
-CONFLUENT_API = f"http://{HOST}:{PORT}/apis/ccompat/v7"
+HOST = LOCAL_HOST
 HEAP = "-Xmx384m"
 
 
@@ -37,12 +36,13 @@ def registry_server(settings: Settings) -> LocalServer:
     return LocalServer(
         name="registry",
         host=HOST,
-        port=PORT,
+        port=settings.local_registry_port,
         run_dir=settings.run_dir / "registry",
         cmdline_marker="quarkus-run.jar",
         build_command=lambda: _command(settings),
-        is_ready=lambda: _answers({"url": CONFLUENT_API}),
+        is_ready=lambda: _answers({"url": local_registry_url(settings)}),
         start_timeout_s=180.0,
+        port_settings={settings.local_registry_port: "OMS_LOCAL_REGISTRY_PORT"},
     )
 
 
@@ -50,21 +50,24 @@ def local_registry_client(settings: Settings) -> SchemaRegistryClient:
     """A client of the local registry that `settings.local_security` asks for."""
     if settings.local_security == "sasl_ssl":
         return SchemaRegistryClient(client_settings(settings).schema_registry_config())
-    return SchemaRegistryClient({"url": CONFLUENT_API})
+    return SchemaRegistryClient({"url": local_registry_url(settings)})
 
 
 def _command(settings: Settings) -> list[str]:
-    jar = registry_app(settings.cache_dir)
-    options = {
+    return _java_command(registry_app(settings.cache_dir), plaintext_options(settings))
+
+
+def plaintext_options(settings: Settings) -> dict[str, str]:
+    """The plaintext registry's configuration: HTTP on `local_registry_port`, schemas through the local broker."""
+    return {
         "quarkus.http.host": HOST,
-        "quarkus.http.port": str(PORT),
+        "quarkus.http.port": str(settings.local_registry_port),
         "quarkus.http.access-log.enabled": "false",
         "quarkus.management.enabled": "false",
         # Schemas live in a Kafka topic (the `kafkasql-journal`), so they survive restarts as Kafka does.
         "apicurio.storage.kind": "kafkasql",
-        "apicurio.kafkasql.bootstrap.servers": f"{KAFKA_HOST}:{BROKER_PORT}",
+        "apicurio.kafkasql.bootstrap.servers": local_bootstrap_servers(settings),
     }
-    return _java_command(jar, options)
 
 
 def _secure_registry_server(settings: Settings) -> LocalServer:
@@ -86,6 +89,7 @@ def _secure_registry_server(settings: Settings) -> LocalServer:
         build_command=build_command,
         is_ready=lambda: _answers(client_settings(settings).schema_registry_config()),
         start_timeout_s=180.0,
+        port_settings={settings.local_secure_registry_port: "OMS_LOCAL_SECURE_REGISTRY_PORT"},
     )
 
 

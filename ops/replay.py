@@ -25,6 +25,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient
 
+from ops.progress import Bars, bars_for
 from processors.runtime.clients import end_reader
 from topology.settings import Settings
 
@@ -94,30 +95,42 @@ def apply(settings: Settings, group: str, moves: list[Move]) -> None:
     admin.alter_consumer_group_offsets([request], request_timeout=TIMEOUT_S)[group].result()
 
 
-def reproduce(settings: Settings, topic: str, partition: int, start: int, end: int | None = None) -> int:
+def reproduce(
+    settings: Settings,
+    topic: str,
+    partition: int,
+    start: int,
+    end: int | None = None,
+    progress: Bars | bool | None = False,
+) -> int:
     """Produce the records of `topic[partition]` from offset `start` up to `end` (exclusive; default: the end)
-    again, with their keys, values and headers; how many."""
+    again, with their keys, values and headers; how many. `progress`: a bar of the offsets gone through."""
     consumer = end_reader(settings, "oms-replay-reader")
     producer = Producer({**settings.producer_config(), "enable.idempotence": True})
     count = 0
     try:
-        _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=TIMEOUT_S)
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=TIMEOUT_S)
         stop = high if end is None else min(end, high)
+        first = max(start, low)
         consumer.assign([TopicPartition(topic, partition, start if start >= 0 else OFFSET_BEGINNING)])
         reading = start < stop
-        while reading:
-            for message in consumer.consume(1000, 1.0):
-                error = message.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
+        with bars_for(progress) as bars:
+            bar = bars.bar(f"replaying {topic}[{partition}]", total=max(stop - first, 0))
+            while reading:
+                for message in consumer.consume(1000, 1.0):
+                    error = message.error()
+                    if error is not None:
+                        if error.code() == KafkaError._PARTITION_EOF:
+                            reading = False
+                            continue
+                        raise KafkaException(error)
+                    if message.offset() >= stop:
                         reading = False
-                        continue
-                    raise KafkaException(error)
-                if message.offset() >= stop:
-                    reading = False
-                    break
-                producer.produce(topic, key=message.key(), value=message.value(), headers=message.headers())
-                count += 1
+                        break
+                    producer.produce(topic, key=message.key(), value=message.value(), headers=message.headers())
+                    count += 1
+                    bar.update(message.offset() + 1 - first)
+            bar.done()
         producer.flush(60)
         return count
     finally:

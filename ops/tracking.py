@@ -10,8 +10,8 @@ from typing import Any
 from ops.tables import read_table
 from ops.view_index import ViewIndex
 from processors.runtime.records import utc_now
-from processors.tracking.timeline import is_stuck
-from schemas.models import OrderTimeline
+from processors.tracking.timeline import DONE, FAULTED, PENDING, SKIPPED, is_stuck, status_of
+from schemas.models import OrderTimeline, TimelineStep
 from schemas.registry import registry_client
 from schemas.serde import RecordCodec
 from topology.settings import Settings
@@ -48,7 +48,18 @@ def summary(timeline: OrderTimeline) -> dict[str, Any]:
 
 
 def steps(timeline: OrderTimeline) -> list[dict[str, Any]]:
-    return [step.model_dump(mode="json") | {"duration_ms": duration_ms(step)} for step in timeline.steps]
+    return [step.model_dump(mode="json") | {"duration_ms": duration_ms(step)} for step in shown_steps(timeline)]
+
+
+def shown_steps(timeline: OrderTimeline) -> list[TimelineStep]:
+    """The steps as an operator should read them: once the order is over (completed or faulted), a step still
+    pending will not run, and shows as skipped.
+
+    The view keeps it pending (a faulted saga retried or a slip resumed may still run it); only the reading
+    changes, so timelines folded before this rule read the same way."""
+    if status_of(timeline) not in (DONE, FAULTED):
+        return list(timeline.steps)
+    return [step.model_copy(update={"status": SKIPPED}) if step.status == PENDING else step for step in timeline.steps]
 
 
 def duration_ms(step: Any) -> int | None:
@@ -68,7 +79,7 @@ def timeline_lines(timeline: OrderTimeline, stuck_after: datetime.timedelta) -> 
         f"{'pattern':<13} {'step':<24} {'status':<20} {'started':<13} {'took':>8}  error",
     ]
     rows = []
-    for step in timeline.steps:
+    for step in shown_steps(timeline):
         started = step.started_at.strftime("%H:%M:%S.%f")[:-3] if step.started_at else "-"
         took = duration_ms(step)
         rows.append(

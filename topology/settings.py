@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -22,6 +22,10 @@ SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
 LocalSecurity = Literal["none", "sasl_ssl"]
 
+# Where `oms up` runs the local platform: loopback only, so nothing off the machine reaches it.
+LOCAL_HOST = "127.0.0.1"
+CONFLUENT_API_PATH = "/apis/ccompat/v7"
+
 
 class Settings(BaseSettings):
     """Where Kafka and the schema registry are, how to reach them securely, and local tuning.
@@ -31,6 +35,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="OMS_", extra="ignore")
 
+    # Unset, these two follow the local platform's ports (`local_kafka_port`, `local_registry_port`).
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
     kafka_sasl_mechanism: SaslMechanism | None = None
@@ -115,6 +120,19 @@ class Settings(BaseSettings):
     local_secure_kafka_port: int = 9192
     local_secure_controller_port: int = 9193
     local_secure_registry_port: int = 8443
+    # The plaintext local platform's ports: change them when another Kafka or registry holds them already.
+    local_kafka_port: int = Field(default=9092, ge=1, le=65535)
+    local_controller_port: int = Field(default=9093, ge=1, le=65535)
+    local_registry_port: int = Field(default=8081, ge=1, le=65535)
+
+    @model_validator(mode="after")
+    def clients_follow_the_local_ports(self) -> Settings:
+        """Bootstrap servers and registry URL not given reach the local platform on the ports it is given."""
+        if "kafka_bootstrap_servers" not in self.model_fields_set:
+            self.kafka_bootstrap_servers = local_bootstrap_servers(self)
+        if "schema_registry_url" not in self.model_fields_set:
+            self.schema_registry_url = local_registry_url(self)
+        return self
 
     def kafka_config(self) -> dict[str, Any]:
         """librdkafka properties shared by every producer, consumer and admin client."""
@@ -158,6 +176,16 @@ class Settings(BaseSettings):
         }
         config.update({key: str(value) for key, value in client_certificate.items() if value is not None})
         return config
+
+
+def local_bootstrap_servers(settings: Settings) -> str:
+    """How a client reaches the plaintext local broker."""
+    return f"{LOCAL_HOST}:{settings.local_kafka_port}"
+
+
+def local_registry_url(settings: Settings) -> str:
+    """The plaintext local registry's Confluent-compatible API."""
+    return f"http://{LOCAL_HOST}:{settings.local_registry_port}{CONFLUENT_API_PATH}"
 
 
 def _reveal(secret: SecretStr | None) -> str | None:

@@ -22,6 +22,8 @@ MAX_BODY_BYTES = 4096
 MAX_ORDER_ID = 200
 MAX_REASON = 500
 LOCAL_NAMES = ("127.0.0.1", "localhost")
+# Hosts that mean "every address of the machine" when bound to.
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 
 # Each declared dead-letter topic, by its own name and by the name of the topic whose dead letters it holds.
 DEAD_LETTER_TOPICS: dict[str, str] = {
@@ -59,17 +61,33 @@ class Headers(Protocol):
     def get(self, name: str) -> str | None: ...
 
 
+def served_names(bind_host: str, machine_names: tuple[str, ...]) -> tuple[str, ...]:
+    """The names a browser may use for a dashboard bound to `bind_host`: loopback's, the bound address, and the
+    machine's own names (`machine_names`) when it is bound to every address."""
+    names = [*LOCAL_NAMES]
+    extra = machine_names if bind_host in WILDCARD_HOSTS else (bind_host,)
+    names += [name for name in extra if name and name not in names]
+    return tuple(names)
+
+
+def address(name: str, port: int) -> str:
+    """`name:port` as a Host header has it (an IPv6 address in brackets)."""
+    return f"[{name}]:{port}" if ":" in name else f"{name}:{port}"
+
+
 @dataclass(frozen=True)
 class Guard:
-    """Who may act: the page served with `token`, from this server's own origin at `port`."""
+    """Who may act: the page served with `token`, from this server's own origin at `port`, reached by one of
+    `names`."""
 
     token: str
     port: int
+    names: tuple[str, ...] = LOCAL_NAMES
 
     def host_refusal(self, host: str | None) -> str | None:
         """Why a request naming `host` is not for this server, if it is not (checked on every request)."""
-        if host not in {f"{name}:{self.port}" for name in LOCAL_NAMES}:
-            return f"the Host header is not this dashboard's address (127.0.0.1:{self.port})"
+        if host not in {address(name, self.port) for name in self.names}:
+            return f"the Host header is not this dashboard's address ({address(self.names[0], self.port)})"
         return None
 
     def action_refusal(self, headers: Headers) -> str | None:

@@ -1,4 +1,4 @@
-"""`oms dashboard`: a web page on 127.0.0.1 over the tracker's view, updating live.
+"""`oms dashboard`: a web page on `dashboard_host` (127.0.0.1 unless set) over the tracker's view, updating live.
 
 A thread follows the compacted `oms.tracking.orders` (`view.py`); the HTTP server answers from that copy. The
 page (`page.html`) polls `/api/fleet` and `/api/orders/<id>`. Three actions: resume a saga that ended `Failed`
@@ -17,6 +17,7 @@ import datetime
 import json
 import logging
 import secrets
+import socket
 import threading
 from collections.abc import Callable
 from http import HTTPStatus
@@ -27,13 +28,17 @@ from urllib.parse import unquote, urlparse
 
 from ops.cancel import DEFAULT_TIMEOUT_S, cancel_and_wait
 from ops.dashboard.requests import (
+    LOCAL_NAMES,
+    WILDCARD_HOSTS,
     Cancel,
     Guard,
     Redrive,
     Refused,
     Retry,
+    address,
     body_length,
     parse_action,
+    served_names,
 )
 from ops.dashboard.view import Follower, View
 from ops.deadletters import NotADeadLetterTopic, RedriveFenced, matching, redrive
@@ -210,13 +215,27 @@ class Dashboard(ThreadingHTTPServer):
         super().shutdown()
         self.server_close()
 
+    @property
+    def url(self) -> str:
+        """Where a browser on this machine finds the page."""
+        host = str(self.server_address[0])
+        return f"http://{address(LOCAL_NAMES[0] if host in WILDCARD_HOSTS else host, self.server_address[1])}/"
+
+
+class Dashboard6(Dashboard):
+    address_family = socket.AF_INET6
+
 
 def serve(settings: Settings, port: int, topic: str = TRACKING_ORDERS.name) -> Dashboard:
-    """Start following the view on `topic` and serving it on 127.0.0.1:`port` (0: any free port); the server."""
+    """Start following the view on `topic` and serving it on `settings.dashboard_host`:`port` (0: any free
+    port); the server."""
     codec = RecordCodec(registry_client(settings), TRACKING_ORDERS.name)
     view = View(lambda value: codec.decode_as(value, OrderTimeline))
-    server = Dashboard(("127.0.0.1", port), BaseHTTPRequestHandler)
-    server.RequestHandlerClass = handler_for(settings, view, Guard(secrets.token_urlsafe(32), server.server_address[1]))
+    host = settings.dashboard_host
+    server = (Dashboard6 if ":" in host else Dashboard)((host, port), BaseHTTPRequestHandler)
+    names = served_names(host, (socket.gethostname(), socket.getfqdn()))
+    guard = Guard(secrets.token_urlsafe(32), server.server_address[1], names)
+    server.RequestHandlerClass = handler_for(settings, view, guard)
     server.view = view
     server.follower = Follower(topic, lambda: end_reader(settings, "oms-dashboard"), view)
     server.follower.start()

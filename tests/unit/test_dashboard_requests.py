@@ -15,6 +15,7 @@ from ops.dashboard.requests import (
     Retry,
     body_length,
     parse_action,
+    served_names,
 )
 from topology.topics import ORDERS_COMMANDS, PAYMENTS_EVENTS, TRACKING_ORDERS, WORKFLOW_TOPICS
 
@@ -52,6 +53,20 @@ def test_every_request_must_name_the_dashboards_own_address() -> None:
     assert GUARD.host_refusal("localhost:8088") is None
     for rebound in ("attacker.example", "attacker.example:8088", "127.0.0.1", None):
         assert GUARD.host_refusal(rebound) is not None
+
+
+def test_a_dashboard_bound_elsewhere_answers_to_that_address_and_to_loopback() -> None:
+    bound = Guard(token="t", port=8088, names=served_names("10.0.0.5", ("oms-dashboard-0",)))
+    everywhere = Guard(token="t", port=8088, names=served_names("0.0.0.0", ("oms-dashboard-0", "oms-dashboard-0.svc")))
+    ipv6 = Guard(token="t", port=8088, names=served_names("::1", ()))
+
+    assert bound.host_refusal("10.0.0.5:8088") is None
+    assert bound.host_refusal("127.0.0.1:8088") is None
+    assert bound.host_refusal("oms-dashboard-0:8088") is not None, "a name the server was not bound to"
+    assert everywhere.host_refusal("oms-dashboard-0.svc:8088") is None
+    assert everywhere.host_refusal("0.0.0.0:8088") is not None
+    assert everywhere.host_refusal("attacker.example:8088") is not None
+    assert ipv6.host_refusal("[::1]:8088") is None
 
 
 def test_retry_and_cancel_take_an_order_id_and_cancel_a_reason() -> None:
