@@ -166,6 +166,7 @@ def test_three_pod_named_instances_of_each_processor_turn_ready_and_lose_no_orde
     cancellations = CancellationPlan(share=0.2, seed=12, within_s=3.0)
     cancels = dict.fromkeys(cancellations.cancelled([order.order_id for order in orders]), 1)
     observer = Observer(settings, registry_client(settings))
+    started_ms = int(time.time() * 1000)
     try:
         seeded = stock_for(orders)
         seed_stock(settings, observer, seeded)
@@ -185,7 +186,16 @@ def test_three_pod_named_instances_of_each_processor_turn_ready_and_lose_no_orde
             observer.poll()
         producing.result()
         unfinished = wait_for_endings(observer, [order.order_id for order in orders], cancels, 120)
-        reconciliation = close_the_books(settings, observer, orders, cancels, seeded)
+        # The dead letters of what this test produced: a reader still catching up on an earlier test's poison
+        # may dead-letter it meanwhile, and that is no fault of these orders.
+        reconciliation = close_the_books(
+            settings,
+            observer,
+            orders,
+            cancels,
+            seeded,
+            counted=lambda letter: int(letter.says("dlq.original.timestamp") or 0) >= started_ms,
+        )
     finally:
         observer.close()
 

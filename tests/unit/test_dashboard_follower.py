@@ -16,6 +16,7 @@ import httpx
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from ops.dashboard.view import Delivered, Follower, View
+from processors.tracking.store import SAGA_HEADER, STATUS_HEADER
 from processors.tracking.timeline import new_timeline
 from schemas.models import OrderTimeline
 from schemas.serde import UndecodableRecord
@@ -30,6 +31,10 @@ class Record:
     value_: bytes | None
     key_: bytes | None = None
     error_: KafkaError | None = None
+    headers_: list[tuple[str, bytes]] | None = None
+
+    def headers(self) -> list[tuple[str, bytes]] | None:
+        return self.headers_
 
     def error(self) -> KafkaError | None:
         return self.error_
@@ -215,3 +220,26 @@ def test_the_fleet_answer_says_since_when_the_view_is_stale() -> None:
     assert stale["stale_since"] is not None and stale["problem"].endswith("registry down")
     view.current()
     assert view.fleet(datetime.timedelta(minutes=5))["view"]["stale_since"] is None
+
+
+def test_a_record_its_headers_mark_completed_is_kept_undecoded_until_it_is_asked_for() -> None:
+    decoded: list[bytes] = []
+
+    def counting(value: bytes) -> OrderTimeline:
+        decoded.append(value)
+        return decode(value)
+
+    view = View(counting)
+    done = timeline("done").model_copy(update={"status": "completed"})
+    marked = [(STATUS_HEADER, b"completed"), (SAGA_HEADER, b"")]
+    unfinished = encode(timeline("open"))
+    reader = FakeReader([Record(0, encode(done), b"done", headers_=marked), Record(1, unfinished, b"open")])
+    follower = following(view, [reader])
+    try:
+        wait_for(lambda: "open" in view.active, "the unfinished order")
+        assert decoded == [unfinished], "only the unfinished order was decoded"
+        assert view.fleet(datetime.timedelta(seconds=30))["counts"]["completed"] == 1
+        found = view.get("done")
+        assert found is not None and found.status == "completed"
+    finally:
+        follower.stop()
