@@ -31,7 +31,7 @@ from types import FrameType
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from processors.runtime.clients import member_consumer, received, transactional_producer
+from processors.runtime.clients import is_fatal, member_consumer, received, transactional_producer
 from processors.runtime.deadletters import Received, dead_letter
 from processors.runtime.encoder import Encoder, produce
 from processors.runtime.errors import is_outage
@@ -219,7 +219,7 @@ class TimerService:
                 if error.code() == KafkaError._PARTITION_EOF:
                     self._catching_up.discard(message.partition() or 0)
                     continue
-                if error.fatal():
+                if is_fatal(error):
                     raise KafkaException(error)
                 logger.warning("consumer: %s", error)  # librdkafka recovers from the rest by itself
                 continue

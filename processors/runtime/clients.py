@@ -14,6 +14,13 @@ from processors.runtime.identity import instance_id
 from topology.settings import Settings
 
 
+def is_fatal(error: KafkaError) -> bool:
+    """Whether a consumer's error ends it. librdkafka reports a fatal consumer error (a static member fenced
+    by another with its `group.instance.id`) as an error event of code `_FATAL` whose `fatal()` is False;
+    a loop that logs it and goes on is alive and reads nothing, for ever."""
+    return bool(error.fatal()) or error.code() == KafkaError._FATAL
+
+
 def member_consumer(settings: Settings, group: str, **extra: Any) -> Consumer:
     """A member of `group` that commits only through its transactions and reads only committed records.
 

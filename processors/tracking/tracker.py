@@ -29,6 +29,7 @@ from confluent_kafka.admin import AdminClient
 from processors.runtime.clients import (
     READ_AHEAD_KB,
     end_reader,
+    is_fatal,
     member_consumer,
     read_to_end,
     received,
@@ -197,7 +198,7 @@ class Tracker:
         for message in self._consumer.consume(2000, timeout_s):
             error = message.error()
             if error is not None:
-                if error.fatal():
+                if is_fatal(error):
                     raise KafkaException(error)
                 if error.code() != KafkaError._PARTITION_EOF:
                     logger.warning("consumer: %s", error)  # librdkafka recovers from the rest by itself
