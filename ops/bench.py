@@ -48,8 +48,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
 from quixstreams import Application
 
 from ops.orders import GeneratedOrder, OrderMix, demand_by_sku, generate_orders
@@ -58,7 +58,7 @@ from ops.produce import CancellationPlan, produce_orders
 from ops.progress import Bar, Bars, bars_for
 from ops.stock import set_stock
 from ops.supervisor import Child
-from ops.tables import assign_from_now
+from ops.tables import assign_from_now, end_offsets
 from processors.adapters.catalog import OUT_OF_STOCK_SKU
 from processors.intake import is_duplicate_id_rejection_message
 from processors.runtime.app import make_application
@@ -98,11 +98,6 @@ CEILING_MESSAGES = 20_000
 # with 2,000 the hop lasted 0.3 s and its rate moved in steps of a few per cent.
 HOP_ORDERS = 10_000
 TIMEOUT_S = 300.0
-# Topics left out of the records written: Kafka's own (offsets, transaction state) and the ceilings' scratch.
-UNCOUNTED_TOPIC_PREFIXES = ("__", "bench.")
-# The transaction coordinator's log: about three records per transaction (begun, prepared, completed), so
-# its growth per order tells how many transactions an order costs the broker.
-TRANSACTION_LOG = "__transaction_state"
 THIS_CHECKOUT = "this checkout"
 
 T = TypeVar("T")
@@ -439,26 +434,6 @@ def process_usage(pid: int | None) -> dict[str, float] | None:
         None,
     )
     return {"cpu_s": round(cpu_s, 1), "peak_rss_mb": round(peak_kb / 1024, 1)} if peak_kb is not None else None
-
-
-def end_offsets(admin: AdminClient, internal: bool = False) -> dict[str, int]:
-    """Per topic, its partitions' end offsets (high watermarks) summed: every offset ever written, data and
-    transaction markers alike. Kafka's own and the ceilings' topics left out, or (`internal`) only Kafka's
-    transaction log. One request for all."""
-    metadata = admin.list_topics(timeout=10).topics
-    partitions = [
-        TopicPartition(topic, partition)
-        for topic, described in metadata.items()
-        if (topic == TRANSACTION_LOG if internal else not topic.startswith(UNCOUNTED_TOPIC_PREFIXES))
-        for partition in described.partitions
-    ]
-    if not partitions:
-        return {}
-    futures = admin.list_offsets({tp: OffsetSpec.latest() for tp in partitions}, request_timeout=10)
-    totals: dict[str, int] = {}
-    for tp, future in futures.items():
-        totals[tp.topic] = totals.get(tp.topic, 0) + future.result().offset
-    return dict(sorted(totals.items()))
 
 
 def committed_offsets(admin: AdminClient, groups: list[str]) -> dict[str, int]:

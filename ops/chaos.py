@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from confluent_kafka import Consumer, Message
+from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from ops.kafka import kafka_server
@@ -35,12 +36,13 @@ from ops.reconciliation import Ledgers, Reconciliation, Seen, Stock, reconcile, 
 from ops.registry import registry_server
 from ops.stock import read_stock, set_stock
 from ops.supervisor import Child
-from ops.tables import assign_from_now
+from ops.tables import assign_from_now, end_offsets
 from processors.adapters.catalog import OUT_OF_STOCK_SKU
 from processors.adapters.fulfillment_simulators import FulfillmentLedger, default_fulfillment_ledger
 from processors.adapters.payment_gateway import SimulatedPaymentGateway, default_ledger_path
 from processors.runtime.cloudevents import header
 from processors.stock import PROCESSOR as STOCK
+from processors.stock import level_report_id
 from schemas.models import OrderCancellationRejected, OrderCancelled, StockLevel
 from schemas.registry import registry_client
 from schemas.serde import RecordCodec, UndecodableRecord
@@ -81,6 +83,8 @@ CRASH_LOOP_S = 30.0
 """A process that dies by itself this soon after its start is crash-looping: it is revived later each time."""
 QUIET_S = 8.0
 """After every order ended: how long nothing new must arrive before the books are closed."""
+PLATFORM_QUIET_S = 5.0
+"""Before a run: how long no topic may grow for the orders of an earlier run to count as come to rest."""
 
 
 # --- the lock --------------------------------------------------------------------------------------
@@ -363,18 +367,34 @@ def stock_for(orders: Sequence[GeneratedOrder], spare: int = SPARE_UNITS) -> dic
 
 
 def seed_stock(settings: Settings, observer: Observer, levels: Mapping[str, int], timeout_s: float = 60.0) -> None:
-    """Set the levels, and wait until the stock processor reports each as its own."""
-    set_stock(settings, levels)
+    """Once the platform is quiet (no earlier run's order still moving stock, which the reconciliation of this
+    run's orders would count), set the levels, and wait until the stock processor has reported each seed."""
+    wait_for_quiet(settings, timeout_s=timeout_s)
+    seeds = set_stock(settings, levels)
+    reports = {level_report_id(str(seed.event_id), seed.sku) for seed in seeds}
 
     def applied() -> bool:
         reported = {
-            item.record.sku: item.record.available
+            item.record.event_id
             for item, source in zip(observer.seen, observer.sources, strict=True)
             if isinstance(item.record, StockLevel) and source == STOCK
         }
-        return all(reported.get(sku) == units for sku, units in levels.items())
+        return reports <= reported
 
     observer.wait_until(applied, timeout_s, "the stock processor applying the seeded levels")
+
+
+def wait_for_quiet(settings: Settings, quiet_s: float = PLATFORM_QUIET_S, timeout_s: float = 60.0) -> None:
+    """Until no topic of the platform has grown for `quiet_s`: whatever ran before has finished its work."""
+    admin = AdminClient(settings.kafka_config())
+    deadline = time.monotonic() + timeout_s
+    last, quiet_since = end_offsets(admin), time.monotonic()
+    while time.monotonic() - quiet_since < quiet_s:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the platform still busy after {timeout_s:.0f}s")
+        time.sleep(0.5)
+        if (now := end_offsets(admin)) != last:
+            last, quiet_since = now, time.monotonic()
 
 
 def read_ledgers(settings: Settings, order_ids: Collection[str]) -> Ledgers:

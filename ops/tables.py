@@ -8,11 +8,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from processors.runtime.clients import end_reader
 from topology.settings import Settings
 
 METADATA_TIMEOUT_S = 10.0
+# Kafka's own topics and the ceilings' of `oms bench` are no part of the platform's traffic.
+UNCOUNTED_TOPIC_PREFIXES = ("__", "bench.")
+# The transaction coordinator's log: about three records per transaction (begun, prepared, completed), so
+# its growth per order tells how many transactions an order costs the broker.
+TRANSACTION_LOG = "__transaction_state"
 
 
 @dataclass(frozen=True)
@@ -74,3 +80,23 @@ def _committed_ends(consumer: Consumer, topic: str) -> dict[int, int]:
         if high > low:
             ends[partition] = high
     return ends
+
+
+def end_offsets(admin: AdminClient, internal: bool = False) -> dict[str, int]:
+    """Per topic, its partitions' end offsets (high watermarks) summed: every offset ever written, data and
+    transaction markers alike. Kafka's own and the ceilings' topics left out, or (`internal`) only Kafka's
+    transaction log. One request for all."""
+    metadata = admin.list_topics(timeout=10).topics
+    partitions = [
+        TopicPartition(topic, partition)
+        for topic, described in metadata.items()
+        if (topic == TRANSACTION_LOG if internal else not topic.startswith(UNCOUNTED_TOPIC_PREFIXES))
+        for partition in described.partitions
+    ]
+    if not partitions:
+        return {}
+    futures = admin.list_offsets({tp: OffsetSpec.latest() for tp in partitions}, request_timeout=10)
+    totals: dict[str, int] = {}
+    for tp, future in futures.items():
+        totals[tp.topic] = totals.get(tp.topic, 0) + future.result().offset
+    return dict(sorted(totals.items()))

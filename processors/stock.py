@@ -10,6 +10,7 @@ a release gives back at most what the order holds of the SKU. Each request is an
 from __future__ import annotations
 
 import datetime
+import uuid
 from collections.abc import Sequence
 
 from pydantic import BaseModel
@@ -63,7 +64,12 @@ def answer(request: StockRequest, granted: int, available: int, now: datetime.da
 
 
 def level_report(sku: str, available: int, cause: str, now: datetime.datetime) -> StockLevel:
-    return StockLevel(event_id=derive_event_id(cause, f"stock/{sku}"), sku=sku, available=available, occurred_at=now)
+    return StockLevel(event_id=level_report_id(cause, sku), sku=sku, available=available, occurred_at=now)
+
+
+def level_report_id(cause: str, sku: str) -> uuid.UUID:
+    """The event id of the level report that the record with event id `cause` brings about."""
+    return derive_event_id(cause, f"stock/{sku}")
 
 
 # Per SKU: units available to reserve, and units held per order (reserved, not yet shipped or released).

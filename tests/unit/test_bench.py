@@ -13,7 +13,7 @@ from typing import Any, cast
 import pytest
 from confluent_kafka import TopicPartition
 
-from ops import bench
+from ops import bench, tables
 from ops.bench import Counters, Rate
 from ops.supervisor import Child
 from topology.settings import Settings
@@ -130,7 +130,7 @@ class FakeAdmin:
 def test_end_offsets_sums_partitions_and_leaves_out_kafkas_and_the_ceilings_topics() -> None:
     admin = FakeAdmin({"oms.orders.events": [5, 7], "__consumer_offsets": [99], "bench.sink.1": [20_000]})
 
-    assert bench.end_offsets(cast(Any, admin)) == {"oms.orders.events": 12}
+    assert tables.end_offsets(cast(Any, admin)) == {"oms.orders.events": 12}
 
 
 def test_committed_offsets_sums_partitions_a_group_has_committed() -> None:
