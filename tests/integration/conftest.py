@@ -8,9 +8,10 @@ import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from ops.chaos import Fleet, platform_lock
 from processors.services import SERVICES
 from schemas.registry import declared_subjects, register, registry_client
-from tests.integration.harness import Processes
+from tests.integration.harness import Processes, fleet_of, restore
 from topology.admin import admin_client, apply, wait_for_group
 from topology.settings import Settings
 from topology.topics import ALL_TOPICS
@@ -78,6 +79,18 @@ def processes(settings: Settings) -> Iterator[Processes]:
     running = Processes(settings.run_dir / "test-logs")
     yield running
     running.stop_all()
+
+
+@pytest.fixture
+def fleet(settings: Settings, admin: AdminClient, pipeline: Processes) -> Iterator[Fleet]:
+    """The session's processors, to kill and revive, and the platform to this test alone (it may stop the
+    broker or registry); afterwards everything runs again."""
+    fleet = fleet_of(pipeline)
+    with platform_lock():
+        try:
+            yield fleet
+        finally:
+            restore(settings, admin, fleet)
 
 
 @pytest.fixture(scope="session")

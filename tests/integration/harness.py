@@ -15,10 +15,13 @@ from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from ops.chaos import Fleet, restart_platform
 from ops.replay import committed
 from ops.tables import assign_from_now
+from processors.services import SERVICES
 from schemas.models import AvroRecord
 from schemas.serde import RecordCodec
+from topology.admin import wait_for_group
 from topology.settings import Settings
 
 # A cancellation of an order that never comes is refused after this wait (60 s by default): shorter here, so
@@ -57,6 +60,28 @@ class Processes:
     def stop_all(self) -> None:
         for name, instance in list(self.running):
             self.stop(name, instance)
+
+
+def fleet_of(pipeline: Processes) -> Fleet:
+    """The session's processors (instance 0 of each) as a fleet to kill and revive."""
+
+    def start(name: str) -> subprocess.Popen[bytes]:
+        pipeline.start(name)
+        return pipeline.running[(name, "0")]
+
+    return Fleet(start, {name: process for (name, instance), process in pipeline.running.items() if instance == "0"})
+
+
+def restore(settings: Settings, admin: AdminClient, fleet: Fleet) -> None:
+    """The broker and registry answer again and every processor runs again, whatever happened; one that keeps
+    crashing (a defect other tests name) is told of, not waited for."""
+    restart_platform(settings)
+    fleet.revive()
+    for service in SERVICES.values():
+        try:
+            wait_for_group(admin, service.group, members=1, timeout_s=60)
+        except TimeoutError as error:
+            print(f"not back after the test: {error}")
 
 
 @dataclass(frozen=True)

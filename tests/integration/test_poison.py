@@ -44,8 +44,7 @@ from schemas.models import (
 )
 from schemas.serde import HeaderCodec
 from tests.factories import Order, fulfillment_request
-from tests.integration.harness import Processes
-from tests.integration.test_chaos import fleet_of
+from tests.integration.harness import Processes, fleet_of
 from topology.admin import wait_for_group
 from topology.settings import Settings
 from topology.topics import (
@@ -264,7 +263,8 @@ POISONS: dict[str, Callable[[Kit, TopicSpec], list[Poison]]] = {
 
 
 @pytest.fixture
-def fleet(settings: Settings, admin: AdminClient, pipeline: Processes) -> Fleet:
+def processors(pipeline: Processes) -> Fleet:
+    """The session's processors, to revive when a poison stops one (the platform is not stopped)."""
     return fleet_of(pipeline)
 
 
@@ -376,7 +376,7 @@ def test_poison_is_dead_lettered_by_every_reader_with_a_reason_and_orders_still_
     settings: Settings,
     admin: AdminClient,
     registry: SchemaRegistryClient,
-    fleet: Fleet,
+    processors: Fleet,
     observer: Observer,
 ) -> None:
     kit = Kit(registry, Encoder(registry, SOURCE))
@@ -401,7 +401,7 @@ def test_poison_is_dead_lettered_by_every_reader_with_a_reason_and_orders_still_
         seeded = stock_for(orders)
         seed_stock(settings, observer, seeded)
         produce_orders(settings, [order.record for order in orders], progress=False)
-        unfinished = wait_for_endings(observer, [order.order_id for order in orders], {}, 120, fleet)
+        unfinished = wait_for_endings(observer, [order.order_id for order in orders], {}, 120, processors)
         if unfinished:
             problems.append(f"{len(unfinished)} of {NORMAL_ORDERS} orders never ended, e.g. {sorted(unfinished)[:3]}")
         books = close_the_books(
@@ -409,9 +409,9 @@ def test_poison_is_dead_lettered_by_every_reader_with_a_reason_and_orders_still_
         )
         if not books.ok:
             problems.append(books.report())
-        if fleet.exited:
-            problems.append(f"processors exited: {fleet.exited}")
+        if processors.exited:
+            problems.append(f"processors exited: {processors.exited}")
     finally:
-        if stuck := clear_away(admin, fleet, poisons):
+        if stuck := clear_away(admin, processors, poisons):
             problems.append(f"stuck before the poison and moved past it: {stuck}")
     assert not problems, "\n".join(problems)

@@ -6,18 +6,15 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
-import pytest
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient
 
 from ops.chaos import (
     Background,
     Fleet,
     Observer,
     close_the_books,
-    platform_lock,
     restart_platform,
     seed_stock,
     stock_for,
@@ -29,25 +26,12 @@ from ops.registry import registry_server
 from processors.runtime.encoder import Encoder, produce
 from processors.runtime.records import Emit, Outgoing
 from schemas.registry import registry_client
-from tests.integration.harness import Processes
-from tests.integration.test_chaos import fleet_of, restore
 from topology.settings import Settings
 from topology.topics import ORDERS_COMMANDS
 
 ORDERS = 80
 RATE_PER_S = 4.0  # 20 s of orders: the registry stops after 4 s and is away until the last is produced
 STOPPED_AFTER_S = 4.0
-
-
-@pytest.fixture
-def fleet(settings: Settings, admin: AdminClient, pipeline: Processes) -> Iterator[Fleet]:
-    """The session's processors, and the platform to itself; afterwards the registry answers again."""
-    fleet = fleet_of(pipeline)
-    with platform_lock():
-        try:
-            yield fleet
-        finally:
-            restore(settings, admin, fleet)
 
 
 def encoded_commands(
