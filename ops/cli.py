@@ -12,11 +12,15 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ops.localserver import PlatformError
 from ops.maven import FetchError, pinned_versions
 from processors.runtime.errors import is_outage
 from topology.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from ops.orders import OrderMix
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 CANCEL_TIMED_OUT = 3  # `oms cancel --wait`'s exit status when no answer came in time (1 is a rejection)
@@ -155,6 +159,8 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from ops.orders import OrderMix
 
     mix = OrderMix.parse(args.mix) if args.mix else None
+    if args.in_process:
+        return bench_in_process(args, settings, mix)
     processors_from = args.processors_from.resolve() if args.processors_from else None
     if processors_from is not None and not (processors_from / "ops" / "cli.py").is_file():
         print(f"oms: --processors-from: {processors_from} is not a checkout of this project", file=sys.stderr)
@@ -173,6 +179,19 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         print(f"oms: {error}", file=sys.stderr)
         return 2
     for line in bench.report_lines(result):
+        print(line)
+    print(f"saved {bench.save(result)}")
+    return 0
+
+
+def bench_in_process(args: argparse.Namespace, settings: Settings, mix: OrderMix | None) -> int:
+    from ops import bench, code_cost
+
+    if args.processors_from or args.steady_rate:
+        print("oms: --in-process measures this checkout's code alone, at no rate", file=sys.stderr)
+        return 2
+    result = code_cost.measure(settings, orders=args.orders, mix=mix, cancel_rate=args.cancel_rate)
+    for line in code_cost.report_lines(result):
         print(line)
     print(f"saved {bench.save(result)}")
     return 0
@@ -694,6 +713,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="DIR",
         help="run the processors of another checkout at DIR under this harness (default: this checkout's)",
+    )
+    bench.add_argument(
+        "--in-process",
+        action="store_true",
+        help="no broker: every stream processor in this process, CPU per order of our own code (ops/code_cost.py)",
     )
 
     chaos = verb(

@@ -1,0 +1,106 @@
+"""What the processors' own code costs per order, without Kafka: `oms bench --in-process`.
+
+Every declared stream processor runs in this one process (processors/runtime/inprocess.py) over the bench's
+order mix: the same stages (topic contract, decode, decision, encode, dead letters), codecs and simulators
+as on the broker, with state and schema registry in memory. Each processor's CPU time inside its stages,
+per order, is what our code costs. `oms bench` measures the same processors on Kafka; the difference is
+the per-message floor beneath our code (Quix Streams, librdkafka, RocksDB state and its changelogs,
+transactions, polling). The timers and the tracker are no stream processors and are not run here.
+
+Orders are placed one at a time, each followed by everything it leads to, and a planned cancellation comes
+after its order and up to three more (so most find their order delivered). Without a broker the figures
+move by a few per cent between runs, which makes this the place to compare two versions of a handler or a
+codec; the broker run says what the system as a whole gains.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from ops.orders import OrderMix, demand_by_sku, generate_orders
+from ops.produce import CancellationPlan
+from processors.adapters.catalog import OUT_OF_STOCK_SKU
+from processors.runtime.inprocess import InProcessRunner
+from processors.runtime.records import Emit, utc_now
+from processors.services import STREAM_PROCESSORS
+from schemas.models import StockLevel
+from topology.settings import Settings
+from topology.topics import INVENTORY_STOCK, ORDERS_COMMANDS
+
+DEFAULT_ORDERS = 2000
+SPARE_UNITS = 10
+
+
+def measure(
+    settings: Settings,
+    orders: int = DEFAULT_ORDERS,
+    seed: int = 1,
+    mix: OrderMix | None = None,
+    cancel_rate: float = 0.1,
+) -> dict[str, Any]:
+    """Run `orders` orders through every stream processor in this process; CPU per order by processor."""
+    generated = generate_orders(orders, seed, prefix=f"in-process-{seed}", mix=mix or OrderMix())
+    with tempfile.TemporaryDirectory(prefix="oms-in-process-") as run_dir:
+        # The simulators' ledgers go to a scratch folder: this run is no business of the local platform's.
+        runner = InProcessRunner(STREAM_PROCESSORS, settings.model_copy(update={"run_dir": Path(run_dir)}))
+        levels = {sku: units + SPARE_UNITS for sku, units in demand_by_sku(generated).items()}
+        now = utc_now()
+        runner.send(
+            *(
+                Emit(INVENTORY_STOCK, sku, StockLevel(event_id=uuid.uuid4(), sku=sku, available=units, occurred_at=now))
+                for sku, units in {**levels, OUT_OF_STOCK_SKU: 0}.items()
+            )
+        )
+        runner.run()
+        runner.cpu_s.clear()
+        runner.handled.clear()
+        placed = [(float(index), order.order_id, order.record) for index, order in enumerate(generated)]
+        cancels = CancellationPlan(cancel_rate, seed).commands(placed) if cancel_rate else []
+        started_cpu, started_wall = time.thread_time(), time.perf_counter()
+        for _, order_id, record in sorted([*placed, *cancels], key=lambda entry: entry[0]):
+            runner.send(Emit(ORDERS_COMMANDS, order_id, record))
+            runner.run()
+        cpu_s, wall_s = time.thread_time() - started_cpu, time.perf_counter() - started_wall
+    per_order = {name: round(seconds * 1000 / orders, 3) for name, seconds in sorted(runner.cpu_s.items())}
+    return {
+        "benchmark": "in-process",
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": os.cpu_count()},
+        "orders": orders,
+        "mix": (mix or OrderMix()).weights(),
+        "cancel_rate": cancel_rate,
+        "cancellations": len(cancels),
+        "stage_cpu_ms_per_order": {"each": per_order, "total": round(sum(per_order.values()), 3)},
+        "messages_per_order": {
+            "each": {name: round(count / orders, 2) for name, count in sorted(runner.handled.items())},
+            "total": round(sum(runner.handled.values()) / orders, 2),
+        },
+        "stage_us_per_message": {
+            name: round(runner.cpu_s[name] * 1e6 / count) for name, count in sorted(runner.handled.items()) if count
+        },
+        "run_cpu_ms_per_order": round(cpu_s * 1000 / orders, 3),
+        "wall_s": round(wall_s, 1),
+    }
+
+
+def report_lines(result: dict[str, Any]) -> list[str]:
+    cost, messages = result["stage_cpu_ms_per_order"], result["messages_per_order"]
+    lines = [
+        f"{result['orders']} orders in process, no broker ({result['cancellations']} cancellations), "
+        f"{result['wall_s']} s",
+        "processor       stage CPU ms/order   messages/order   us/message",
+    ]
+    for name, ms in cost["each"].items():
+        lines.append(
+            f"  {name:<14}{ms:>10.3f}{messages['each'][name]:>19.2f}{result['stage_us_per_message'][name]:>13}"
+        )
+    lines.append(f"  {'total':<14}{cost['total']:>10.3f}{messages['total']:>19.2f}")
+    lines.append(
+        f"whole run, with the runner's own delivery and decoding: {result['run_cpu_ms_per_order']:.3f} CPU ms/order"
+    )
+    return lines
