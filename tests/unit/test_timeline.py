@@ -11,47 +11,27 @@ from processors.intake_rules import is_duplicate_id_rejection
 from processors.tracking.timeline import DUPLICATE_ID_ANSWERED, fold, is_stuck
 from schemas.models import (
     AvroRecord,
-    InventoryReserved,
     Money,
     OrderDelivered,
-    OrderTimeline,
     PaymentProcessed,
     RoutingSlipActivityCompensated,
-    RoutingSlipActivityCompleted,
     RoutingSlipActivityFaulted,
-    RoutingSlipCreated,
     RoutingSlipFaulted,
     SagaTransitioned,
-    StockLine,
 )
 from tests.factories import NOW, a_valid_order, order_created_from
+from tests.timelines import fields_at, folded, up_to_the_first_pick
 
 ORDER = "o-1"
 SLIP = uuid.uuid4()
 
 
 def at(seconds: float) -> dict[str, Any]:
-    return {"event_id": uuid.uuid4(), "order_id": ORDER, "occurred_at": NOW + datetime.timedelta(seconds=seconds)}
-
-
-def folded(*records: AvroRecord) -> OrderTimeline:
-    timeline = None
-    for record in records:
-        timeline = fold(timeline, record) or timeline
-    assert timeline is not None
-    return timeline
+    return fields_at(ORDER, seconds)
 
 
 def happy_path() -> list[AvroRecord]:
-    placed = a_valid_order(ORDER)
-    return [
-        placed,
-        order_created_from(placed).model_copy(update={"occurred_at": NOW + datetime.timedelta(seconds=0.1)}),
-        PaymentProcessed(**at(0.3), amount=Money(amount_minor=3000, currency="EUR"), charges=[], lines=[]),
-        InventoryReserved(**at(0.5), lines=[StockLine(sku="SKU-MUG-01", quantity=2)]),
-        RoutingSlipCreated(**at(0.6), tracking_number=SLIP, itinerary=["pick", "pack", "ship"]),
-        RoutingSlipActivityCompleted(**at(0.9), tracking_number=SLIP, activity="pick", duration_ms=200),
-    ]
+    return up_to_the_first_pick(ORDER, SLIP, ["pick", "pack", "ship"])
 
 
 def test_an_order_s_steps_follow_the_choreography_then_its_slip_with_times_and_durations() -> None:

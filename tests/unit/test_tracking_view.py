@@ -7,22 +7,15 @@ import uuid
 from typing import Any
 
 from ops.tracking import steps, timeline_lines
-from processors.tracking.timeline import fold
 from schemas.models import (
     AvroRecord,
-    InventoryReserved,
-    Money,
     OrderCancelled,
     OrderTimeline,
-    PaymentProcessed,
-    RoutingSlipActivityCompleted,
-    RoutingSlipCreated,
     RoutingSlipFaulted,
     RoutingSlipTerminated,
     SagaTransitioned,
-    StockLine,
 )
-from tests.factories import NOW, a_valid_order, order_created_from
+from tests.timelines import fields_at, folded, up_to_the_first_pick
 
 ORDER = "o-view"
 SLIP = uuid.uuid4()
@@ -31,27 +24,11 @@ STUCK_AFTER = datetime.timedelta(seconds=30)
 
 
 def at(seconds: float) -> dict[str, Any]:
-    return {"event_id": uuid.uuid4(), "order_id": ORDER, "occurred_at": NOW + datetime.timedelta(seconds=seconds)}
-
-
-def folded(*records: AvroRecord) -> OrderTimeline:
-    timeline = None
-    for record in records:
-        timeline = fold(timeline, record) or timeline
-    assert timeline is not None
-    return timeline
+    return fields_at(ORDER, seconds)
 
 
 def picked() -> list[AvroRecord]:
-    placed = a_valid_order(ORDER)
-    return [
-        placed,
-        order_created_from(placed).model_copy(update={"occurred_at": NOW + datetime.timedelta(seconds=0.1)}),
-        PaymentProcessed(**at(0.3), amount=Money(amount_minor=3000, currency="EUR"), charges=[], lines=[]),
-        InventoryReserved(**at(0.5), lines=[StockLine(sku="SKU-MUG-01", quantity=2)]),
-        RoutingSlipCreated(**at(0.6), tracking_number=SLIP, itinerary=ITINERARY),
-        RoutingSlipActivityCompleted(**at(0.9), tracking_number=SLIP, activity="pick", duration_ms=200),
-    ]
+    return up_to_the_first_pick(ORDER, SLIP, ITINERARY)
 
 
 def moved(source: str, target: str, seconds: float) -> SagaTransitioned:
