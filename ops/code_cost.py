@@ -18,17 +18,16 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-from ops.orders import OrderMix, demand_by_sku, generate_orders
+from ops.chaos import stock_for
+from ops.orders import OrderMix, generate_orders
 from ops.produce import CancellationPlan
-from processors.adapters.catalog import OUT_OF_STOCK_SKU
+from ops.stock import level_records
 from processors.runtime.inprocess import InProcessRunner
-from processors.runtime.records import Emit, utc_now
+from processors.runtime.records import Emit
 from processors.services import STREAM_PROCESSORS
-from schemas.models import StockLevel
 from topology.settings import Settings
 from topology.topics import INVENTORY_STOCK, ORDERS_COMMANDS
 
@@ -48,14 +47,8 @@ def measure(
     with tempfile.TemporaryDirectory(prefix="oms-in-process-") as run_dir:
         # The simulators' ledgers go to a scratch folder: this run is no business of the local platform's.
         runner = InProcessRunner(STREAM_PROCESSORS, settings.model_copy(update={"run_dir": Path(run_dir)}))
-        levels = {sku: units + SPARE_UNITS for sku, units in demand_by_sku(generated).items()}
-        now = utc_now()
-        runner.send(
-            *(
-                Emit(INVENTORY_STOCK, sku, StockLevel(event_id=uuid.uuid4(), sku=sku, available=units, occurred_at=now))
-                for sku, units in {**levels, OUT_OF_STOCK_SKU: 0}.items()
-            )
-        )
+        levels = level_records(stock_for(generated, spare=SPARE_UNITS))
+        runner.send(*(Emit(INVENTORY_STOCK, level.sku, level) for level in levels))
         runner.run()
         runner.cpu_s.clear()
         runner.handled.clear()

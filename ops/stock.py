@@ -19,16 +19,21 @@ from topology.settings import Settings
 from topology.topics import INVENTORY_STOCK
 
 
-def set_stock(settings: Settings, levels: Mapping[str, int]) -> list[StockLevel]:
-    """Declare the units available per SKU; returns the records produced."""
+def level_records(levels: Mapping[str, int]) -> list[StockLevel]:
+    """An operator's declaration of the units available per SKU, a record per SKU."""
     negative = {sku: available for sku, available in levels.items() if available < 0}
     if negative:
         raise ValueError(f"stock cannot be negative: {negative}")
     now = utc_now()
-    records = [
+    return [
         StockLevel(event_id=uuid.uuid4(), sku=sku, available=available, occurred_at=now)
         for sku, available in levels.items()
     ]
+
+
+def set_stock(settings: Settings, levels: Mapping[str, int]) -> list[StockLevel]:
+    """Declare the units available per SKU; returns the records produced."""
+    records = level_records(levels)
     produce_records(settings, INVENTORY_STOCK, [(record.sku, record) for record in records], progress=False)
     return records
 
