@@ -12,6 +12,7 @@ from processors.fulfillment import host as activities
 from processors.fulfillment import starter as fulfillment
 from processors.runtime.app import make_application
 from processors.runtime.discovery import announce
+from processors.runtime.heap import freeze_startup_heap
 from processors.runtime.identity import instance_id, instance_number
 from processors.runtime.lifecycle import exit_on_outage
 from processors.runtime.logs import configure_logging
@@ -86,4 +87,5 @@ def run(name: str, settings: Settings) -> None:
     port = metrics_port(name, instance)
     if serve_metrics(settings.metrics_host, port) and port is not None:
         announce(settings.run_dir, name, instance, settings.metrics_host, port)
+    freeze_startup_heap()
     exit_on_outage(name, lambda: SERVICES[name].run(settings))
