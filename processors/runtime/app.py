@@ -9,7 +9,6 @@ from quixstreams import Application
 from quixstreams.kafka.configuration import ConnectionConfig
 from quixstreams.models import Topic, TopicConfig
 from quixstreams.models.serializers import SerializationContext, Serializer
-from quixstreams.state.rocksdb import RocksDBOptions
 
 from processors.runtime.commits import commit_when_caught_up
 from processors.runtime.health import report_health
@@ -18,17 +17,6 @@ from processors.runtime.lifecycle import stop_survives_startup
 from processors.runtime.records import Outgoing
 from topology.settings import JAVA_PARTITIONER, Settings
 from topology.topics import TopicSpec
-
-
-# Quix Streams' defaults size RocksDB for large state: memtables of 64 MB (three per partition before they
-# must be flushed) and a 1 GB block cache. A processor's state here is a few small records per order or SKU,
-# and the memtables alone grew each processor's resident memory with what it wrote in a run; at these sizes
-# they are flushed to disk a few times per run instead.
-ROCKSDB = RocksDBOptions(
-    write_buffer_size=8 * 1024 * 1024,
-    max_write_buffer_number=2,
-    block_cache_size=16 * 1024 * 1024,
-)
 
 
 class OutgoingSerializer(Serializer):
@@ -48,7 +36,6 @@ def make_application(processor: str, settings: Settings, **overrides: Any) -> Ap
         "commit_interval": settings.commit_interval_s,
         "consumer_poll_timeout": settings.poll_timeout_s,
         "state_dir": settings.run_dir / "state" / processor / instance_id(),
-        "rocksdb_options": ROCKSDB,
         "producer_extra_config": {
             # As `Settings.producer_config`: records keyed here meet those keyed by Java or kcat producers.
             "partitioner": JAVA_PARTITIONER,

@@ -2,11 +2,11 @@
 
 A plain confluent-kafka consumer rather than a Quix Streams app: it reads a dozen topics and must keep up
 with the whole pipeline, so it folds events in memory and publishes what changed in batches (every
-`FLUSH_EVERY_S`, every `FLUSH_WHEN_BEHIND_S` while it is behind), each batch in one Kafka transaction with
-the consumer offsets. The compacted topic is its state: on every assignment it reads the assigned partitions
-of `oms.tracking.orders` back to the end before folding anything new, so a restart, a rebalance or a second
-instance loses nothing and folds nothing twice. All input topics and the view are keyed by order id with the
-same partition count, and the range assignor gives an instance the same partition numbers of each.
+`FLUSH_EVERY_S`), each batch in one Kafka transaction with the consumer offsets. The compacted topic is its
+state: on every assignment it reads the assigned partitions of `oms.tracking.orders` back to the end before
+folding anything new, so a restart, a rebalance or a second instance loses nothing and folds nothing twice.
+All input topics and the view are keyed by order id with the same partition count, and the range assignor
+gives an instance the same partition numbers of each.
 
 A record it cannot use (unreadable, a tombstone, a type not declared for its topic, or keyed other than by its
 order) is not folded: it goes to its topic's `.dlq`, in the transaction that commits the offsets past it, so
@@ -84,10 +84,6 @@ INPUTS = (
     NOTIFICATIONS_EVENTS,
 )
 FLUSH_EVERY_S = 1.0
-# While every read fills its batch the tracker is behind: the view is late by more than a flush period anyway,
-# and each flush would publish again nearly every order in flight (encoding a timeline costs about 0.3 ms).
-FLUSH_WHEN_BEHIND_S = 5.0
-READ_BATCH = 2000
 GAUGES_EVERY_S = 5.0
 KEEP_FINISHED_IN_MEMORY = datetime.timedelta(seconds=10)
 LAG_EVERY_S = 5.0
@@ -148,8 +144,8 @@ class Tracker:
         try:
             while not self._stopping:
                 HEALTH.beat()
-                behind = self._read(0.1)
-                if time.monotonic() - last_flush >= flush_period(behind):
+                self._read(0.1)
+                if time.monotonic() - last_flush >= FLUSH_EVERY_S:
                     self._flush()
                     last_flush = time.monotonic()
                 if time.monotonic() - last_gauges >= GAUGES_EVERY_S:
@@ -198,10 +194,8 @@ class Tracker:
     def _decode_view(self, value: bytes) -> OrderTimeline:
         return self._view_codec.decode_as(value, OrderTimeline)
 
-    def _read(self, timeout_s: float) -> bool:
-        """Fold what the consumer has; whether it had a full batch (the tracker is behind)."""
-        messages = self._consumer.consume(READ_BATCH, timeout_s)
-        for message in messages:
+    def _read(self, timeout_s: float) -> None:
+        for message in self._consumer.consume(2000, timeout_s):
             error = message.error()
             if error is not None:
                 if is_fatal(error):
@@ -212,7 +206,6 @@ class Tracker:
             if header(message.headers(), "ce_type") in SKIPPED_TYPES:
                 continue
             self._take(message)
-        return len(messages) == READ_BATCH
 
     def _take(self, message: Message) -> None:
         """Fold the message's record, or keep its dead letter for the next flush; pause through an outage."""
@@ -281,11 +274,6 @@ class Tracker:
             self._producer.abort_transaction(30)
             raise
         return encoded
-
-
-def flush_period(behind: bool) -> float:
-    """Seconds between flushes: fresh when caught up, fewer publications of each order while behind."""
-    return FLUSH_WHEN_BEHIND_S if behind else FLUSH_EVERY_S
 
 
 def stored(message: Message) -> Stored | None:
