@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ def test_every_stream_processor_is_charged_for_the_messages_its_stages_handled(t
     assert result["messages_per_order"]["each"]["intake"] == round((ORDERS + result["cancellations"]) / ORDERS, 2)
     assert result["messages_per_order"]["each"]["sagas"] > result["messages_per_order"]["each"]["intake"]
     assert not list(tmp_path.iterdir()), "the simulators' ledgers go to a scratch folder, not the run folder"
+    assert gc.get_freeze_count() == 0, "the heap frozen for the run is given back to the collector"
 
 
 def test_the_report_names_every_processor_and_the_total(tmp_path: Path) -> None:
