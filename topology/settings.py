@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     # Where `oms up` keeps downloaded jars and the local servers' data, logs and pid files.
     cache_dir: Path = PROJECT_ROOT / ".cache"
     run_dir: Path = PROJECT_ROOT / ".run"
+    # The simulators' ledgers (warehouse and carriers, payment gateway, notifications): what the outside world
+    # did, kept across runs so that a replay does nothing twice. None: `<run_dir>/simulators`.
+    simulators_dir: Path | None = None
     # What `oms up` starts: the plaintext broker and registry, or ("sasl_ssl", also `oms up --secure`) a broker
     # with a SASL_SSL listener (SCRAM-SHA-512) and a registry behind TLS, on their own ports and in
     # `<run_dir>/secure`, so that both can run side by side (ops/localsecurity.py).
@@ -125,6 +128,10 @@ class Settings(BaseSettings):
     local_kafka_port: int = Field(default=9092, ge=1, le=65535)
     local_controller_port: int = Field(default=9093, ge=1, le=65535)
     local_registry_port: int = Field(default=8081, ge=1, le=65535)
+
+    @property
+    def simulators_path(self) -> Path:
+        return self.simulators_dir or self.run_dir / "simulators"
 
     @model_validator(mode="after")
     def clients_follow_the_local_ports(self) -> Settings:

@@ -144,7 +144,7 @@ class Effect:
 
 
 def default_fulfillment_ledger(settings: Settings) -> Path:
-    return settings.run_dir / "simulators" / "fulfillment.sqlite"
+    return settings.simulators_path / "fulfillment.sqlite"
 
 
 SCHEMA = """

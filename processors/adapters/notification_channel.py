@@ -53,7 +53,7 @@ class SentNotification(BaseModel):
 
 
 def notifications_file(settings: Settings) -> Path:
-    return settings.run_dir / "simulators" / "notifications.jsonl"
+    return settings.simulators_path / "notifications.jsonl"
 
 
 class FileNotificationChannel:

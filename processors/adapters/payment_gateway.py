@@ -202,7 +202,7 @@ def transaction_id_for(idempotency_key: str) -> str:
 
 
 def default_ledger_path(settings: Settings) -> Path:
-    return settings.run_dir / "simulators" / "payment-gateway.sqlite"
+    return settings.simulators_path / "payment-gateway.sqlite"
 
 
 # Read-side views of the ledger, for tests and benchmarks.

@@ -154,18 +154,24 @@ def test_children_run_another_checkout_with_this_run_folder(tmp_path: Path) -> N
     settings = Settings(run_dir=tmp_path / "run")
     other = tmp_path / "other"
 
-    children = bench.bench_children(settings, other)
+    children = bench.bench_children(settings, other, tmp_path / "simulators")
 
     intake = children["intake"]
-    assert intake.env == {"PYTHONPATH": str(other), "OMS_RUN_DIR": str(tmp_path / "run"), "OMS_METRICS_PORT": "0"}
+    assert intake.env == {
+        "PYTHONPATH": str(other),
+        "OMS_RUN_DIR": str(tmp_path / "run"),
+        "OMS_METRICS_PORT": "0",
+        "OMS_SIMULATORS_DIR": str(tmp_path / "simulators"),
+    }
     assert intake.cwd == other
     assert intake.log_file == tmp_path / "run" / "logs" / "intake-bench.log"
 
 
 def test_children_run_this_checkout_by_default(tmp_path: Path) -> None:
-    children = bench.bench_children(Settings(run_dir=tmp_path), None)
+    children = bench.bench_children(Settings(run_dir=tmp_path), None, tmp_path / "simulators")
 
-    assert all(child.env == {"OMS_METRICS_PORT": "0"} and child.cwd is None for child in children.values())
+    expected = {"OMS_METRICS_PORT": "0", "OMS_SIMULATORS_DIR": str(tmp_path / "simulators")}
+    assert all(child.env == expected and child.cwd is None for child in children.values())
 
 
 def test_processors_tree_outside_a_repository_has_no_commit(tmp_path: Path) -> None:
