@@ -54,7 +54,7 @@ def measure(
         runner.run()
         runner.cpu_s.clear()
         runner.handled.clear()
-        freeze_startup_heap()  # as `oms run` does (processors/services.py); undone for whoever runs on
+        freeze_startup_heap()  # as `oms run` does (processors/services.py); unfrozen after, for the caller
         try:
             placed = [(float(index), order.order_id, order.record) for index, order in enumerate(generated)]
             cancels = CancellationPlan(cancel_rate, seed).commands(placed) if cancel_rate else []
