@@ -7,10 +7,12 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from quixstreams import Application
+
 from processors import intake, inventory, notifications, payments, stock, timers
 from processors.fulfillment import host as activities
 from processors.fulfillment import starter as fulfillment
-from processors.runtime.app import make_application
+from processors.runtime.app import built, make_application
 from processors.runtime.discovery import announce
 from processors.runtime.heap import freeze_startup_heap
 from processors.runtime.identity import instance_id, instance_number
@@ -50,9 +52,12 @@ def stream_processor(spec: ProcessorSpec) -> Service:
     """A Quix Streams application; Quix commits and closes on SIGINT or SIGTERM."""
 
     def run(settings: Settings) -> None:
-        app = make_application(spec.group, settings)
-        wire(app, spec, settings, registry_client(settings))
-        app.run()
+        def build() -> Application:
+            app = make_application(spec.group, settings)
+            wire(app, spec, settings, registry_client(settings))
+            return app
+
+        built(build).run()
 
     return Service(spec.group, run)
 

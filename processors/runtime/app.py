@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 from quixstreams import Application
 from quixstreams.kafka.configuration import ConnectionConfig
 from quixstreams.models import Topic, TopicConfig
 from quixstreams.models.serializers import SerializationContext, Serializer
+from quixstreams.models.topics.exceptions import TopicNotFoundError
 
 from processors.runtime.commits import commit_when_caught_up
 from processors.runtime.health import report_health
@@ -63,6 +66,28 @@ def make_application(processor: str, settings: Settings, **overrides: Any) -> Ap
     if settings.commit_when_caught_up:
         commit_when_caught_up(app, settings.min_commit_interval_s)
     return app
+
+
+# Quix Streams creates a missing topic (a changelog, on a fresh broker) and reads its metadata back at once;
+# a broker that has not yet spread the new topic's metadata answers that it does not exist (seen over
+# SASL_SSL on a broker started seconds before). The next application built finds it.
+BUILD_TRIES = 5
+BUILD_RETRY_S = 1.0
+
+logger = logging.getLogger(__name__)
+
+
+def built(build: Callable[[], Application], tries: int = BUILD_TRIES, wait_s: float = BUILD_RETRY_S) -> Application:
+    """`build()`, built again from scratch while a topic it created is not yet known to the broker."""
+    for attempt in range(1, tries + 1):
+        try:
+            return build()
+        except TopicNotFoundError as error:
+            if attempt == tries:
+                raise
+            logger.warning("building the application again (%d of %d): %s", attempt + 1, tries, error)
+            time.sleep(wait_s)
+    raise AssertionError("unreachable")
 
 
 def app_topic(app: Application, spec: TopicSpec, settings: Settings) -> Topic:
