@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +17,7 @@ from processors.runtime.health import report_health
 from processors.runtime.identity import instance_id
 from processors.runtime.lifecycle import stop_survives_startup
 from processors.runtime.records import Outgoing
+from processors.runtime.retries import RetryPolicy, retrying
 from topology.settings import JAVA_PARTITIONER, Settings
 from topology.topics import TopicSpec
 
@@ -74,20 +74,12 @@ def make_application(processor: str, settings: Settings, **overrides: Any) -> Ap
 BUILD_TRIES = 5
 BUILD_RETRY_S = 1.0
 
-logger = logging.getLogger(__name__)
-
 
 def built(build: Callable[[], Application], tries: int = BUILD_TRIES, wait_s: float = BUILD_RETRY_S) -> Application:
     """`build()`, built again from scratch while a topic it created is not yet known to the broker."""
-    for attempt in range(1, tries + 1):
-        try:
-            return build()
-        except TopicNotFoundError as error:
-            if attempt == tries:
-                raise
-            logger.warning("building the application again (%d of %d): %s", attempt + 1, tries, error)
-            time.sleep(wait_s)
-    raise AssertionError("unreachable")
+    policy = RetryPolicy(attempts=tries, first_delay_s=wait_s, max_delay_s=wait_s)
+    app: Application = retrying(build, policy, retry_on=TopicNotFoundError)
+    return app
 
 
 def app_topic(app: Application, spec: TopicSpec, settings: Settings) -> Topic:

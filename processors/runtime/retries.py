@@ -33,12 +33,16 @@ class RetryPolicy:
             delay = min(delay * 2, self.max_delay_s)
 
 
-def retrying(call: Callable[[], Any], policy: RetryPolicy) -> Any:
-    """Call until it stops raising `TransientError` or attempts run out (the last error propagates)."""
+def retrying(
+    call: Callable[[], Any],
+    policy: RetryPolicy,
+    retry_on: type[Exception] | tuple[type[Exception], ...] = TransientError,
+) -> Any:
+    """Call until it stops raising `retry_on` or attempts run out (the last error propagates)."""
     for delay in policy.delays():
         try:
             return call()
-        except TransientError as error:
+        except retry_on as error:
             logger.info("transient failure, retrying in %.2fs: %s", delay, error)
             time.sleep(delay)
     return call()
