@@ -36,6 +36,10 @@ ACTIVITY_RETRY = RetryPolicy(attempts=4, first_delay_s=0.02, max_delay_s=0.5)
 # Once the carrier has the parcel (`OrderShipped` is out, the customer told), a stop no longer undoes the slip:
 # a cancellation after shipping is refused, and the order becomes a return once delivered.
 NO_STOP_AFTER = frozenset({"ship"})
+# The warehouse's steps run one after the other in one record. The slip crosses a topic to reach `ship`, so that
+# a stop sent while the warehouse worked is heard before the parcel leaves, and to reach `confirm-delivery`,
+# which waits on the carrier: the order is seen shipped before it is delivered.
+INLINE = frozenset({"pick", "pack", "gift-wrap", "customs"})
 
 
 @shared
@@ -47,6 +51,7 @@ def _handler(settings: Settings, registry: SchemaRegistryClient) -> Handler:
         host=f"{PROCESSOR}-{instance_id()}",
         retry=ACTIVITY_RETRY,
         points_of_no_return=NO_STOP_AFTER,
+        inline=INLINE,
     )
     return host.handle
 

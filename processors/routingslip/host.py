@@ -22,6 +22,14 @@ A `StopFulfillment` for the order makes the next step compensate instead of exec
 point of no return (a step after which the host refuses stops, e.g. shipping: a parcel the carrier has is
 not called back); a stop that comes later, or after the slip ended, changes nothing. Whoever asked learns
 from the slip's and the order's events, which it reads anyway: each is published once.
+
+Steps named `inline`, and every compensation, run as soon as the slip reaches them, in the record and
+transaction of the step before, instead of the record crossing their topic: every step still publishes its
+events, in the same order, and the slip crosses a topic only to reach a step that is not inline (or leaves
+this host). A step is left out of `inline` where the time between two steps matters: before a point of no
+return, so that a stop sent while the steps before it ran is heard before it; before a step that hands the
+order to someone else, so that the order is seen in between. A crash anywhere in such a run repeats the
+record, and the steps already done repeat under the same idempotency keys, exactly as one step repeats.
 """
 
 from __future__ import annotations
@@ -100,6 +108,20 @@ def compensate_address(address: str) -> str:
     return f"{address}{COMPENSATE_SUFFIX}"
 
 
+@dataclass(frozen=True)
+class Hop:
+    """Where the slip goes next: a step's (or a compensation's, or the parked) topic, and the id its record
+    there is derived from (`purpose`)."""
+
+    address: str
+    slip: RoutingSlip
+    purpose: str
+
+
+# What a step publishes, and where the slip goes after it (None: it ended here).
+Outcome = tuple[list[Emit], Hop | None]
+
+
 class MisroutedSlip(UndecodableRecord):
     """The slip names a step this host does not know, or sends one elsewhere than its activity's topics."""
 
@@ -143,9 +165,15 @@ class ActivityHost:
         host: str,
         retry: RetryPolicy,
         points_of_no_return: frozenset[str] = frozenset(),
+        inline: frozenset[str] = frozenset(),
     ) -> None:
         self._activities = activities
         self._addresses = {name: addresses[name] for name in activities}
+        # Where a slip goes next that this record runs at once: inline steps' topics, every compensation's.
+        self._run_at_once = frozenset(
+            {address for name, address in self._addresses.items() if name in inline}
+            | {compensate_address(address) for address in self._addresses.values()}
+        )
         self._slips = slips_codec
         self._host = host
         self._retry = retry
@@ -158,13 +186,22 @@ class ActivityHost:
             return []
         slip = self._slips.read(received.headers)
         self._check_route(slip)
-        if received.topic.endswith(COMPENSATE_SUFFIX):
-            return self._compensate(record, slip, received.topic)
-        return self._execute(record, slip, received.topic, state)
+        emits: list[Emit] = []
+        hop: Hop | None = Hop(received.topic, slip, "")
+        while hop is not None:
+            if hop.address.endswith(COMPENSATE_SUFFIX):
+                done, hop = self._compensate(record, hop.slip, hop.address)
+            else:
+                done, hop = self._execute(record, hop.slip, hop.address, state)
+            emits.extend(done)
+            if hop is not None and hop.address not in self._run_at_once:
+                emits.append(self._forward(record, hop))
+                hop = None
+        return emits
 
     # --- execute ---------------------------------------------------------------------------------
 
-    def _execute(self, request: FulfillmentRequest, slip: RoutingSlip, topic: str, state: State) -> list[Emit]:
+    def _execute(self, request: FulfillmentRequest, slip: RoutingSlip, topic: str, state: State) -> Outcome:
         step = slips.next_step(slip)
         if step is None or step.address != topic:
             raise UndecodableRecord(f"the slip's next step is {step.address if step else 'none'}, not {topic}")
@@ -175,7 +212,7 @@ class ActivityHost:
             stopped_slip = slips.faulted(
                 slip, execution=execution, name=step.name, at=now, reason=f"stopped: {stopped}"
             )
-            return self._compensate_next(request, stopped_slip, now)
+            return self._compensate_next(stopped_slip, now)
         activity = self._activities[step.name]
         context = ExecuteContext(
             request=request,
@@ -193,19 +230,19 @@ class ActivityHost:
                 event_id=derive_event_id(execution, "faulted"), activity=step.name, reason=result.reason, **base
             )
             faulted_slip = slips.faulted(slip, execution=execution, name=step.name, at=now, reason=result.reason)
-            return [self._event(faulted_event), *self._compensate_next(request, faulted_slip, now)]
-        return self._after_completion(request, slip, step.name, execution, result, now, duration_ms)
+            events, hop = self._compensate_next(faulted_slip, now)
+            return [self._event(faulted_event), *events], hop
+        return self._after_completion(slip, step.name, execution, result, now, duration_ms)
 
     def _after_completion(
         self,
-        request: FulfillmentRequest,
         slip: RoutingSlip,
         name: str,
         execution: uuid.UUID,
         result: Completed,
         now: datetime.datetime,
         duration_ms: int,
-    ) -> list[Emit]:
+    ) -> Outcome:
         base = slip_event_fields(slip, now)
         itinerary: tuple[ItineraryStep, ...] | None = None
         if isinstance(result, Revised):
@@ -256,10 +293,10 @@ class ActivityHost:
                 reason=result.reason,
                 **base,
             )
-            return [*emits, self._event(terminated)]
+            return [*emits, self._event(terminated)], None
         following = slips.next_step(done)
         if following is not None:
-            return [*emits, self._forward(request, done, following.address, f"{execution}/forward")]
+            return emits, Hop(following.address, done, f"{execution}/forward")
         total_ms = round((now - slip.created_at).total_seconds() * 1000)
         completed = RoutingSlipCompleted(
             event_id=derive_event_id(slip.tracking_number, "completed"),
@@ -267,23 +304,23 @@ class ActivityHost:
             variables=done.variables,
             **base,
         )
-        return [*emits, self._event(completed)]
+        return [*emits, self._event(completed)], None
 
     # --- compensate ------------------------------------------------------------------------------
 
-    def _compensate_next(self, request: FulfillmentRequest, slip: RoutingSlip, now: datetime.datetime) -> list[Emit]:
-        """Send the slip to undo its last done step, or end it faulted when nothing is left to undo."""
+    def _compensate_next(self, slip: RoutingSlip, now: datetime.datetime) -> Outcome:
+        """On to undo the slip's last done step, or the slip's end, faulted, when nothing is left to undo."""
         entry = slips.to_compensate(slip)
         if entry is not None:
-            return [self._forward(request, slip, entry.address, f"{entry.execution_id}/compensate")]
+            return [], Hop(entry.address, slip, f"{entry.execution_id}/compensate")
         faulted = RoutingSlipFaulted(
             event_id=derive_event_id(slip.tracking_number, "faulted"),
             reason=slips.fault_reason(slip),
             **slip_event_fields(slip, now),
         )
-        return [self._event(faulted)]
+        return [self._event(faulted)], None
 
-    def _compensate(self, request: FulfillmentRequest, slip: RoutingSlip, topic: str) -> list[Emit]:
+    def _compensate(self, request: FulfillmentRequest, slip: RoutingSlip, topic: str) -> Outcome:
         entry = slips.to_compensate(slip)
         if entry is None or entry.address != topic:
             raise UndecodableRecord(
@@ -302,7 +339,7 @@ class ActivityHost:
         except ActivityError as error:  # a step that cannot be undone parks the slip for an operator
             cause = error.__cause__ or error
             reason = f"{type(cause).__name__}: {cause}"
-            return [
+            events = [
                 self._event(
                     RoutingSlipActivityCompensationFailed(
                         event_id=derive_event_id(entry.execution_id, "compensation-failed"),
@@ -319,12 +356,13 @@ class ActivityHost:
                         **base,
                     )
                 ),
-                self._forward(request, slip, ROUTING_SLIPS_PARKED.name, f"{entry.execution_id}/parked"),
             ]
+            return events, Hop(ROUTING_SLIPS_PARKED.name, slip, f"{entry.execution_id}/parked")
         compensated = RoutingSlipActivityCompensated(
             event_id=derive_event_id(entry.execution_id, "compensated"), activity=entry.name, **base
         )
-        return [self._event(compensated), *self._compensate_next(request, slips.compensated(slip), now)]
+        events, hop = self._compensate_next(slips.compensated(slip), now)
+        return [self._event(compensated), *events], hop
 
     # --- signals ---------------------------------------------------------------------------------
 
@@ -359,8 +397,9 @@ class ActivityHost:
     def _event(self, event: OrderEvent) -> Emit:
         return Emit(ROUTING_SLIPS_EVENTS, event.order_id, event)
 
-    def _forward(self, request: FulfillmentRequest, slip: RoutingSlip, address: str, purpose: str) -> Emit:
-        return forward(self._slips, request, slip, address, derive_event_id(slip.tracking_number, purpose), utc_now())
+    def _forward(self, request: FulfillmentRequest, hop: Hop) -> Emit:
+        event_id = derive_event_id(hop.slip.tracking_number, hop.purpose)
+        return forward(self._slips, request, hop.slip, hop.address, event_id, utc_now())
 
 
 def forward(

@@ -75,6 +75,8 @@ class InProcessRunner:
         self._encode = Encoder(self._registry, source)
         self._codecs: dict[str, RecordCodec] = {}
         self._queue: deque[Outgoing] = deque()
+        self._held_topics: set[str] = set()
+        self._held: list[Outgoing] = []
         self.log: list[Delivered] = []
         """Every message produced, in order."""
         self.cpu_s: defaultdict[str, float] = defaultdict(float)
@@ -86,12 +88,27 @@ class InProcessRunner:
         """Produce records from outside the processors (a user, an operator)."""
         self._queue.extend(self._encode(emit) for emit in emits)
 
+    def hold(self, topic: str) -> None:
+        """Deliver nothing produced to `topic` until `release`: a reader of it that is behind."""
+        self._held_topics.add(topic)
+
+    def release(self, topic: str) -> None:
+        """Deliver what `topic` held, in the order produced, before anything produced after it."""
+        self._held_topics.discard(topic)
+        released = [outgoing for outgoing in self._held if outgoing.topic == topic]
+        self._held = [outgoing for outgoing in self._held if outgoing.topic != topic]
+        self._queue.extendleft(reversed(released))
+
     def run(self, until: Callable[[Delivered], bool] | None = None, limit: int = 100_000) -> None:
         """Deliver messages until none is left, or until one for which `until` is true has been handled."""
         for _ in range(limit):
             if not self._queue:
                 return
-            delivered = self._deliver(self._queue.popleft())
+            outgoing = self._queue.popleft()
+            if outgoing.topic in self._held_topics:
+                self._held.append(outgoing)
+                continue
+            delivered = self._deliver(outgoing)
             if until is not None and until(delivered):
                 return
         raise RuntimeError(f"still delivering after {limit} messages: a loop?")

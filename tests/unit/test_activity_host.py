@@ -31,6 +31,7 @@ from schemas.models import (
     RoutingSlip,
     RoutingSlipActivityCompensated,
     RoutingSlipActivityCompensationFailed,
+    RoutingSlipActivityCompleted,
     RoutingSlipActivityFaulted,
     RoutingSlipCompensationFailed,
     RoutingSlipCompleted,
@@ -304,3 +305,95 @@ def test_a_well_routed_slip_runs_and_its_compensation_is_published_with_its_know
     compensated, faulted = (emit.record for emit in emits)
     assert isinstance(compensated, RoutingSlipActivityCompensated) and compensated.activity == "ship"
     assert isinstance(faulted, RoutingSlipFaulted)
+
+
+# --- inline steps: run in the record of the step before ------------------------------------------------
+
+PICK, PACK = fulfillment_activity("pick").name, fulfillment_activity("pack").name
+
+
+class Keyed(Step):
+    """A step that remembers the idempotency key of every execution, and has something to undo."""
+
+    def __init__(self, name: str, outcome: Callable[[], ExecutionResult] | None = None) -> None:
+        super().__init__(name, outcome, undo=lambda context: None)
+        self.keys: list[str] = []
+
+    def execute(self, context: ExecuteContext) -> ExecutionResult:
+        self.keys.append(context.idempotency_key)
+        result = super().execute(context)
+        return Completed(log={"done": self.name}) if self._outcome is None else result
+
+
+def warehouse_host(codec: SlipCodec, steps: dict[str, Step]) -> ActivityHost:
+    return ActivityHost(
+        steps,
+        ADDRESSES,
+        codec,
+        host="h-0",
+        retry=RetryPolicy(attempts=1, first_delay_s=0, max_delay_s=0),
+        points_of_no_return=frozenset({"ship"}),
+        inline=frozenset({"pick", "pack"}),
+    )
+
+
+def warehouse_slip() -> RoutingSlip:
+    return slips.build("o-1", [slips.step("pick", PICK), slips.step("pack", PACK), slips.step("ship", SHIP)], NOW)
+
+
+def warehouse_steps(**outcomes: Callable[[], ExecutionResult]) -> dict[str, Step]:
+    return {name: Keyed(name, outcomes.get(name)) for name in ("pick", "pack", "ship")}
+
+
+def test_inline_steps_run_in_one_record_and_the_slip_crosses_a_topic_only_to_the_next_step(codec: SlipCodec) -> None:
+    steps = warehouse_steps()
+
+    emits = deliver(warehouse_host(codec, steps), codec, warehouse_slip(), PICK, DictState())
+
+    assert [(steps[name].executed) for name in ("pick", "pack", "ship")] == [1, 1, 0]
+    completions = [emit.record.activity for emit in emits if isinstance(emit.record, RoutingSlipActivityCompleted)]
+    assert completions == ["pick", "pack"]
+    [forwarded] = [emit for emit in emits if emit.headers]
+    assert forwarded is emits[-1] and forwarded.topic.name == SHIP
+    slip = codec.read(forwarded.headers)
+    assert [entry.name for entry in slip.activity_log] == ["pick", "pack"]
+    assert [planned.name for planned in slip.itinerary] == ["ship"]
+
+
+def test_a_fault_in_an_inline_step_compensates_the_steps_before_it_in_the_same_record(
+    codec: SlipCodec,
+) -> None:
+    steps = warehouse_steps(pack=lambda: Faulted("the box is too small"))
+
+    emits = deliver(warehouse_host(codec, steps), codec, warehouse_slip(), PICK, DictState())
+
+    assert [type(emit.record) for emit in emits] == [
+        RoutingSlipActivityCompleted,
+        RoutingSlipActivityFaulted,
+        RoutingSlipActivityCompensated,
+        RoutingSlipFaulted,
+    ]
+    assert steps["pick"].undone == 1 and steps["ship"].executed == 0
+    assert not [emit for emit in emits if emit.headers], "nothing crossed a topic"
+
+
+def test_an_outage_in_an_inline_step_repeats_the_record_and_the_steps_before_it_under_the_same_keys(
+    codec: SlipCodec,
+) -> None:
+    down = [True]
+
+    def pack() -> ExecutionResult:
+        if down[0]:
+            raise sqlite3.OperationalError("database is locked")
+        return Completed()
+
+    steps = warehouse_steps(pack=pack)
+    with pytest.raises(sqlite3.OperationalError):
+        deliver(warehouse_host(codec, steps), codec, warehouse_slip(), PICK, DictState())
+    down[0] = False
+
+    emits = deliver(warehouse_host(codec, steps), codec, warehouse_slip(), PICK, DictState())
+
+    first, again = steps["pick"].keys
+    assert first == again, "the repeated pick carries the same idempotency key"
+    assert emits[-1].topic.name == SHIP

@@ -34,9 +34,10 @@ from schemas.models import (
 )
 from tests.factories import order_of
 from topology.settings import Settings
-from topology.topics import INVENTORY_STOCK, ORDERS_COMMANDS
+from topology.topics import INVENTORY_STOCK, ORDERS_COMMANDS, fulfillment_activity
 
 SEEDED = {"SKU-MUG-01": 10, "SKU-TEA-01": 10, "SKU-SKI-01": 2}
+SHIP = fulfillment_activity("ship").name
 
 
 class Run:
@@ -62,8 +63,11 @@ class Run:
         self.cancel(self.rejected)  # refused, and nobody to tell: intake never took the order's address
         self.revised = self.place(order_of("revised", {"SKU-SKI-01": 1}))  # too long for the first carrier
         self.cancelled = order_of("cancelled", {"SKU-MUG-01": 1, "SKU-TEA-01": 3})
+        self.runner.hold(SHIP)  # the carrier's queue is behind: the cancel overtakes the packed parcel
         self.place(self.cancelled, until=RoutingSlipCreated)
         self.cancel(self.cancelled.order_id)
+        self.runner.release(SHIP)
+        self.runner.run()
         self.refused = self.place(order_of("refused", {"SKU-TEA-01": 1}))
         self.cancel(self.refused)
         self.orders = [
