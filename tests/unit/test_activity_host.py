@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import pytest
 
@@ -325,7 +325,7 @@ class Keyed(Step):
         return Completed(log={"done": self.name}) if self._outcome is None else result
 
 
-def warehouse_host(codec: SlipCodec, steps: dict[str, Step]) -> ActivityHost:
+def warehouse_host(codec: SlipCodec, steps: Mapping[str, Step]) -> ActivityHost:
     return ActivityHost(
         steps,
         ADDRESSES,
@@ -341,7 +341,7 @@ def warehouse_slip() -> RoutingSlip:
     return slips.build("o-1", [slips.step("pick", PICK), slips.step("pack", PACK), slips.step("ship", SHIP)], NOW)
 
 
-def warehouse_steps(**outcomes: Callable[[], ExecutionResult]) -> dict[str, Step]:
+def warehouse_steps(**outcomes: Callable[[], ExecutionResult]) -> dict[str, Keyed]:
     return {name: Keyed(name, outcomes.get(name)) for name in ("pick", "pack", "ship")}
 
 

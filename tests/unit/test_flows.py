@@ -130,6 +130,7 @@ def test_a_parcel_no_carrier_takes_faults_the_slip_and_compensates_in_reverse(ru
     assert len(runner.records(RoutingSlipFaulted, anvil.order_id)) == 1
     assert runner.records(OrderShipped, anvil.order_id) == []
 
+
 SHIP = fulfillment_activity("ship")
 
 
