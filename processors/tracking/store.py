@@ -1,9 +1,12 @@
-"""The tracker's working copy of its partitions of the view: every timeline on local disk, the unfinished ones
-(and those changed since the last flush) also in memory.
+"""The tracker's working copy of its partitions of the view: every timeline on local disk; in memory, decoded,
+the ones changed since the last save and the `DECODED` most recently used.
 
 The compacted `oms.tracking.orders` stays the truth: the file is rebuilt from it on every assignment, so it
-can be deleted at any time. Keeping finished orders on disk bounds the tracker's memory by the orders in
-flight rather than by every order retained.
+can be deleted at any time. A timeline not decoded in memory is read back from disk when its next event
+comes, so the tracker's memory is bounded by `DECODED`, not by the orders in flight (a backlog puts 10,000
+in flight at once, 16 KB each decoded, 1 KB as Avro). Reading one back
+costs a decode (about 100 µs), paid only by an order whose next event comes after more than `DECODED`
+others have had one.
 """
 
 from __future__ import annotations
@@ -11,10 +14,12 @@ from __future__ import annotations
 import datetime
 import logging
 import sqlite3
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
+from typing import NamedTuple
 
 from processors.runtime.errors import is_outage
 from processors.tracking.timeline import DONE
@@ -32,6 +37,10 @@ CREATE INDEX IF NOT EXISTS timelines_by_partition ON timelines (partition);
 """
 
 STATUS_HEADER, SAGA_HEADER = "oms-status", "oms-saga"
+# Timelines kept decoded, about 16 KB each (a delivered order's), so some 40 MB: room for the orders in flight
+# of a run at full speed (`oms bench` places 2,000 at once) and those just finished, which then never wait
+# for a decode.
+DECODED = 2_500
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +57,19 @@ class Stored:
     saga: str | None = None
 
 
+class Progress(NamedTuple):
+    """Where an order stands whose timeline the store holds on disk only: enough for the fleet's gauges
+    (`is_stuck`) and to let it go once finished."""
+
+    order_id: str
+    status: str
+    last_progress_at: datetime.datetime
+
+    @classmethod
+    def of(cls, timeline: OrderTimeline) -> Progress:
+        return cls(timeline.order_id, timeline.status, timeline.last_progress_at)
+
+
 def summary_headers(timeline: OrderTimeline) -> tuple[tuple[str, bytes], ...]:
     return ((STATUS_HEADER, timeline.status.encode()), (SAGA_HEADER, (timeline.saga or "").encode()))
 
@@ -57,7 +79,11 @@ Decode = Callable[[bytes], OrderTimeline]
 
 
 class TimelineStore:
-    def __init__(self, path: Path, encode: Encode, decode: Decode) -> None:
+    """Holds the unfinished timelines of its partitions, and the finished ones until `evict`: each decoded
+    while unsaved or among the `decoded` most recently used, otherwise on disk (with its `Progress` in
+    memory) until `get` reads it back."""
+
+    def __init__(self, path: Path, encode: Encode, decode: Decode, decoded: int = DECODED) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.unlink(missing_ok=True)  # a cache of the compacted topic, refilled on assignment
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -65,51 +91,89 @@ class TimelineStore:
         self._db.execute("PRAGMA synchronous = OFF")  # rebuilt from Kafka after any crash
         self._db.executescript(SCHEMA)
         self._encode, self._decode = encode, decode
-        self._memory: dict[str, OrderTimeline] = {}
+        self._capacity = decoded
         self._partition_of: dict[str, int] = {}
-        self._unsaved: set[str] = set()
+        """Every order held."""
+        self._unsaved: dict[str, OrderTimeline] = {}
+        self._recent: OrderedDict[str, OrderTimeline] = OrderedDict()
+        """Saved and decoded, least recently used first."""
+        self._away: dict[str, Progress] = {}
+        """Saved and not decoded."""
 
     def get(self, order_id: str) -> OrderTimeline | None:
-        held = self._memory.get(order_id)
-        if held is not None:
-            return held
+        timeline = self._unsaved.get(order_id)
+        if timeline is not None:
+            return timeline
+        timeline = self._recent.get(order_id)
+        if timeline is not None:
+            self._recent.move_to_end(order_id)
+            return timeline
         row = self._db.execute("SELECT value FROM timelines WHERE order_id = ?", (order_id,)).fetchone()
         return None if row is None else self._decode(row[0])
 
     def put(self, timeline: OrderTimeline, partition: int) -> None:
-        """Changed, not yet saved: held in memory until `save`."""
-        self._memory[timeline.order_id] = timeline
-        self._partition_of[timeline.order_id] = partition
-        self._unsaved.add(timeline.order_id)
+        """Changed, not yet saved: kept decoded until `save`."""
+        order_id = timeline.order_id
+        self._recent.pop(order_id, None)
+        self._away.pop(order_id, None)
+        self._unsaved[order_id] = timeline
+        self._partition_of[order_id] = partition
+        if self.decoded() > self._capacity:
+            self._trim()
 
     def save(self, order_ids: Iterable[str], encoded: dict[str, bytes] | None = None) -> None:
-        """Write the timelines to disk (they stay in memory until `evict`)."""
+        """Write the timelines to disk; they stay decoded while among the most recently used."""
         rows = []
         for order_id in order_ids:
-            timeline = self._memory[order_id]
+            timeline = self._unsaved.get(order_id) or self._recent[order_id]
             value = (encoded or {}).get(order_id) or self._encode(timeline)
             rows.append((order_id, self._partition_of[order_id], timeline.status, timeline.saga, value))
         self._db.execute("BEGIN")
         self._db.executemany("INSERT OR REPLACE INTO timelines VALUES (?, ?, ?, ?, ?)", rows)
         self._db.execute("COMMIT")
-        self._unsaved.difference_update(row[0] for row in rows)
+        for order_id, *_ in rows:
+            saved = self._unsaved.pop(order_id, None)
+            if saved is not None:
+                self._recent[order_id] = saved
+        self._trim()
+
+    def crowded(self) -> bool:
+        """As many timelines changed and not saved as it keeps decoded: time to save them."""
+        return len(self._unsaved) >= self._capacity
+
+    def decoded(self) -> int:
+        """How many timelines it keeps decoded."""
+        return len(self._unsaved) + len(self._recent)
+
+    def _trim(self) -> None:
+        """The least recently used saved timelines leave memory while more than `decoded` are decoded (the
+        unsaved stay: they are not on disk yet)."""
+        while self._recent and self.decoded() > self._capacity:
+            order_id, timeline = self._recent.popitem(last=False)
+            self._away[order_id] = Progress.of(timeline)
 
     def evict(self, idle_before: datetime.datetime) -> int:
-        """Finished, saved timelines without an event since `idle_before` leave memory (a late notification
-        usually comes within seconds, and finds its timeline there); how many."""
+        """Finished, saved timelines without an event since `idle_before` are no longer held (a late
+        notification usually comes within seconds, and finds its timeline decoded); how many."""
+        saved: Iterable[tuple[str, OrderTimeline | Progress]] = chain(self._recent.items(), self._away.items())
         idle = [
             order_id
-            for order_id, timeline in self._memory.items()
-            if timeline.status == DONE and order_id not in self._unsaved and timeline.last_progress_at < idle_before
+            for order_id, timeline in saved
+            if timeline.status == DONE and timeline.last_progress_at < idle_before
         ]
         for order_id in idle:
-            del self._memory[order_id]
-            del self._partition_of[order_id]
+            self._forget(order_id)
         return len(idle)
+
+    def _forget(self, order_id: str) -> None:
+        del self._partition_of[order_id]
+        self._unsaved.pop(order_id, None)
+        self._recent.pop(order_id, None)
+        self._away.pop(order_id, None)
 
     def rebuild(self, partitions: set[int], records: Iterable[Stored]) -> int:
         """Refill `partitions` from the compacted topic's records, read in offset order so that the latest of
-        each key wins; the unfinished come back into memory. How many."""
+        each key wins; the unfinished are held again (as many decoded as there is room for). How many."""
         self.drop_partitions(partitions)
         self._db.execute("BEGIN")
         for stored in records:
@@ -131,14 +195,19 @@ class TimelineStore:
         unfinished = self._db.execute(
             f"SELECT order_id, value, partition FROM timelines WHERE status != ? AND partition IN ({marks})",
             (DONE, *partitions),
-        ).fetchall()
-        for order_id, value, partition in unfinished:
+        )
+        unreadable = []
+        for order_id, value, partition in unfinished:  # one at a time: a long history leaves many
             timeline = self._readable(order_id, value)
             if timeline is None:
-                self._db.execute("DELETE FROM timelines WHERE order_id = ?", (order_id,))
+                unreadable.append((order_id,))
                 continue
-            self._memory[timeline.order_id] = timeline
-            self._partition_of[timeline.order_id] = partition
+            self._partition_of[order_id] = partition
+            if self.decoded() < self._capacity:
+                self._recent[order_id] = timeline
+            else:
+                self._away[order_id] = Progress.of(timeline)
+        self._db.executemany("DELETE FROM timelines WHERE order_id = ?", unreadable)
         (count,) = self._db.execute(
             f"SELECT count(*) FROM timelines WHERE partition IN ({marks})", tuple(partitions)
         ).fetchone()
@@ -163,13 +232,12 @@ class TimelineStore:
         marks = ",".join("?" * len(partitions))
         self._db.execute(f"DELETE FROM timelines WHERE partition IN ({marks})", tuple(partitions))
         for order_id in [o for o, p in self._partition_of.items() if p in partitions]:
-            del self._memory[order_id]
-            del self._partition_of[order_id]
-            self._unsaved.discard(order_id)
+            self._forget(order_id)
 
-    def unfinished(self) -> list[OrderTimeline]:
-        """The orders not completed (all of them are in memory)."""
-        return [timeline for timeline in self._memory.values() if timeline.status != DONE]
+    def unfinished(self) -> list[OrderTimeline | Progress]:
+        """Where the orders not completed stand (all of them are held)."""
+        decoded = [t for t in chain(self._unsaved.values(), self._recent.values()) if t.status != DONE]
+        return [*decoded, *(progress for progress in self._away.values() if progress.status != DONE)]
 
     def counts(self) -> tuple[Counter[str], Counter[str]]:
         """Orders by status and sagas by state, over every saved timeline."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from processors.intake_rules import is_duplicate_id_rejection
 from processors.runtime.records import derive_event_id
@@ -66,6 +66,11 @@ def new_timeline(order_id: str, at: datetime.datetime) -> OrderTimeline:
     return OrderTimeline(
         event_id=uuid.uuid4(), order_id=order_id, occurred_at=at, status=IN_FLIGHT, last_progress_at=at, steps=[]
     )
+
+
+def folds(record: AvroRecord) -> bool:
+    """Whether the record's type changes a timeline at all."""
+    return type(record) in APPLY
 
 
 def fold(timeline: OrderTimeline | None, record: AvroRecord, trace_id: str | None = None) -> OrderTimeline | None:
@@ -205,7 +210,17 @@ def _status(saga: str | None, slip: str | None, outcome: str | None, placed_at: 
     return IN_FLIGHT
 
 
-def is_stuck(timeline: OrderTimeline, now: datetime.datetime, after: datetime.timedelta) -> bool:
+class Progressing(Protocol):
+    """Where an order stands: a timeline, or what the tracker's store keeps of one it holds on disk."""
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def last_progress_at(self) -> datetime.datetime: ...
+
+
+def is_stuck(timeline: Progressing, now: datetime.datetime, after: datetime.timedelta) -> bool:
     """In flight or compensating, and nothing happened for `after`."""
     return timeline.status in (IN_FLIGHT, COMPENSATING) and now - timeline.last_progress_at >= after
 
