@@ -10,7 +10,7 @@ import weakref
 from pathlib import Path
 
 from processors.tracking.store import Stored, TimelineStore
-from processors.tracking.timeline import is_stuck, new_timeline
+from processors.tracking.timeline import STEP_FIELDS, is_stuck, new_timeline
 from schemas.models import OrderTimeline
 from tests.factories import NOW
 from tests.timelines import folded, up_to_the_first_pick
@@ -141,6 +141,7 @@ def test_a_timeline_read_back_from_disk_equals_the_one_put(tmp_path: Path) -> No
 
     assert disk.reads == 1
     assert read_back == picked and read_back is not picked
+    assert all(step.model_fields_set is STEP_FIELDS for step in read_back.steps)
 
 
 def test_changed_timelines_stay_decoded_until_saved_however_many_there_are(tmp_path: Path) -> None:
