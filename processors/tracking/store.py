@@ -1,12 +1,12 @@
 """The tracker's working copy of its partitions of the view: every timeline on local disk; in memory, decoded,
-the ones changed since the last save and the `DECODED` most recently used.
+the ones changed since the last save and as many of the most recently used as fit in `DECODED_BYTES`.
 
 The compacted `oms.tracking.orders` stays the truth: the file is rebuilt from it on every assignment, so it
 can be deleted at any time. A timeline not decoded in memory is read back from disk when its next event
-comes, so the tracker's memory is bounded by `DECODED`, not by the orders in flight (a backlog puts 10,000
-in flight at once: 16 KB each as pydantic made them, 7 KB as kept here, 1 KB as Avro). Reading one back
-costs a decode (about 100 µs), paid only by an order whose next event comes after more than `DECODED`
-others have had one.
+comes, so the tracker's memory is bounded by `DECODED_BYTES`, not by the orders in flight (a backlog puts
+10,000 in flight at once: a delivered order's timeline takes 16 KB as pydantic makes it, 7 KB as kept here,
+1 KB as Avro). Reading one back costs a decode (about 100 µs), paid only by an order whose next event comes
+after the timelines of others have filled the room.
 """
 
 from __future__ import annotations
@@ -37,10 +37,10 @@ CREATE INDEX IF NOT EXISTS timelines_by_partition ON timelines (partition);
 """
 
 STATUS_HEADER, SAGA_HEADER = "oms-status", "oms-saga"
-# Timelines kept decoded, about 7 KB each (a delivered order's), so some 20 MB: room for the orders in flight
-# of a run at full speed (`oms bench` places 2,000 at once) and those just finished, which then never wait
-# for a decode.
-DECODED = 2_500
+# The timelines kept decoded, in bytes as `footprint` estimates them: 2,200 delivered orders' or 12,000 just
+# placed, so that a run at full speed (`oms bench` places thousands of orders at once) seldom waits for a
+# decode.
+DECODED_BYTES = 16_000_000
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +70,12 @@ class Progress(NamedTuple):
         return cls(timeline.order_id, timeline.status, timeline.last_progress_at)
 
 
+def footprint(timeline: OrderTimeline) -> int:
+    """About the bytes a decoded timeline takes (measured with tracemalloc, its fields sets shared): 1.3 KB
+    for an order just placed, 7.2 KB for one delivered."""
+    return 800 + 450 * len(timeline.steps) + 90 * len(timeline.seen)
+
+
 def summary_headers(timeline: OrderTimeline) -> tuple[tuple[str, bytes], ...]:
     return ((STATUS_HEADER, timeline.status.encode()), (SAGA_HEADER, (timeline.saga or "").encode()))
 
@@ -80,10 +86,10 @@ Decode = Callable[[bytes], OrderTimeline]
 
 class TimelineStore:
     """Holds the unfinished timelines of its partitions, and the finished ones until `evict`: each decoded
-    while unsaved or among the `decoded` most recently used, otherwise on disk (with its `Progress` in
-    memory) until `get` reads it back."""
+    while unsaved or among the most recently used that fit in `decoded_bytes`, otherwise on disk (with its
+    `Progress` in memory) until `get` reads it back."""
 
-    def __init__(self, path: Path, encode: Encode, decode: Decode, decoded: int = DECODED) -> None:
+    def __init__(self, path: Path, encode: Encode, decode: Decode, decoded_bytes: int = DECODED_BYTES) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.unlink(missing_ok=True)  # a cache of the compacted topic, refilled on assignment
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -92,7 +98,9 @@ class TimelineStore:
         self._db.executescript(SCHEMA)
         self._encode = encode
         self._decode: Decode = lambda value: sharing_fields_sets(decode(value))
-        self._capacity = decoded
+        self._budget = decoded_bytes
+        self._bytes = 0
+        """The footprint of the timelines decoded."""
         self._partition_of: dict[str, int] = {}
         """Every order held."""
         self._unsaved: dict[str, OrderTimeline] = {}
@@ -115,11 +123,14 @@ class TimelineStore:
     def put(self, timeline: OrderTimeline, partition: int) -> None:
         """Changed, not yet saved: kept decoded until `save`."""
         order_id = timeline.order_id
-        self._recent.pop(order_id, None)
+        before = self._unsaved.get(order_id) or self._recent.pop(order_id, None)
+        if before is not None:
+            self._bytes -= footprint(before)
         self._away.pop(order_id, None)
         self._unsaved[order_id] = timeline
+        self._bytes += footprint(timeline)
         self._partition_of[order_id] = partition
-        if self.decoded() > self._capacity:
+        if self._bytes > self._budget:
             self._trim()
 
     def save(self, order_ids: Iterable[str], encoded: dict[str, bytes] | None = None) -> None:
@@ -139,18 +150,19 @@ class TimelineStore:
         self._trim()
 
     def crowded(self) -> bool:
-        """As many timelines changed and not saved as it keeps decoded: time to save them."""
-        return len(self._unsaved) >= self._capacity
+        """The timelines changed and not saved alone take more than it keeps decoded: time to save them."""
+        return self._bytes > self._budget
 
     def decoded(self) -> int:
         """How many timelines it keeps decoded."""
         return len(self._unsaved) + len(self._recent)
 
     def _trim(self) -> None:
-        """The least recently used saved timelines leave memory while more than `decoded` are decoded (the
-        unsaved stay: they are not on disk yet)."""
-        while self._recent and self.decoded() > self._capacity:
+        """The least recently used saved timelines leave memory while those decoded take more than it keeps
+        (the unsaved stay: they are not on disk yet)."""
+        while self._recent and self._bytes > self._budget:
             order_id, timeline = self._recent.popitem(last=False)
+            self._bytes -= footprint(timeline)
             self._away[order_id] = Progress.of(timeline)
 
     def evict(self, idle_before: datetime.datetime) -> int:
@@ -168,8 +180,9 @@ class TimelineStore:
 
     def _forget(self, order_id: str) -> None:
         del self._partition_of[order_id]
-        self._unsaved.pop(order_id, None)
-        self._recent.pop(order_id, None)
+        decoded = self._unsaved.pop(order_id, None) or self._recent.pop(order_id, None)
+        if decoded is not None:
+            self._bytes -= footprint(decoded)
         self._away.pop(order_id, None)
 
     def rebuild(self, partitions: set[int], records: Iterable[Stored]) -> int:
@@ -204,8 +217,9 @@ class TimelineStore:
                 unreadable.append((order_id,))
                 continue
             self._partition_of[order_id] = partition
-            if self.decoded() < self._capacity:
+            if self._bytes + footprint(timeline) <= self._budget:
                 self._recent[order_id] = timeline
+                self._bytes += footprint(timeline)
             else:
                 self._away[order_id] = Progress.of(timeline)
         self._db.executemany("DELETE FROM timelines WHERE order_id = ?", unreadable)

@@ -4,12 +4,14 @@ room it keeps decoded, and nothing is lost either way."""
 from __future__ import annotations
 
 import datetime
+import gc
 import json
+import tracemalloc
 import uuid
 import weakref
 from pathlib import Path
 
-from processors.tracking.store import Stored, TimelineStore
+from processors.tracking.store import Stored, TimelineStore, footprint
 from processors.tracking.timeline import STEP_FIELDS, is_stuck, new_timeline
 from schemas.models import OrderTimeline
 from tests.factories import NOW
@@ -41,6 +43,11 @@ class Disk:
 
 def ids(count: int) -> list[str]:
     return [f"o-{n}" for n in range(count)]
+
+
+def room_for(count: int) -> int:
+    """Bytes to keep `count` of these tests' timelines decoded."""
+    return count * footprint(timeline("o", "in-flight"))
 
 
 def test_finished_timelines_leave_memory_once_saved_and_idle_and_are_still_found(tmp_path: Path) -> None:
@@ -113,7 +120,7 @@ def test_a_rebuild_passes_over_records_the_tracker_did_not_write(tmp_path: Path)
 
 def test_no_more_timelines_stay_decoded_than_there_is_room_for_and_every_one_is_still_found(tmp_path: Path) -> None:
     disk = Disk()
-    store = TimelineStore(tmp_path / "t.sqlite", encode, disk.decode, decoded=3)
+    store = TimelineStore(tmp_path / "t.sqlite", encode, disk.decode, decoded_bytes=room_for(3))
     put = [timeline(order_id, "in-flight") for order_id in ids(10)]
     for each in put:
         store.put(each, partition=0)
@@ -131,7 +138,7 @@ def test_no_more_timelines_stay_decoded_than_there_is_room_for_and_every_one_is_
 
 def test_a_timeline_read_back_from_disk_equals_the_one_put(tmp_path: Path) -> None:
     disk = Disk()
-    store = TimelineStore(tmp_path / "t.sqlite", encode, disk.decode, decoded=1)
+    store = TimelineStore(tmp_path / "t.sqlite", encode, disk.decode, decoded_bytes=room_for(1))
     picked = folded(*up_to_the_first_pick("o-1", uuid.uuid4(), ["pick", "pack", "ship"]))
     store.put(picked, partition=0)
     store.put(timeline("o-2", "in-flight"), partition=0)
@@ -146,7 +153,7 @@ def test_a_timeline_read_back_from_disk_equals_the_one_put(tmp_path: Path) -> No
 
 def test_changed_timelines_stay_decoded_until_saved_however_many_there_are(tmp_path: Path) -> None:
     disk = Disk()
-    store = TimelineStore(tmp_path / "t.sqlite", encode, disk.decode, decoded=2)
+    store = TimelineStore(tmp_path / "t.sqlite", encode, disk.decode, decoded_bytes=room_for(2))
     for order_id in ids(5):
         store.put(timeline(order_id, "in-flight"), partition=0)
 
@@ -157,7 +164,7 @@ def test_changed_timelines_stay_decoded_until_saved_however_many_there_are(tmp_p
 
 
 def test_timelines_held_on_disk_only_count_in_the_gauges_and_are_let_go_once_finished(tmp_path: Path) -> None:
-    store = TimelineStore(tmp_path / "t.sqlite", encode, decode, decoded=1)
+    store = TimelineStore(tmp_path / "t.sqlite", encode, decode, decoded_bytes=room_for(1))
     busy, done = timeline("busy", "in-flight"), timeline("done", "completed")
     store.put(busy, partition=0)
     store.put(done, partition=0)
@@ -174,7 +181,7 @@ def test_timelines_held_on_disk_only_count_in_the_gauges_and_are_let_go_once_fin
 
 
 def test_a_rebuild_with_more_unfinished_timelines_than_room_keeps_them_all(tmp_path: Path) -> None:
-    store = TimelineStore(tmp_path / "t.sqlite", encode, decode, decoded=2)
+    store = TimelineStore(tmp_path / "t.sqlite", encode, decode, decoded_bytes=room_for(2))
     unfinished = [timeline(order_id, "in-flight") for order_id in ids(5)]
 
     count = store.rebuild({0}, [Stored(t.order_id, encode(t), 0, "in-flight") for t in unfinished])
@@ -182,3 +189,16 @@ def test_a_rebuild_with_more_unfinished_timelines_than_room_keeps_them_all(tmp_p
     assert count == 5 and store.decoded() == 2
     assert sorted(t.order_id for t in store.unfinished()) == ids(5)
     assert [store.get(t.order_id) for t in unfinished] == unfinished
+
+
+def test_a_timeline_s_footprint_is_about_what_it_takes_in_memory() -> None:
+    """The store's bound on memory is only as good as this estimate."""
+    for itinerary in (["pick"], ["pick", "pack", "gift-wrap", "customs", "ship", "confirm-delivery"]):
+        gc.collect()
+        tracemalloc.start()
+        timelines = [folded(*up_to_the_first_pick(f"o-{n}", uuid.uuid4(), itinerary)) for n in range(200)]
+        gc.collect()
+        taken = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+
+        assert 0.8 < sum(map(footprint, timelines)) / taken < 1.25
