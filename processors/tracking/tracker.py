@@ -57,7 +57,7 @@ from processors.runtime.tracing import trace_id_of
 from processors.sagas.cancellation import Phase
 from processors.tracking.lag import consumer_lag
 from processors.tracking.store import SAGA_HEADER, STATUS_HEADER, Stored, TimelineStore, summary_headers
-from processors.tracking.timeline import STATUSES, fold, is_stuck
+from processors.tracking.timeline import STATUSES, fold, folds, is_stuck
 from schemas.models import AvroRecord, OrderEvent, OrderTimeline, RoutingSlipActivityCompleted
 from schemas.registry import registry_client
 from schemas.serde import RecordCodec, UndecodableRecord
@@ -145,7 +145,8 @@ class Tracker:
             while not self._stopping:
                 HEALTH.beat()
                 self._read(0.1)
-                if time.monotonic() - last_flush >= FLUSH_EVERY_S:
+                # Every second; sooner when the changed timelines would outgrow what the store keeps decoded.
+                if time.monotonic() - last_flush >= FLUSH_EVERY_S or self.store.crowded():
                     self._flush()
                     last_flush = time.monotonic()
                 if time.monotonic() - last_gauges >= GAUGES_EVERY_S:
@@ -229,8 +230,8 @@ class Tracker:
         return record
 
     def track(self, record: AvroRecord, partition: int, trace_id: str | None = None) -> None:
-        if not isinstance(record, OrderEvent):
-            return
+        if not isinstance(record, OrderEvent) or not folds(record):
+            return  # before `get`, which may read the timeline back from disk
         order_id = record.order_id
         before = self.store.get(order_id)
         updated = fold(before, record, trace_id)
