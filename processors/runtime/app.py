@@ -12,6 +12,7 @@ from quixstreams.models import Topic, TopicConfig
 from quixstreams.models.serializers import SerializationContext, Serializer
 from quixstreams.models.topics.exceptions import TopicNotFoundError
 
+from processors.runtime.clients import PREFETCH_KB
 from processors.runtime.commits import commit_when_caught_up
 from processors.runtime.health import report_health
 from processors.runtime.identity import instance_id
@@ -27,11 +28,6 @@ class OutgoingSerializer(Serializer):
 
     def __call__(self, value: Outgoing, ctx: SerializationContext) -> bytes | None:  # type: ignore[override]
         return value.value
-
-
-# What a processor's consumer reads ahead of its work: at ~300 bytes a record, some 13,000 records, seconds of
-# work for any processor here, where librdkafka's default (64 MB) is held in memory by a processor behind.
-PREFETCH_KB = 4_096
 
 
 def make_application(processor: str, settings: Settings, **overrides: Any) -> Application:

@@ -52,6 +52,9 @@ def transactional_producer(settings: Settings, group: str, **extra: Any) -> Prod
 
 
 READ_AHEAD_KB = 16_384
+# What a processor's consumer reads ahead of its work: at ~300 bytes a record, some 13,000 records, seconds of
+# work for any processor here, where librdkafka's default (64 MB) is held in memory by a processor behind.
+PREFETCH_KB = 4_096
 
 
 def end_reader(settings: Settings, purpose: str) -> Consumer:

@@ -27,7 +27,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from confluent_kafka.admin import AdminClient
 
 from processors.runtime.clients import (
-    READ_AHEAD_KB,
+    PREFETCH_KB,
     end_reader,
     is_fatal,
     member_consumer,
@@ -114,7 +114,7 @@ class Tracker:
                 "auto.offset.reset": "earliest",
                 "partition.assignment.strategy": "range",
                 # Behind under load, librdkafka would prefetch up to 64 MB of the seven topics it reads.
-                "queued.max.messages.kbytes": READ_AHEAD_KB,
+                "queued.max.messages.kbytes": PREFETCH_KB,
             },
         )
         self._producer = transactional_producer(settings, PROCESSOR, **{"linger.ms": 20})
