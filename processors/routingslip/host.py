@@ -224,15 +224,20 @@ class ActivityHost:
         started = time.monotonic()
         result: ExecutionResult = self._run(step.name, lambda: activity.execute(context))
         duration_ms = round((time.monotonic() - started) * 1000)
-        base = slip_event_fields(slip, now)
+        # The step's events happen when it ends (a reader takes a completion's start as `duration_ms` before);
+        # inline steps follow one another within milliseconds, so their start would not do.
+        ended = utc_now()
         if isinstance(result, Faulted):
             faulted_event = RoutingSlipActivityFaulted(
-                event_id=derive_event_id(execution, "faulted"), activity=step.name, reason=result.reason, **base
+                event_id=derive_event_id(execution, "faulted"),
+                activity=step.name,
+                reason=result.reason,
+                **slip_event_fields(slip, ended),
             )
-            faulted_slip = slips.faulted(slip, execution=execution, name=step.name, at=now, reason=result.reason)
-            events, hop = self._compensate_next(faulted_slip, now)
+            faulted_slip = slips.faulted(slip, execution=execution, name=step.name, at=ended, reason=result.reason)
+            events, hop = self._compensate_next(faulted_slip, ended)
             return [self._event(faulted_event), *events], hop
-        return self._after_completion(slip, step.name, execution, result, now, duration_ms)
+        return self._after_completion(slip, step.name, execution, result, now, ended, duration_ms)
 
     def _after_completion(
         self,
@@ -240,6 +245,7 @@ class ActivityHost:
         name: str,
         execution: uuid.UUID,
         result: Completed,
+        started_at: datetime.datetime,
         now: datetime.datetime,
         duration_ms: int,
     ) -> Outcome:
@@ -255,7 +261,7 @@ class ActivityHost:
             slip,
             execution=execution,
             host=self._host,
-            started_at=now,
+            started_at=started_at,
             duration_ms=duration_ms,
             compensate_address=compensate_address(address),
             log=result.log,

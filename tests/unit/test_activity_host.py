@@ -5,8 +5,10 @@ dead-lettered, and a slip that routes anywhere but to the activities' own topics
 
 from __future__ import annotations
 
+import datetime
 import re
 import sqlite3
+import time
 import uuid
 from collections.abc import Callable, Mapping
 
@@ -397,3 +399,18 @@ def test_an_outage_in_an_inline_step_repeats_the_record_and_the_steps_before_it_
     first, again = steps["pick"].keys
     assert first == again, "the repeated pick carries the same idempotency key"
     assert emits[-1].topic.name == SHIP
+
+
+def test_a_completion_is_dated_when_its_step_ended_so_inline_steps_read_in_order(codec: SlipCodec) -> None:
+    def slow_pack() -> ExecutionResult:
+        time.sleep(0.03)
+        return Completed()
+
+    steps = warehouse_steps(pack=slow_pack)
+
+    emits = deliver(warehouse_host(codec, steps), codec, warehouse_slip(), PICK, DictState())
+
+    picked, packed = (emit.record for emit in emits if isinstance(emit.record, RoutingSlipActivityCompleted))
+    assert packed.occurred_at - picked.occurred_at >= datetime.timedelta(milliseconds=25)
+    pack_started = packed.occurred_at - datetime.timedelta(milliseconds=packed.duration_ms)
+    assert pack_started >= picked.occurred_at - datetime.timedelta(milliseconds=1), "pack started after pick ended"
