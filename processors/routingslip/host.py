@@ -246,10 +246,10 @@ class ActivityHost:
         execution: uuid.UUID,
         result: Completed,
         started_at: datetime.datetime,
-        now: datetime.datetime,
+        ended_at: datetime.datetime,
         duration_ms: int,
     ) -> Outcome:
-        base = slip_event_fields(slip, now)
+        base = slip_event_fields(slip, ended_at)
         itinerary: tuple[ItineraryStep, ...] | None = None
         if isinstance(result, Revised):
             itinerary = result.itinerary
@@ -303,7 +303,7 @@ class ActivityHost:
         following = slips.next_step(done)
         if following is not None:
             return emits, Hop(following.address, done, f"{execution}/forward")
-        total_ms = round((now - slip.created_at).total_seconds() * 1000)
+        total_ms = round((ended_at - slip.created_at).total_seconds() * 1000)
         completed = RoutingSlipCompleted(
             event_id=derive_event_id(slip.tracking_number, "completed"),
             duration_ms=total_ms,

@@ -88,7 +88,7 @@ def codec() -> SlipCodec:
     return SlipCodec(HeaderCodec(memory_registry(), ROUTING_SLIP_HEADER))
 
 
-def host(codec: SlipCodec, steps: dict[str, Step]) -> ActivityHost:
+def host(codec: SlipCodec, steps: Mapping[str, Step], inline: frozenset[str] = frozenset()) -> ActivityHost:
     return ActivityHost(
         steps,
         ADDRESSES,
@@ -96,6 +96,7 @@ def host(codec: SlipCodec, steps: dict[str, Step]) -> ActivityHost:
         host="h-0",
         retry=RetryPolicy(attempts=1, first_delay_s=0, max_delay_s=0),
         points_of_no_return=frozenset({"ship"}),
+        inline=inline,
     )
 
 
@@ -328,15 +329,7 @@ class Keyed(Step):
 
 
 def warehouse_host(codec: SlipCodec, steps: Mapping[str, Step]) -> ActivityHost:
-    return ActivityHost(
-        steps,
-        ADDRESSES,
-        codec,
-        host="h-0",
-        retry=RetryPolicy(attempts=1, first_delay_s=0, max_delay_s=0),
-        points_of_no_return=frozenset({"ship"}),
-        inline=frozenset({"pick", "pack"}),
-    )
+    return host(codec, steps, inline=frozenset({"pick", "pack"}))
 
 
 def warehouse_slip() -> RoutingSlip:
