@@ -53,6 +53,7 @@ from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, 
 from confluent_kafka.admin import AdminClient, NewTopic
 from quixstreams import Application
 
+from ops.handover import before_run_all
 from ops.orders import GeneratedOrder, OrderMix, demand_by_sku, generate_orders
 from ops.platform import servers
 from ops.produce import CancellationPlan, produce_orders
@@ -64,7 +65,7 @@ from processors.adapters.catalog import OUT_OF_STOCK_SKU
 from processors.intake import is_duplicate_id_rejection_message
 from processors.runtime.app import make_application
 from processors.runtime.cloudevents import header
-from processors.services import SERVICES
+from processors.services import ENGINE, SERVICES, services_run
 from processors.tracking.lag import consumer_lag
 from schemas.registry import registry_client
 from schemas.serde import RecordCodec
@@ -548,7 +549,8 @@ def exited(children: dict[str, Child]) -> dict[str, int]:
 
 
 def bench_children(settings: Settings, processors_from: Path | None, simulators: Path) -> dict[str, Child]:
-    """A process per service, instance `bench`, its simulators' ledgers in `simulators`. With
+    """A process per service `oms run all` runs (`settings.colocated`: the order-keyed processors as one
+    engine), instance `bench`, its simulators' ledgers in `simulators`. With
     `processors_from`, each runs that tree's code (its packages first on the path, its root as working
     directory), keeping this checkout's run folder: the state folders must match this broker's changelogs,
     not whatever that tree's own broker left."""
@@ -560,8 +562,13 @@ def bench_children(settings: Settings, processors_from: Path | None, simulators:
         env |= {"PYTHONPATH": str(processors_from), "OMS_RUN_DIR": str(settings.run_dir)}
     return {
         name: Child(name, "bench", settings.run_dir / "logs" / f"{name}-bench.log", env=env, cwd=processors_from)
-        for name in SERVICES
+        for name in services_run(settings.colocated)
     }
+
+
+def hop_service(children: Mapping[str, Child]) -> str:
+    """What drains the backlog alone: intake, or the engine it runs in."""
+    return "intake" if "intake" in children else ENGINE
 
 
 def run(
@@ -593,8 +600,7 @@ def _run(
     bars: Bars,
 ) -> dict[str, Any]:
     admin = AdminClient(settings.kafka_config())
-    groups = [service.group for service in SERVICES.values()]
-    ensure_groups_free(admin, groups, settings)
+    ensure_groups_free(admin, [service.group for service in SERVICES.values()], settings)
     tree = processors_tree(processors_from)  # before the run, in case that tree changes during it
     prefix = f"bench-{uuid.uuid4().hex[:6]}"
     mix = mix or OrderMix()
@@ -622,16 +628,20 @@ def _run(
     # lookups slower with them (a used machine's 360 MB fulfillment ledger cost the activity host about 0.4 ms
     # an order): each run gets fresh ones, so that runs compare the processors, not the history they follow.
     simulators = Path(tempfile.mkdtemp(prefix="bench-simulators-", dir=settings.run_dir))
+    before_run_all(settings)
     children = bench_children(settings, processors_from, simulators)
+    groups = [SERVICES[name].group for name in children]
+    hopper = hop_service(children)
     outcome_topics = [ORDERS_EVENTS.name, PAYMENTS_EVENTS.name, INVENTORY_EVENTS.name, ROUTING_SLIPS_EVENTS.name]
     backlog_ids = {order.order_id for order in backlog}
     ensure_groups_free(admin, groups, settings)
     try:
-        # One hop: intake alone drains a backlog, timed from its first output to its last.
+        # One hop: intake (or the engine it runs in) alone drains a backlog, timed from its first output to its
+        # last.
         backlog_outcomes = OutcomeClock(settings, OUTCOME_TYPES, outcome_topics)
         intake_outputs = OutcomeClock(settings, INTAKE_TYPES, [ORDERS_EVENTS.name])
         produce_orders(settings, [order.record for order in backlog], progress=bars)
-        children["intake"].start()
+        children[hopper].start()
         intake_outputs.wait_for(backlog_ids, TIMEOUT_S, bars.bar("backlog: intake draining", len(backlog_ids)))
         intake_outputs.close()
         times = intake_outputs.seen_at_ms.values()
@@ -639,10 +649,10 @@ def _run(
 
         # The rest of the choreography drains the backlog before the whole is measured.
         for name, child in children.items():
-            if name != "intake":
+            if name != hopper:
                 child.start()
-        for service in SERVICES.values():
-            wait_for_group(admin, service.group, members=1)
+        for group in groups:
+            wait_for_group(admin, group, members=1)
         backlog_outcomes.wait_for(backlog_ids, TIMEOUT_S, bars.bar("backlog: processors draining", len(backlog_ids)))
         backlog_outcomes.close()
 
@@ -685,6 +695,7 @@ def _run(
         "ceiling_messages": CEILING_MESSAGES,
         "passthrough_per_s": round(ceiling.per_second),
         "quix_hop_per_s": round(quix_hop.per_second),
+        "hop_processor": hopper,
         "intake_hop_per_s": round(hop.per_second),
         "intake_hop_vs_passthrough": round(hop.per_second / ceiling.per_second, 3),
         "intake_hop_vs_quix_hop": round(hop.per_second / quix_hop.per_second, 3),
@@ -720,7 +731,8 @@ def report_lines(result: dict[str, Any]) -> list[str]:
         + (" with uncommitted changes" if tree["dirty"] else ""),
         f"raw passthrough (exactly once, {size} B)  {result['passthrough_per_s']:>8,} msg/s",
         f"bare Quix Streams hop (exactly once, {size} B)  {result['quix_hop_per_s']:>8,} msg/s",
-        f"intake hop (Quix Streams, exactly once)      {result['intake_hop_per_s']:>8,} msg/s"
+        f"{result.get('hop_processor', 'intake') + ' hop':<15}(Quix Streams, exactly once)"
+        f" {result['intake_hop_per_s']:>8,} msg/s"
         f"  = {result['intake_hop_vs_passthrough']:.1%} of passthrough,"
         f" {result['intake_hop_vs_quix_hop']:.1%} of the bare Quix hop",
         f"orders to their last event at full speed     {full['orders_per_s']:>8,} orders/s"

@@ -199,7 +199,8 @@ def bench_in_process(args: argparse.Namespace, settings: Settings, mix: OrderMix
 
 def cmd_chaos(args: argparse.Namespace, settings: Settings) -> int:
     from ops import bench, chaos
-    from processors.services import SERVICES
+    from ops.handover import before_run_all
+    from processors.services import SERVICES, services_run
     from topology.admin import admin_client, wait_for_group
 
     plan = chaos.ChaosPlan(
@@ -218,10 +219,13 @@ def cmd_chaos(args: argparse.Namespace, settings: Settings) -> int:
         except bench.GroupsBusy as error:
             print(f"oms: {error}", file=sys.stderr)
             return 2
-        fleet = chaos.Fleet.of_children(settings, list(SERVICES))
+        for line in before_run_all(settings):
+            print(line)
+        running = services_run(settings.colocated)
+        fleet = chaos.Fleet.of_children(settings, running)
         try:
-            for group in groups:
-                wait_for_group(admin, group, members=1)
+            for name in running:
+                wait_for_group(admin, SERVICES[name].group, members=1)
             result = chaos.run_chaos(settings, fleet, plan, echo=print)
         finally:
             fleet.stop()
@@ -231,7 +235,7 @@ def cmd_chaos(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from processors.services import SERVICES, run
+    from processors.services import SERVICES, run, services_run
 
     if args.processor not in (*SERVICES, "all"):
         print(f"oms run: no processor {args.processor!r}; choose from {', '.join(SERVICES)} or all", file=sys.stderr)
@@ -239,9 +243,17 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     if args.processor != "all":
         run(args.processor, settings)
         return 0
+    from ops.handover import before_run_all
+    from ops.replay import GroupActive
     from ops.supervisor import Supervisor
 
-    return Supervisor.for_processors(list(SERVICES), args.instances, settings).run()
+    try:
+        for line in before_run_all(settings):
+            print(line)
+    except GroupActive as error:
+        print(f"oms run all: {error}", file=sys.stderr)
+        return 2
+    return Supervisor.for_processors(services_run(settings.colocated), args.instances, settings).run()
 
 
 def cmd_produce_orders(args: argparse.Namespace, settings: Settings) -> int:

@@ -9,6 +9,7 @@ from collections import Counter
 from confluent_kafka import Consumer
 
 from ops.dashboard.server import serve
+from ops.handover import before_run_all
 from ops.orders import OrderMix, generate_orders
 from ops.produce import CancellationPlan, produce_orders
 from ops.stock import set_stock
@@ -17,7 +18,7 @@ from ops.tables import assign_from_now
 from processors.adapters.catalog import DEMO_STOCK
 from processors.intake import is_duplicate_id_rejection_message
 from processors.runtime.cloudevents import header
-from processors.services import SERVICES
+from processors.services import services_run
 from topology.settings import Settings
 from topology.topics import (
     INVENTORY_EVENTS,
@@ -88,7 +89,9 @@ DASHBOARD_PORT = 8088
 def run(settings: Settings, rate_per_s: float, seed: int, mix: OrderMix | None = None) -> int:
     set_stock(settings, DEMO_STOCK)
     print(f"stock seeded for {len(DEMO_STOCK)} SKUs (`oms stock show` lists live levels)")
-    supervisor = Supervisor.for_processors(list(SERVICES), 1, settings)
+    for line in before_run_all(settings):
+        print(line)
+    supervisor = Supervisor.for_processors(services_run(settings.colocated), 1, settings)
     supervisor.start()
     tally = Tally(settings)
     try:

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from processors.services import METRICS_BASE_PORT, SERVICES
+from processors.services import METRICS_BASE_PORT, services_run
 from topology.settings import PROJECT_ROOT
 
 COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yml"
@@ -55,6 +55,9 @@ K8S_SETTINGS = {
     **COMMON_SETTINGS,
 }
 
+# Each processor alone, in its own consumer group, so that each scales and rolls out on its own.
+DEPLOYED = services_run(colocated=False)
+
 
 # --- Compose --------------------------------------------------------------------------------------------
 
@@ -69,7 +72,7 @@ def compose() -> dict[str, Any]:
             "depends_on": {"setup": {"condition": "service_completed_successfully"}},
             "restart": "unless-stopped",
         }
-        for name in SERVICES
+        for name in DEPLOYED
     }
     return {
         "services": {
@@ -134,7 +137,7 @@ def compose() -> dict[str, Any]:
                 "depends_on": ["prometheus"],
             },
         },
-        "volumes": {"kafka-data": {}, **{f"{name}-state": {} for name in SERVICES}},
+        "volumes": {"kafka-data": {}, **{f"{name}-state": {} for name in DEPLOYED}},
     }
 
 
@@ -147,7 +150,7 @@ def prometheus_compose() -> dict[str, Any]:
             {
                 "job_name": "oms",
                 "static_configs": [
-                    {"targets": [f"{name}:{METRICS_PORT}"], "labels": {"service": name}} for name in SERVICES
+                    {"targets": [f"{name}:{METRICS_PORT}"], "labels": {"service": name}} for name in DEPLOYED
                 ],
             }
         ],
@@ -289,7 +292,7 @@ def generated_files() -> dict[Path, str]:
         DEPLOY_DIR / "prometheus-compose.yml": HEADER + _dump(prometheus_compose()),
         K8S_DIR / "config.yaml": HEADER + _dump_all(k8s_config()),
     }
-    files |= {K8S_DIR / f"{name}.yaml": HEADER + _dump_all(k8s_processor(name)) for name in SERVICES}
+    files |= {K8S_DIR / f"{name}.yaml": HEADER + _dump_all(k8s_processor(name)) for name in DEPLOYED}
     return files
 
 

@@ -1,5 +1,6 @@
 """The processes `oms run` knows, declared once: the stream processors' specs, then the timers and the
-tracker (plain Kafka clients); the metrics ports and the docs' table of processors follow this list."""
+tracker (plain Kafka clients), then the engine that runs the order-keyed processors together; the metrics
+ports and the docs' table of processors follow this list."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from processors import intake, inventory, notifications, payments, stock, timers
 from processors.fulfillment import host as activities
 from processors.fulfillment import starter as fulfillment
 from processors.runtime.app import built, make_application
+from processors.runtime.chain import Chain, chain_of
+from processors.runtime.colocated import CHAIN_PROCESSOR, wire_chain
 from processors.runtime.discovery import announce
 from processors.runtime.heap import freeze_startup_heap
 from processors.runtime.identity import instance_id, instance_number
@@ -62,11 +65,41 @@ def stream_processor(spec: ProcessorSpec) -> Service:
     return Service(spec.group, run)
 
 
+# The processors that share the order key, as one engine: their events handed over in memory.
+CHAIN = chain_of(STREAM_PROCESSORS)
+ENGINE = "orders"
+
+
+def chain_processor(chain: Chain) -> Service:
+    """The members of `chain` in one Quix Streams application, in a consumer group of its own."""
+
+    def run(settings: Settings) -> None:
+        def build() -> Application:
+            app = make_application(CHAIN_PROCESSOR, settings)
+            wire_chain(app, chain, settings, registry_client(settings))
+            return app
+
+        built(build).run()
+
+    return Service(CHAIN_PROCESSOR, run)
+
+
 SERVICES: dict[str, Service] = {
     **{spec.name: stream_processor(spec) for spec in STREAM_PROCESSORS},
     "timers": Service(timers.PROCESSOR, timers.run),
     "tracker": Service(tracker.PROCESSOR, tracker.run),
+    ENGINE: chain_processor(CHAIN),
 }
+
+
+def services_run(colocated: bool) -> list[str]:
+    """What `oms run all` runs: the chain's members as one engine, or (not `colocated`) each alone."""
+    if not colocated:
+        return [name for name in SERVICES if name != ENGINE]
+    members = {spec.name for spec in CHAIN.members}
+    return [name for name in SERVICES if name not in members]
+
+
 # Instance 0 of each service serves metrics on its own port, further instances 100 above, so that
 # `ops/prometheus/prometheus.yml` finds `oms run all` without configuration.
 METRICS_PORTS = {name: METRICS_BASE_PORT + index for index, name in enumerate(SERVICES)}

@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     dashboard_host: str = "127.0.0.1"
 
+    # `oms run all` runs the processors that share the order key as one engine (`oms run orders`): one consumer
+    # group and transaction, events handed over in memory and still published (docs/adr/0002-co-location.md).
+    # False: each alone, in its own consumer group.
+    colocated: bool = True
+
     # How often a processor commits its Kafka transaction while it has more to read; one that has read
     # everything commits at once, at most every `min_commit_interval_s` (processors/runtime/commits.py).
     # Measured in docs/performance.md: 0.25 s batches well at full speed; caught-up commits keep hops short,

@@ -28,6 +28,10 @@ class TopicSpec:
     retention_ms: int | None = 7 * DAY_MS
     doc: str = ""
     extra_config: dict[str, str] = field(default_factory=dict)
+    chainable: bool = True
+    """Whether processors run together may hand its records to each other in memory (they are published all
+    the same). False for a topic whose crossing is part of the workflow: its readers always read it from Kafka,
+    behind what was produced before (docs/adr/0002-co-location.md)."""
 
     def config(self) -> dict[str, str]:
         """Topic-level broker configuration this declaration implies."""
@@ -195,6 +199,10 @@ OPERATIONS_TOPICS: tuple[TopicSpec, ...] = (TRACKING_ORDERS, DEAD_LETTERS_REDRIV
 
 # Routing-slip activities of fulfillment, in the order a full itinerary visits them.
 FULFILLMENT_ACTIVITIES = ("pick", "pack", "gift-wrap", "customs", "ship", "confirm-delivery")
+# Activities a slip always reaches across Kafka. `ship`: a stop sent while the warehouse worked is heard before
+# the parcel leaves. `confirm-delivery` waits on the carrier: the order is seen shipped before it is delivered.
+# The warehouse's steps before them run one after the other in one record (processors/fulfillment/host.py).
+CROSSED_ACTIVITIES = frozenset({"ship", "confirm-delivery"})
 
 
 FULFILLMENT_RECORDS = ("oms.fulfillment.FulfillmentRequest",)
@@ -206,6 +214,7 @@ def fulfillment_activity(activity: str) -> TopicSpec:
         key="order_id",
         records=FULFILLMENT_RECORDS,
         doc=f"Routing slips addressed to the {activity} activity.",
+        chainable=activity not in CROSSED_ACTIVITIES,
     )
 
 

@@ -36,10 +36,9 @@ ACTIVITY_RETRY = RetryPolicy(attempts=4, first_delay_s=0.02, max_delay_s=0.5)
 # Once the carrier has the parcel (`OrderShipped` is out, the customer told), a stop no longer undoes the slip:
 # a cancellation after shipping is refused, and the order becomes a return once delivered.
 NO_STOP_AFTER = frozenset({"ship"})
-# The warehouse's steps run one after the other in one record. The slip crosses a topic to reach `ship`, so that
-# a stop sent while the warehouse worked is heard before the parcel leaves, and to reach `confirm-delivery`,
-# which waits on the carrier: the order is seen shipped before it is delivered.
-INLINE = frozenset({"pick", "pack", "gift-wrap", "customs"})
+# The warehouse's steps run one after the other in one record; the slip crosses a topic only to reach the
+# activities whose topic says so (`CROSSED_ACTIVITIES`).
+INLINE = frozenset(name for name in FULFILLMENT_ACTIVITIES if fulfillment_activity(name).chainable)
 
 
 @shared

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from processors.runtime.records import Headers, Outgoing
 from processors.runtime.sizes import headers_bytes, message_bytes
+from schemas.models import AvroRecord
 from topology.settings import MAX_MESSAGE_BYTES
 from topology.topics import HEADERS
 
@@ -34,6 +35,8 @@ class Received:
     key: bytes | None
     value: bytes | None
     headers: Headers
+    record: AvroRecord | None = None
+    """What `value` encodes, when the message was handed over in memory rather than read from Kafka."""
 
 
 def dead_letter(received: Received, error: BaseException, processor: str, limit: int = MAX_MESSAGE_BYTES) -> Outgoing:

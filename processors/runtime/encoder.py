@@ -32,6 +32,7 @@ class Encoder:
             value=self._codec(emit.topic.name).encode_fields(record.AVRO_NAME, fields),
             headers=cloudevent_headers(record.AVRO_NAME, fields, self._source) + emit.headers + trace_headers(),
             timestamp_ms=round(occurred_at.timestamp() * 1000) if occurred_at else None,
+            record=record,
         )
 
     def _codec(self, topic: str) -> RecordCodec:

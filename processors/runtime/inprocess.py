@@ -21,7 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
+from quixstreams import State
 
+from processors.runtime.chain import chain_of
+from processors.runtime.colocated import CHAIN_PROCESSOR, ChainStage
 from processors.runtime.deadletters import Received
 from processors.runtime.encoder import Encoder
 from processors.runtime.memory import MemoryState
@@ -32,6 +35,7 @@ from schemas.models import AvroRecord
 from schemas.registry import declared_subjects
 from schemas.serde import RecordCodec
 from topology.settings import Settings
+from topology.topics import TopicSpec
 
 
 def memory_registry() -> SchemaRegistryClient:
@@ -44,12 +48,21 @@ def memory_registry() -> SchemaRegistryClient:
 
 @dataclass
 class _Reader:
-    """One stream of one processor: its stage, and a state per key."""
+    """One stream of one processor, or a chain of processors run together: what it does with a message, and
+    a state per key."""
 
     processor: str
-    stage: RecordStage
+    process: Callable[[Received, State], list[Outgoing]]
     topics: frozenset[str]
     states: dict[bytes | None, MemoryState] = field(default_factory=lambda: defaultdict(MemoryState))
+
+
+def _stage_reader(processor: str, stage: RecordStage, topics: Iterable[TopicSpec]) -> _Reader:
+    return _Reader(processor, lambda received, state: stage.process(received, state)[0], _names(topics))
+
+
+def _names(topics: Iterable[TopicSpec]) -> frozenset[str]:
+    return frozenset(topic.name for topic in topics)
 
 
 @dataclass(frozen=True)
@@ -61,17 +74,30 @@ class Delivered:
 
 
 class InProcessRunner:
-    def __init__(self, specs: Sequence[ProcessorSpec], settings: Settings, source: str = "oms.test") -> None:
+    """`colocated`: the processors of `specs`' chain run as one engine (`processors/runtime/colocated.py`),
+    the others alone, as `oms run all` runs them by default; otherwise every processor alone."""
+
+    def __init__(
+        self,
+        specs: Sequence[ProcessorSpec],
+        settings: Settings,
+        source: str = "oms.test",
+        *,
+        colocated: bool = False,
+    ) -> None:
         self._registry = memory_registry()
+        chain = chain_of(specs) if colocated else None
+        alone = [spec for spec in specs if chain is None or spec not in chain.members]
         self._readers = [
-            _Reader(
-                spec.name,
-                stage_of(spec, stream, settings, self._registry),
-                frozenset(topic.name for topic in stream.topics),
-            )
-            for spec in specs
+            _stage_reader(spec.name, stage_of(spec, stream, settings, self._registry), stream.topics)
+            for spec in alone
             for stream in spec.streams
         ]
+        if chain is not None:
+            stage = ChainStage(
+                chain, lambda reader: stage_of(reader.spec, reader.stream, settings, self._registry), settings
+            )
+            self._readers.append(_Reader(CHAIN_PROCESSOR, stage.process, _names(chain.inputs)))
         self._encode = Encoder(self._registry, source)
         self._codecs: dict[str, RecordCodec] = {}
         self._queue: deque[Outgoing] = deque()
@@ -140,7 +166,7 @@ class InProcessRunner:
             outgoing.topic, 0, offset, outgoing.timestamp_ms or 0, outgoing.key, outgoing.value, outgoing.headers
         )
         started = time.thread_time()
-        produced, _ = reader.stage.process(received, reader.states[outgoing.key])
+        produced = reader.process(received, reader.states[outgoing.key])
         self.cpu_s[reader.processor] += time.thread_time() - started
         self.handled[reader.processor] += 1
         return produced

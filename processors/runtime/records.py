@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from schemas.models import AvroRecord
 from topology.topics import TopicSpec
@@ -37,6 +37,8 @@ class Outgoing:
     headers: Headers
     timestamp_ms: int | None = None
     """When the record's fact happened; None keeps the input's timestamp (dead letters)."""
+    record: AvroRecord | None = field(default=None, compare=False, repr=False)
+    """What `value` encodes, for a reader in the same process (docs/adr/0002-co-location.md)."""
 
 
 _NAMESPACE_BYTES = EVENT_ID_NAMESPACE.bytes

@@ -113,6 +113,10 @@ class RecordStage:
         received = Received(
             context.topic, context.partition, context.offset, timestamp, key, value, tuple(headers or ())
         )
+        return self.receive(received, state)
+
+    def receive(self, received: Received, state: State) -> list[Outgoing]:
+        """`process`, timed and counted in the processor's metrics."""
         with self._processing.time():
             outgoing, outcome = self.process(received, state)
         self._counted[(received.topic, outcome)].inc()
@@ -182,11 +186,14 @@ class RecordStage:
         if value is None:
             raise ValueError("a tombstone (null value) carries no record")
         contract, decoder = self._contracts[received.topic], self._decoders[received.topic]
-        writer = decoder.writer_record_name(value)
+        # A record handed over in memory by the processor that emitted it is the one its bytes encode.
+        record = received.record
+        writer = decoder.writer_record_name(value) if record is None else record.AVRO_NAME
         contract.check_type(writer, received.headers)
         if self.passes_over(writer) or (self._skip is not None and self._skip(received.headers)):
             return None
-        record = decoder.decode(value)
+        if record is None:
+            record = decoder.decode(value)
         contract.check_record(received.key, record)
         return [self._encoded(emit) for emit in self._handle(record, state, received)]
 

@@ -9,12 +9,16 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from ops.chaos import Fleet, platform_lock
-from processors.services import SERVICES
+from ops.handover import take_over
+from processors.runtime.colocated import CHAIN_PROCESSOR
+from processors.services import CHAIN, ENGINE, SERVICES, services_run
 from schemas.registry import declared_subjects, register, registry_client
 from tests.integration.harness import Processes, fleet_of, restore
 from topology.admin import admin_client, apply, wait_for_group
 from topology.settings import Settings
 from topology.topics import ALL_TOPICS
+
+ALONE = services_run(colocated=False)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -94,10 +98,35 @@ def fleet(settings: Settings, admin: AdminClient, pipeline: Processes) -> Iterat
 
 
 @pytest.fixture(scope="session")
-def pipeline(processes: Processes, admin: AdminClient, declared: None) -> Processes:
-    """Every processor running, one instance each, for the whole session."""
-    for name in SERVICES:
+def pipeline(processes: Processes, admin: AdminClient, declared: None, settings: Settings) -> Processes:
+    """Every processor running alone, one instance each, for the whole session."""
+    take_over(settings, CHAIN, CHAIN_PROCESSOR, colocated=False)
+    for name in ALONE:
         processes.start(name)
-    for service in SERVICES.values():
-        wait_for_group(admin, service.group, members=1)
+    for name in ALONE:
+        wait_for_group(admin, SERVICES[name].group, members=1)
     return processes
+
+
+@pytest.fixture
+def colocated_fleet(settings: Settings, admin: AdminClient, pipeline: Processes) -> Iterator[Fleet]:
+    """The order-keyed processors run together (`oms run orders`) instead of alone, for one test, with the
+    platform to it alone; afterwards each runs alone again, taking over where the engine stopped."""
+    members = [spec.name for spec in CHAIN.members]
+    with platform_lock():
+        for name in members:
+            pipeline.stop(name)
+        take_over(settings, CHAIN, CHAIN_PROCESSOR, colocated=True)
+        pipeline.start(ENGINE)
+        wait_for_group(admin, CHAIN_PROCESSOR, members=1)
+        fleet = fleet_of(pipeline)
+        try:
+            yield fleet
+        finally:
+            restore(settings, admin, fleet)
+            pipeline.stop(ENGINE)
+            take_over(settings, CHAIN, CHAIN_PROCESSOR, colocated=False)
+            for name in members:
+                pipeline.start(name)
+            for spec in CHAIN.members:
+                wait_for_group(admin, spec.group, members=1)

@@ -77,9 +77,9 @@ def restore(settings: Settings, admin: AdminClient, fleet: Fleet) -> None:
     crashing (a defect other tests name) is told of, not waited for."""
     restart_platform(settings)
     fleet.revive()
-    for service in SERVICES.values():
+    for name in fleet.processes:
         try:
-            wait_for_group(admin, service.group, members=1, timeout_s=60)
+            wait_for_group(admin, SERVICES[name].group, members=1, timeout_s=60)
         except TimeoutError as error:
             print(f"not back after the test: {error}")
 

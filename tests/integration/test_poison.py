@@ -362,11 +362,11 @@ def clear_away(admin: AdminClient, fleet: Fleet, poisons: list[Poison]) -> list[
         offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in past.items()]
         admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(group, offsets)])[group].result(30)
     fleet.revive()
-    for service in SERVICES.values():
+    for name in fleet.processes:
         try:
-            wait_for_group(admin, service.group, members=1, timeout_s=60)
+            wait_for_group(admin, SERVICES[name].group, members=1, timeout_s=60)
         except TimeoutError:
-            stuck.setdefault(service.group, {})  # crash-looping: named with the stuck ones
+            stuck.setdefault(SERVICES[name].group, {})  # crash-looping: named with the stuck ones
     return sorted(stuck)
 
 

@@ -20,7 +20,9 @@ from typing import Any
 import httpx
 import pytest
 
-from processors.services import SERVICES
+from processors.services import services_run
+
+RUN_ALL = services_run(colocated=True)
 
 NO_BROKER = "127.0.0.1:1"
 
@@ -98,11 +100,11 @@ def test_run_all_names_its_children_after_its_id_and_a_kill_9_of_it_leaves_none_
         [sys.executable, "-m", "ops.cli", "run", "all"], env=environment, stdout=subprocess.DEVNULL
     )
     started.append(supervisor)
-    wait_for(lambda: len(children_of(supervisor.pid)) == len(SERVICES), what="every processor started")
+    wait_for(lambda: len(children_of(supervisor.pid)) == len(RUN_ALL), what="every processor started")
     children = children_of(supervisor.pid)
 
-    assert sorted(children.values()) == sorted((name, given) for name in SERVICES)
-    assert {path.name for path in (tmp_path / "logs").iterdir()} == {f"{name}-{given}.log" for name in SERVICES}
+    assert sorted(children.values()) == sorted((name, given) for name in RUN_ALL)
+    assert {path.name for path in (tmp_path / "logs").iterdir()} == {f"{name}-{given}.log" for name in RUN_ALL}
 
     twin = subprocess.run(
         [sys.executable, "-m", "ops.cli", "run", "all"], env=environment, capture_output=True, text=True, timeout=60

@@ -151,7 +151,7 @@ def test_busy_groups_are_those_with_members() -> None:
 
 
 def test_children_run_another_checkout_with_this_run_folder(tmp_path: Path) -> None:
-    settings = Settings(run_dir=tmp_path / "run")
+    settings = Settings(run_dir=tmp_path / "run", colocated=False)
     other = tmp_path / "other"
 
     children = bench.bench_children(settings, other, tmp_path / "simulators")
@@ -165,6 +165,16 @@ def test_children_run_another_checkout_with_this_run_folder(tmp_path: Path) -> N
     }
     assert intake.cwd == other
     assert intake.log_file == tmp_path / "run" / "logs" / "intake-bench.log"
+
+
+def test_children_are_what_oms_run_all_runs_and_the_engine_drains_the_backlog_when_colocated(tmp_path: Path) -> None:
+    colocated = bench.bench_children(Settings(run_dir=tmp_path), None, tmp_path / "simulators")
+    alone = bench.bench_children(Settings(run_dir=tmp_path, colocated=False), None, tmp_path / "simulators")
+
+    assert set(colocated) == {"orders", "stock", "timers", "tracker"}
+    assert bench.hop_service(colocated) == "orders"
+    assert {"intake", "payments", "sagas", "stock"} <= set(alone) and "orders" not in alone
+    assert bench.hop_service(alone) == "intake"
 
 
 def test_children_run_this_checkout_by_default(tmp_path: Path) -> None:

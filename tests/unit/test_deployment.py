@@ -12,8 +12,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from ops.deploy import COMPOSE_FILE, K8S_DIR, generated_files
-from processors.services import SERVICES
+from ops.deploy import COMPOSE_FILE, DEPLOYED, K8S_DIR, generated_files
 from topology.settings import PROJECT_ROOT
 
 KUBERNETES_VERSION = "1.33"
@@ -34,9 +33,9 @@ def test_every_processor_has_a_stateful_set_whose_pods_name_their_instance() -> 
         for doc in manifests()
         if doc["kind"] == "StatefulSet"
     }
-    assert stateful == set(SERVICES)
+    assert stateful == set(DEPLOYED)
     services = {doc["metadata"]["name"] for doc in manifests() if doc["kind"] == "Service"}
-    assert services == {f"oms-{name}" for name in SERVICES}
+    assert services == {f"oms-{name}" for name in DEPLOYED}
 
 
 def test_the_manifests_are_valid_kubernetes_resources() -> None:
@@ -67,7 +66,7 @@ def test_docker_compose_accepts_the_compose_file_and_runs_every_processor() -> N
     checked = compose_config(COMPOSE_FILE)
     assert checked.returncode == 0, checked.stderr
     services = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
-    assert {name for name, service in services.items() if service.get("command", [None])[0] == "run"} == set(SERVICES)
+    assert {name for name, service in services.items() if service.get("command", [None])[0] == "run"} == set(DEPLOYED)
     for mounted in ("ops/prometheus/alerts.yml", "ops/deploy/prometheus-compose.yml", "ops/grafana"):
         assert (PROJECT_ROOT / mounted).exists()
 

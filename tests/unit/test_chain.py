@@ -1,0 +1,252 @@
+"""The order-keyed processors run together (processors/runtime/chain.py, colocated.py): what is chained follows
+from the declarations, and the same orders lead to the same records and the same outside effects as when each
+processor runs alone."""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterable
+from pathlib import Path
+
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from quixstreams import State
+
+from ops.chaos import read_ledgers, stock_for
+from ops.orders import OrderMix, generate_orders
+from ops.produce import CancellationPlan
+from ops.reconciliation import Ledgers
+from ops.stock import level_records
+from processors.runtime.chain import chain_of
+from processors.runtime.cloudevents import header
+from processors.runtime.colocated import ChainStage
+from processors.runtime.deadletters import Received
+from processors.runtime.encoder import Encoder
+from processors.runtime.inprocess import InProcessRunner, memory_registry
+from processors.runtime.memory import MemoryState
+from processors.runtime.records import Emit, derive_event_id
+from processors.runtime.spec import ProcessorSpec, Stream, stage_of
+from processors.runtime.stage import Handler
+from processors.services import STREAM_PROCESSORS
+from schemas.models import AvroRecord, OrderCreated, PlaceOrder
+from tests.factories import a_valid_order, order_created_from
+from topology.settings import Settings
+from topology.topics import (
+    INVENTORY_STOCK,
+    ORDERS_COMMANDS,
+    ORDERS_EVENTS,
+    PAYMENTS_EVENTS,
+    fulfillment_activity,
+)
+
+CHAIN = chain_of(STREAM_PROCESSORS)
+
+
+def names(topics: Iterable[object]) -> set[str]:
+    return {topic.name for topic in topics}  # type: ignore[attr-defined]
+
+
+def test_the_order_keyed_processors_are_chained_and_stock_keyed_by_sku_runs_alone() -> None:
+    assert {spec.name for spec in CHAIN.members} == {
+        "intake",
+        "payments",
+        "inventory",
+        "fulfillment",
+        "activities",
+        "notifications",
+        "sagas",
+    }
+
+
+def test_the_chain_reads_from_kafka_what_comes_from_outside_it_and_the_topics_a_slip_must_cross() -> None:
+    assert names(CHAIN.inputs) == {
+        "oms.orders.commands",  # users
+        "oms.inventory.stock-results",  # stock, keyed by SKU, runs alone
+        "oms.sagas.timers",  # the timers service
+        "oms.fulfillment.ship",  # a stop is heard before the parcel leaves
+        "oms.fulfillment.confirm-delivery",  # the order is seen shipped before it is delivered
+    }
+    assert {"oms.orders.events", "oms.payments.events", "oms.fulfillment.pick", "oms.fulfillment.control"} <= set(
+        CHAIN.chained
+    )
+    assert not CHAIN.chained & names(CHAIN.inputs)
+
+
+def test_the_chain_publishes_every_output_and_the_dead_letters_of_every_topic_it_reads() -> None:
+    published = names(CHAIN.outputs)
+    assert set(CHAIN.chained) <= published
+    assert {f"{topic}.dlq" for topic in CHAIN.chained} <= published
+    assert {f"{topic.name}.dlq" for topic in CHAIN.inputs} <= published
+    assert "oms.inventory.stock-requests" in published
+
+
+def emitting(emit: Emit) -> Handler:
+    return lambda record, state, message: [emit]
+
+
+def spec_of(name: str, reads: tuple, writes: tuple, handler: Handler) -> ProcessorSpec:
+    return ProcessorSpec(name, f"oms.{name}", (Stream(reads, lambda s, r: handler),), writes, "nothing")
+
+
+def test_a_topic_written_outside_the_chain_or_declared_unchainable_is_read_from_kafka() -> None:
+    nothing: Handler = lambda record, state, message: []  # noqa: E731
+    ship = fulfillment_activity("ship")
+    first = spec_of("first", (ORDERS_COMMANDS,), (ORDERS_EVENTS, ship), nothing)
+    second = spec_of("second", (ORDERS_EVENTS, ship, PAYMENTS_EVENTS), (), nothing)
+    by_sku = spec_of("by-sku", (INVENTORY_STOCK,), (PAYMENTS_EVENTS,), nothing)
+
+    chain = chain_of([first, second, by_sku])
+
+    assert [spec.name for spec in chain.members] == ["first", "second"]
+    assert chain.chained == {ORDERS_EVENTS.name}
+    assert names(chain.inputs) == {ORDERS_COMMANDS.name, ship.name, PAYMENTS_EVENTS.name}
+
+
+def command_received(command: PlaceOrder, registry: SchemaRegistryClient) -> Received:
+    """`command` as read from the commands topic."""
+    outgoing = Encoder(registry, "oms.test")(Emit(ORDERS_COMMANDS, command.order_id, command))
+    return Received(ORDERS_COMMANDS.name, 0, 7, 0, outgoing.key, outgoing.value, outgoing.headers)
+
+
+def test_an_event_under_another_order_than_its_cause_is_published_and_dead_lettered_for_the_chain() -> None:
+    registry = memory_registry()
+    command = a_valid_order("order-a")
+    elsewhere = order_created_from(command).model_copy(update={"order_id": "order-b"})
+    heard: list[AvroRecord] = []
+
+    def listen(record: AvroRecord, state: State, message: Received) -> list[Emit]:
+        heard.append(record)
+        return []
+
+    first = spec_of("first", (ORDERS_COMMANDS,), (ORDERS_EVENTS,), emitting(Emit(ORDERS_EVENTS, "order-b", elsewhere)))
+    second = spec_of("second", (ORDERS_EVENTS,), (), listen)
+    chain = chain_of([first, second])
+    stage = ChainStage(chain, lambda reader: stage_of(reader.spec, reader.stream, Settings(), registry), Settings())
+
+    published = stage.process(command_received(command, registry), MemoryState())
+
+    assert [outgoing.topic for outgoing in published] == [ORDERS_EVENTS.name, f"{ORDERS_EVENTS.name}.dlq"]
+    assert published[0].key == b"order-b"
+    assert header(published[1].headers, "dlq.original.offset") == "-1"
+    assert heard == []
+
+
+def test_each_member_keeps_its_own_part_of_the_order_state() -> None:
+    registry = memory_registry()
+    command = a_valid_order("order-a")
+    created = order_created_from(command)
+
+    def count(record: AvroRecord, state: State, message: Received) -> list[Emit]:
+        state.set("seen", state.get("seen", 0) + 1)
+        return [Emit(ORDERS_EVENTS, "order-a", created)] if isinstance(record, PlaceOrder) else []
+
+    first = spec_of("first", (ORDERS_COMMANDS,), (ORDERS_EVENTS,), count)
+    second = spec_of("second", (ORDERS_EVENTS,), (), count)
+    stage = ChainStage(
+        chain_of([first, second]), lambda reader: stage_of(reader.spec, reader.stream, Settings(), registry), Settings()
+    )
+    state = MemoryState()
+
+    stage.process(command_received(command, registry), state)
+
+    assert state.values == {"first/oms.orders.commands/seen": 1, "second/oms.orders.events/seen": 1}
+
+
+def test_a_record_handed_over_in_memory_is_not_decoded_again() -> None:
+    registry = memory_registry()
+    command = a_valid_order("order-a")
+    created = order_created_from(command)
+    heard: list[AvroRecord] = []
+
+    def listen(record: AvroRecord, state: State, message: Received) -> list[Emit]:
+        heard.append(record)
+        return []
+
+    first = spec_of("first", (ORDERS_COMMANDS,), (ORDERS_EVENTS,), emitting(Emit(ORDERS_EVENTS, "order-a", created)))
+    second = spec_of("second", (ORDERS_EVENTS,), (), listen)
+    stage = ChainStage(
+        chain_of([first, second]), lambda reader: stage_of(reader.spec, reader.stream, Settings(), registry), Settings()
+    )
+
+    stage.process(command_received(command, registry), MemoryState())
+
+    assert heard == [created] and heard[0] is created
+
+
+Commands = list[tuple[float, str, AvroRecord]]
+
+
+def the_mix() -> tuple[dict[str, int], Commands]:
+    """The bench's order mix, a tenth cancelled at planned moments: the stock, and the commands in the order
+    sent."""
+    generated = generate_orders(250, 7, prefix="modes", mix=OrderMix())
+    placed: Commands = [(float(index), order.order_id, order.record) for index, order in enumerate(generated)]
+    commands = sorted([*placed, *CancellationPlan(0.1, 7).commands(placed)], key=lambda command: command[0])
+    return stock_for(generated, spare=2), commands
+
+
+def run(stock: dict[str, int], commands: Commands, settings: Settings, colocated: bool) -> InProcessRunner:
+    """`commands` through every declared processor, each command's consequences before the next."""
+    runner = InProcessRunner(STREAM_PROCESSORS, settings, colocated=colocated)
+    runner.send(
+        *(
+            Emit(INVENTORY_STOCK, level.sku, level.model_copy(update={"event_id": derive_event_id(level.sku, "seed")}))
+            for level in level_records(stock)
+        )
+    )
+    runner.run()
+    # The carrier's queue is behind for the first half: those orders' cancellations come before their parcels
+    # leave; the second half's come after delivery.
+    ship = fulfillment_activity("ship").name
+    runner.hold(ship)
+    for index, (_, order_id, record) in enumerate(commands):
+        if index == len(commands) // 2:
+            runner.release(ship)
+            runner.run()
+        runner.send(Emit(ORDERS_COMMANDS, order_id, record))
+        runner.run()
+    return runner
+
+
+def effects(ledgers: Ledgers) -> list[tuple[str, ...]]:
+    """Every fulfillment effect, without when it was made."""
+    return sorted(
+        (effect.kind, effect.idempotency_key, effect.order_id, effect.subject, str(sorted(effect.detail.items())))
+        for effect in ledgers.fulfillment
+    )
+
+
+def test_the_same_orders_make_the_same_records_and_effects_whether_processors_run_alone_or_together(
+    tmp_path: Path,
+) -> None:
+    stock, commands = the_mix()
+    order_ids = sorted({order_id for _, order_id, _ in commands})
+    alone_settings, together_settings = Settings(run_dir=tmp_path / "alone"), Settings(run_dir=tmp_path / "together")
+    alone = run(stock, commands, alone_settings, colocated=False)
+    together = run(stock, commands, together_settings, colocated=True)
+
+    def records(runner: InProcessRunner) -> collections.Counter[tuple[str, bytes | None, str | None, str | None]]:
+        return collections.Counter(
+            (out.topic, out.key, header(out.headers, "ce_type"), header(out.headers, "ce_id"))
+            for out in (delivered.outgoing for delivered in runner.log)
+        )
+
+    assert records(together) == records(alone)
+    assert len(alone.log) > 20 * len(order_ids)
+    assert {type(record).__name__ for record in together.records()} >= {
+        "OrderCreated",
+        "OrderRejected",
+        "PaymentFailed",
+        "InventoryShortage",
+        "OrderDelivered",
+        "OrderCancelled",
+        "OrderCancellationRejected",
+        "NotificationSent",
+    }
+    alone_ledgers, together_ledgers = (
+        read_ledgers(alone_settings, order_ids),
+        read_ledgers(together_settings, order_ids),
+    )
+    assert together_ledgers.charged == alone_ledgers.charged and sum(together_ledgers.charged.values()) > 0
+    assert together_ledgers.returned == alone_ledgers.returned and sum(together_ledgers.returned.values()) > 0
+    assert effects(together_ledgers) == effects(alone_ledgers)
+    assert not [record for record in together.records(OrderCreated) if record.order_id not in order_ids]
