@@ -4,7 +4,8 @@ The engine reads the chain's inputs from Kafka (`Chain.inputs`: what comes from 
 that must be crossed) merged into one per-order stream. A message goes through the stage of every member
 stream that reads its topic, each with its own part of the order's one state; what a stage emits to a chained
 topic is handed, in the order emitted, to the member streams that read that topic, as the record object
-it was encoded from. Everything emitted is published to its topic, in the same transaction as the offsets
+it was encoded from. The order's state is read once per message and written back once (`SharedState`).
+Everything emitted is published to its topic, in the same transaction as the offsets
 of what the engine read, as each processor would publish it alone. See docs/adr/0002-co-location.md.
 """
 
@@ -24,7 +25,7 @@ from processors.runtime.app import app_topic
 from processors.runtime.chain import Chain, Reader
 from processors.runtime.deadletters import Received, dead_letter
 from processors.runtime.records import Outgoing
-from processors.runtime.scoped import ScopedState
+from processors.runtime.scoped import SharedState
 from processors.runtime.spec import stage_of
 from processors.runtime.stage import RecordStage, publish
 from topology.settings import Settings
@@ -60,13 +61,15 @@ class ChainStage:
     def process(self, received: Received, state: State) -> list[Outgoing]:
         """Everything `received` leads to inside the chain, in the order emitted: to be published."""
         published: list[Outgoing] = []
+        order = SharedState(state)
         waiting = deque([received])
         for _ in range(MAX_HANDOVERS):
             if not waiting:
+                order.save()
                 return published
             message = waiting.popleft()
             for scope, stage in self._readers.get(message.topic, ()):
-                for outgoing in stage.receive(message, ScopedState(state, scope)):
+                for outgoing in stage.receive(message, order.scope(scope)):
                     published.append(outgoing)
                     if outgoing.topic in self._chained:
                         handed = self._handed_over(outgoing, message, stage.processor)

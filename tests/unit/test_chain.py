@@ -148,7 +148,7 @@ def test_each_member_keeps_its_own_part_of_the_order_state() -> None:
 
     stage.process(command_received(command, registry), state)
 
-    assert state.values == {"first/oms.orders.commands/seen": 1, "second/oms.orders.events/seen": 1}
+    assert state.values == {"order": {"first/oms.orders.commands/seen": 1, "second/oms.orders.events/seen": 1}}
 
 
 def test_a_record_handed_over_in_memory_is_not_decoded_again() -> None:
@@ -250,3 +250,37 @@ def test_the_same_orders_make_the_same_records_and_effects_whether_processors_ru
     assert together_ledgers.returned == alone_ledgers.returned and sum(together_ledgers.returned.values()) > 0
     assert effects(together_ledgers) == effects(alone_ledgers)
     assert not [record for record in together.records(OrderCreated) if record.order_id not in order_ids]
+
+
+class CountingState(MemoryState):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def set(self, key: object, value: object, ttl: object = None) -> None:
+        self.writes += 1
+        super().set(key, value)
+
+
+def test_an_order_state_is_written_once_for_a_message_and_its_handovers_and_not_at_all_when_unchanged() -> None:
+    registry = memory_registry()
+    command = a_valid_order("order-a")
+    created = order_created_from(command)
+
+    def remember(record: AvroRecord, state: State, message: Received) -> list[Emit]:
+        state.set("last", type(record).__name__)
+        return [Emit(ORDERS_EVENTS, "order-a", created)] if isinstance(record, PlaceOrder) else []
+
+    first = spec_of("first", (ORDERS_COMMANDS,), (ORDERS_EVENTS,), remember)
+    second = spec_of("second", (ORDERS_EVENTS,), (), remember)
+    idle = spec_of("idle", (ORDERS_COMMANDS,), (), lambda record, state, message: [])
+    state = CountingState()
+
+    ChainStage(
+        chain_of([first, second]), lambda reader: stage_of(reader.spec, reader.stream, Settings(), registry), Settings()
+    ).process(command_received(command, registry), state)
+    ChainStage(
+        chain_of([idle]), lambda reader: stage_of(reader.spec, reader.stream, Settings(), registry), Settings()
+    ).process(command_received(command, registry), state)
+
+    assert state.writes == 1
