@@ -42,7 +42,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -299,9 +299,11 @@ class OutcomeClock:
 
 @dataclass
 class LagSampler:
-    """Every second, each `oms.` group's lag summed over its partitions; keeps the largest seen."""
+    """Every second, each `oms.` group's lag summed over its partitions (of `groups` only, when given: those of
+    the processes measured); keeps the largest seen."""
 
     settings: Settings
+    groups: Collection[str] | None = None
     largest: dict[str, int] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -316,7 +318,8 @@ class LagSampler:
             for entry in consumer_lag(self._admin):
                 totals[entry.group] = totals.get(entry.group, 0) + entry.lag
             for group, lag in totals.items():
-                self.largest[group] = max(lag, self.largest.get(group, 0))
+                if self.groups is None or group in self.groups:
+                    self.largest[group] = max(lag, self.largest.get(group, 0))
 
     def close(self) -> dict[str, int]:
         self._stop.set()
@@ -351,6 +354,7 @@ def run_orders(
     topics: list[str],
     cancellations: CancellationPlan | None = None,
     progress: Bars | bool | None = False,
+    groups: Collection[str] | None = None,
 ) -> dict[str, Any]:
     """Produce the orders (at most `rate_per_s`) and the planned cancellations; time each to its outcome, and
     those that ship to their `OrderShipped` (read once every outcome is in: most orders never ship, so it is
@@ -358,7 +362,7 @@ def run_orders(
     clock = OutcomeClock(settings, types, topics)
     answers = OutcomeClock(settings, CANCELLATION_TYPES, [ORDERS_EVENTS.name])
     shipments = OutcomeClock(settings, {SHIPPED_TYPE}, [ORDERS_EVENTS.name])
-    lag = LagSampler(settings)
+    lag = LagSampler(settings, groups)
     order_ids = [order.order_id for order in orders]
     cancelled = cancellations.cancelled(order_ids) if cancellations else set()
     pace = f"{rate_per_s:,.0f}/s" if rate_per_s else "full speed"
@@ -662,9 +666,9 @@ def _run(
         }
         before = read_counters(admin, pids, groups)
         plan = CancellationPlan(cancel_rate, seed) if cancel_rate else None
-        at_full_speed = run_orders(settings, full, None, OUTCOME_TYPES, outcome_topics, plan, bars)
+        at_full_speed = run_orders(settings, full, None, OUTCOME_TYPES, outcome_topics, plan, bars, groups)
         half_rate = steady_rate or at_full_speed["orders_per_s"] / 2
-        at_half_speed = run_orders(settings, half, half_rate, OUTCOME_TYPES, outcome_topics, plan, bars)
+        at_half_speed = run_orders(settings, half, half_rate, OUTCOME_TYPES, outcome_topics, plan, bars, groups)
         after = read_counters(admin, pids, groups)
         died = exited(children)
         processes = {

@@ -25,6 +25,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from fastavro.read import SchemaResolutionError
 from pydantic import ValidationError
 
+from schemas.avro_writer import UnsupportedSchema, Writer, compile_writer
 from schemas.catalog import fullname_of, record
 from schemas.models import RECORD_TYPES, AvroRecord
 from topology.topics import HeaderSpec
@@ -34,11 +35,12 @@ Record = TypeVar("Record", bound=AvroRecord)
 MAGIC_BYTE = 0
 NOT_FOUND = 404
 _FRAME = struct.Struct(">bI")
-# What fastavro raises on bytes, or fields, that do not fit the schema, or on a writer's schema that the
-# local one cannot resolve (a producer on an incompatible version): a bad record, not a crash.
+# What fastavro or a compiled writer raises on bytes, or fields, that do not fit the schema, or on a writer's
+# schema that the local one cannot resolve (a producer on an incompatible version): a bad record, not a crash.
 _AVRO_ERRORS = (
     ValueError,
     TypeError,
+    AttributeError,
     EOFError,
     IndexError,
     KeyError,
@@ -68,13 +70,20 @@ class _Reader:
 
 
 class _Writer:
-    """Writes one record type under one subject: the registry's id, then the record's Avro body."""
+    """Writes one record type under one subject: the registry's id, then the record's Avro body, with a writer
+    compiled from the schema (schemas/avro_writer.py), or fastavro's for a schema it does not cover."""
 
     def __init__(self, schema_id: int, fullname: str) -> None:
         self._frame = _FRAME.pack(MAGIC_BYTE, schema_id)
         self._schema = local_schema(fullname)
+        try:
+            self._compiled: Writer | None = compile_writer(self._schema, self._frame)
+        except UnsupportedSchema:
+            self._compiled = None
 
     def __call__(self, fields: Mapping[str, Any]) -> bytes:
+        if self._compiled is not None:
+            return self._compiled(fields)
         buffer = io.BytesIO()
         buffer.write(self._frame)
         fastavro.schemaless_writer(buffer, self._schema, fields)
