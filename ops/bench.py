@@ -65,7 +65,7 @@ from processors.adapters.catalog import OUT_OF_STOCK_SKU
 from processors.intake import is_duplicate_id_rejection_message
 from processors.runtime.app import make_application
 from processors.runtime.cloudevents import header
-from processors.services import ENGINE, SERVICES, services_run
+from processors.services import ENGINE, SERVICES, instances_run, services_run
 from processors.tracking.lag import consumer_lag
 from schemas.registry import registry_client
 from schemas.serde import RecordCodec
@@ -554,7 +554,8 @@ def exited(children: dict[str, Child]) -> dict[str, int]:
 
 def bench_children(settings: Settings, processors_from: Path | None, simulators: Path) -> dict[str, Child]:
     """A process per service `oms run all` runs (`settings.colocated`: the order-keyed processors as one
-    engine), instance `bench`, its simulators' ledgers in `simulators`. With
+    engine, in as many instances as it runs), instance `bench` (`bench-<n>`), its simulators' ledgers in
+    `simulators`. With
     `processors_from`, each runs that tree's code (its packages first on the path, its root as working
     directory), keeping this checkout's run folder: the state folders must match this broker's changelogs,
     not whatever that tree's own broker left."""
@@ -564,15 +565,19 @@ def bench_children(settings: Settings, processors_from: Path | None, simulators:
     }
     if processors_from is not None:
         env |= {"PYTHONPATH": str(processors_from), "OMS_RUN_DIR": str(settings.run_dir)}
-    return {
-        name: Child(name, "bench", settings.run_dir / "logs" / f"{name}-bench.log", env=env, cwd=processors_from)
-        for name in services_run(settings.colocated)
-    }
+    children = {}
+    for name in services_run(settings.colocated):
+        count = instances_run(name, 1, settings)
+        for index in range(count):
+            label, instance = (name, "bench") if count == 1 else (f"{name}-{index}", f"bench-{index}")
+            log = settings.run_dir / "logs" / f"{name}-{instance}.log"
+            children[label] = Child(name, instance, log, env=env, cwd=processors_from)
+    return children
 
 
 def hop_service(children: Mapping[str, Child]) -> str:
-    """What drains the backlog alone: intake, or the engine it runs in."""
-    return "intake" if "intake" in children else ENGINE
+    """What drains the backlog alone: intake, or the engine it runs in (every instance of it)."""
+    return "intake" if any(child.name == "intake" for child in children.values()) else ENGINE
 
 
 def run(
@@ -634,7 +639,7 @@ def _run(
     simulators = Path(tempfile.mkdtemp(prefix="bench-simulators-", dir=settings.run_dir))
     before_run_all(settings)
     children = bench_children(settings, processors_from, simulators)
-    groups = [SERVICES[name].group for name in children]
+    groups = sorted({SERVICES[child.name].group for child in children.values()})
     hopper = hop_service(children)
     outcome_topics = [ORDERS_EVENTS.name, PAYMENTS_EVENTS.name, INVENTORY_EVENTS.name, ROUTING_SLIPS_EVENTS.name]
     backlog_ids = {order.order_id for order in backlog}
@@ -645,15 +650,17 @@ def _run(
         backlog_outcomes = OutcomeClock(settings, OUTCOME_TYPES, outcome_topics)
         intake_outputs = OutcomeClock(settings, INTAKE_TYPES, [ORDERS_EVENTS.name])
         produce_orders(settings, [order.record for order in backlog], progress=bars)
-        children[hopper].start()
+        for child in children.values():
+            if child.name == hopper:
+                child.start()
         intake_outputs.wait_for(backlog_ids, TIMEOUT_S, bars.bar("backlog: intake draining", len(backlog_ids)))
         intake_outputs.close()
         times = intake_outputs.seen_at_ms.values()
         hop = Rate(len(backlog) - 1, (max(times) - min(times)) / 1000)
 
         # The rest of the choreography drains the backlog before the whole is measured.
-        for name, child in children.items():
-            if name != hopper:
+        for child in children.values():
+            if child.name != hopper:
                 child.start()
         for group in groups:
             wait_for_group(admin, group, members=1)

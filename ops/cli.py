@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import random
 import signal
@@ -235,7 +236,7 @@ def cmd_chaos(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from processors.services import SERVICES, run, services_run
+    from processors.services import SERVICES, instances_run, run, services_run
 
     if args.processor not in (*SERVICES, "all"):
         print(f"oms run: no processor {args.processor!r}; choose from {', '.join(SERVICES)} or all", file=sys.stderr)
@@ -253,7 +254,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     except GroupActive as error:
         print(f"oms run all: {error}", file=sys.stderr)
         return 2
-    return Supervisor.for_processors(services_run(settings.colocated), args.instances, settings).run()
+    count = functools.partial(instances_run, settings=settings)
+    return Supervisor.for_processors(services_run(settings.colocated), args.instances, settings, count=count).run()
 
 
 def cmd_produce_orders(args: argparse.Namespace, settings: Settings) -> int:

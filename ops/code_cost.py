@@ -1,8 +1,10 @@
 """What the processors' own code costs per order, without Kafka: `oms bench --in-process`.
 
 Every declared stream processor runs in this one process (processors/runtime/inprocess.py) over the bench's
-order mix: the same stages (topic contract, decode, decision, encode, dead letters), codecs and simulators
-as on the broker, with state and schema registry in memory. Each processor's CPU time inside its stages,
+order mix, the order-keyed ones as one engine unless `OMS_COLOCATED=false` (as `oms run all` runs them; the
+engine's own work besides their stages is charged to `oms.orders`): the same stages (topic contract, decode,
+decision, encode, dead letters), codecs and simulators as on the broker, with state and schema registry in
+memory. Each processor's CPU time inside its stages,
 per order, is what our code costs. `oms bench` measures the same processors on Kafka; the difference is
 the per-message floor beneath our code (Quix Streams, librdkafka, RocksDB state and its changelogs,
 transactions, polling). The timers and the tracker are no stream processors and are not run here.
@@ -48,7 +50,9 @@ def measure(
     generated = generate_orders(orders, seed, prefix=f"in-process-{seed}", mix=mix or OrderMix())
     with tempfile.TemporaryDirectory(prefix="oms-in-process-") as run_dir:
         # The simulators' ledgers go to a scratch folder: this run is no business of the local platform's.
-        runner = InProcessRunner(STREAM_PROCESSORS, settings.model_copy(update={"run_dir": Path(run_dir)}))
+        runner = InProcessRunner(
+            STREAM_PROCESSORS, settings.model_copy(update={"run_dir": Path(run_dir)}), colocated=settings.colocated
+        )
         levels = level_records(stock_for(generated, spare=SPARE_UNITS))
         runner.send(*(Emit(INVENTORY_STOCK, level.sku, level) for level in levels))
         runner.run()
@@ -74,6 +78,7 @@ def measure(
         "mix": (mix or OrderMix()).weights(),
         "cancel_rate": cancel_rate,
         "cancellations": len(cancels),
+        "colocated": settings.colocated,
         "stage_cpu_ms_per_order": {"each": per_order, "total": round(sum(per_order.values()), 3)},
         "messages_per_order": {
             "each": {name: round(count / orders, 2) for name, count in sorted(runner.handled.items())},
@@ -91,6 +96,7 @@ def report_lines(result: dict[str, Any]) -> list[str]:
     cost, messages = result["stage_cpu_ms_per_order"], result["messages_per_order"]
     lines = [
         f"{result['orders']} orders in process, no broker ({result['cancellations']} cancellations), "
+        f"{'order-keyed processors together' if result.get('colocated') else 'every processor alone'}, "
         f"{result['wall_s']} s",
         "processor       stage CPU ms/order   messages/order   us/message",
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections import Counter
@@ -18,7 +19,7 @@ from ops.tables import assign_from_now
 from processors.adapters.catalog import DEMO_STOCK
 from processors.intake import is_duplicate_id_rejection_message
 from processors.runtime.cloudevents import header
-from processors.services import services_run
+from processors.services import instances_run, services_run
 from topology.settings import Settings
 from topology.topics import (
     INVENTORY_EVENTS,
@@ -91,7 +92,8 @@ def run(settings: Settings, rate_per_s: float, seed: int, mix: OrderMix | None =
     print(f"stock seeded for {len(DEMO_STOCK)} SKUs (`oms stock show` lists live levels)")
     for line in before_run_all(settings):
         print(line)
-    supervisor = Supervisor.for_processors(services_run(settings.colocated), 1, settings)
+    count = functools.partial(instances_run, settings=settings)
+    supervisor = Supervisor.for_processors(services_run(settings.colocated), 1, settings, count=count)
     supervisor.start()
     tally = Tally(settings)
     try:

@@ -148,15 +148,24 @@ class Supervisor:
 
     @classmethod
     def for_processors(
-        cls, names: Sequence[str], instances: int, settings: Settings, given: str | None = None
+        cls,
+        names: Sequence[str],
+        instances: int,
+        settings: Settings,
+        given: str | None = None,
+        count: Callable[[str, int], int] | None = None,
     ) -> Supervisor:
-        """`names`, `instances` of each, as the instance id `given` (default: `OMS_INSTANCE_ID`, if set)."""
+        """`names`, `instances` of each (or `count(name, instances)`), as the instance id `given` (default:
+        `OMS_INSTANCE_ID`, if set)."""
         given = given if given is not None else os.environ.get("OMS_INSTANCE_ID")
         instance = given if given is not None else "0"
         log_dir = settings.run_dir / "logs"
-        ids = child_instance_ids(given, instances)
         return cls(
-            [Child(name, child, log_dir / f"{name}-{child}.log") for name in names for child in ids],
+            [
+                Child(name, child, log_dir / f"{name}-{child}.log")
+                for name in names
+                for child in child_instance_ids(given, count(name, instances) if count else instances)
+            ],
             instance=instance,
             policy=RestartPolicy(settings.supervisor_max_crashes, settings.supervisor_crash_window_s),
             state_file=runstate.state_file(settings.run_dir, instance),

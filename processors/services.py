@@ -92,6 +92,15 @@ SERVICES: dict[str, Service] = {
 }
 
 
+def instances_run(name: str, instances: int, settings: Settings) -> int:
+    """How many instances of `name` `oms run all --instances INSTANCES` runs: the engine of the chain, at least
+    `settings.engine_instances` (by default this machine's cores, at most the order topics' partitions)."""
+    if name != ENGINE:
+        return instances
+    wanted = settings.engine_instances or min(os.cpu_count() or 1, settings.order_partitions)
+    return max(instances, wanted)
+
+
 def services_run(colocated: bool) -> list[str]:
     """What `oms run all` runs: the chain's members as one engine, or (not `colocated`) each alone."""
     if not colocated:

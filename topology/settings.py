@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     # group and transaction, events handed over in memory and still published (docs/adr/0002-co-location.md).
     # False: each alone, in its own consumer group.
     colocated: bool = True
+    # How many instances of that engine `oms run all` runs: it is one single-threaded Python process, so one per
+    # core it may use. None: this machine's cores, at most the order topics' partitions.
+    engine_instances: int | None = Field(default=None, ge=1)
 
     # How often a processor commits its Kafka transaction while it has more to read; one that has read
     # everything commits at once, at most every `min_commit_interval_s` (processors/runtime/commits.py).

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from functools import reduce
-from typing import Any
+from typing import Any, Protocol
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from quixstreams import Application, State
@@ -27,7 +27,7 @@ from processors.runtime.deadletters import Received, dead_letter
 from processors.runtime.records import Outgoing
 from processors.runtime.scoped import SharedState
 from processors.runtime.spec import stage_of
-from processors.runtime.stage import RecordStage, publish
+from processors.runtime.stage import publish
 from topology.settings import Settings
 
 # A member that emits to a topic it reads itself hands the record back to itself; a chain of handovers
@@ -38,10 +38,18 @@ CHAIN_PROCESSOR = "oms.orders"
 """The engine's consumer group: the processors of the order-keyed chain, run together."""
 
 
+class MemberStage(Protocol):
+    """What the chain asks of a member stream's stage (a `RecordStage`)."""
+
+    processor: str
+
+    def receive(self, received: Received, state: State) -> list[Outgoing]: ...
+
+
 class ChainStage:
     """What one message read from Kafka leads to, through every member of the chain it reaches."""
 
-    def __init__(self, chain: Chain, stages: Callable[[Reader], RecordStage], settings: Settings) -> None:
+    def __init__(self, chain: Chain, stages: Callable[[Reader], MemberStage], settings: Settings) -> None:
         self._readers = {
             topic: tuple((reader.name, stages(reader)) for reader in readers)
             for topic, readers in chain.readers.items()

@@ -23,6 +23,7 @@ from typing import Any
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from quixstreams import State
 
+from processors.runtime.chain import Reader as ChainReader
 from processors.runtime.chain import chain_of
 from processors.runtime.colocated import CHAIN_PROCESSOR, ChainStage
 from processors.runtime.deadletters import Received
@@ -73,6 +74,22 @@ class Delivered:
     record: AvroRecord | None
 
 
+class _Charged:
+    """A chain member's stage, its CPU time and messages counted under its processor's name."""
+
+    def __init__(self, stage: RecordStage, runner: InProcessRunner, reader: ChainReader) -> None:
+        self._stage, self._runner, self._name = stage, runner, reader.spec.name
+        self.processor = stage.processor
+
+    def receive(self, received: Received, state: State) -> list[Outgoing]:
+        started = time.thread_time()
+        try:
+            return self._stage.receive(received, state)
+        finally:
+            self._runner.cpu_s[self._name] += time.thread_time() - started
+            self._runner.handled[self._name] += 1
+
+
 class InProcessRunner:
     """`colocated`: the processors of `specs`' chain run as one engine (`processors/runtime/colocated.py`),
     the others alone, as `oms run all` runs them by default; otherwise every processor alone."""
@@ -95,7 +112,9 @@ class InProcessRunner:
         ]
         if chain is not None:
             stage = ChainStage(
-                chain, lambda reader: stage_of(reader.spec, reader.stream, settings, self._registry), settings
+                chain,
+                lambda reader: _Charged(stage_of(reader.spec, reader.stream, settings, self._registry), self, reader),
+                settings,
             )
             self._readers.append(_Reader(CHAIN_PROCESSOR, stage.process, _names(chain.inputs)))
         self._encode = Encoder(self._registry, source)
@@ -106,7 +125,8 @@ class InProcessRunner:
         self.log: list[Delivered] = []
         """Every message produced, in order."""
         self.cpu_s: defaultdict[str, float] = defaultdict(float)
-        """Per processor (its spec's name): CPU seconds spent in its stages."""
+        """Per processor (its spec's name): CPU seconds spent in its stages; a chain (`oms.orders`), in what it
+        does besides its members' stages."""
         self.handled: Counter[str] = Counter()
         """Per processor: messages its stages were given."""
 
@@ -165,9 +185,12 @@ class InProcessRunner:
         received = Received(
             outgoing.topic, 0, offset, outgoing.timestamp_ms or 0, outgoing.key, outgoing.value, outgoing.headers
         )
+        charged_before = sum(self.cpu_s.values())
         started = time.thread_time()
         produced = reader.process(received, reader.states[outgoing.key])
-        self.cpu_s[reader.processor] += time.thread_time() - started
+        elapsed = time.thread_time() - started
+        # A chain's members are charged for their own stages (`_Charged`); the chain, for the rest.
+        self.cpu_s[reader.processor] += elapsed - (sum(self.cpu_s.values()) - charged_before)
         self.handled[reader.processor] += 1
         return produced
 

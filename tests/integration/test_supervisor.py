@@ -20,7 +20,9 @@ from typing import Any
 import httpx
 import pytest
 
-from processors.services import services_run
+from ops.supervisor import child_instance_ids
+from processors.services import instances_run, services_run
+from topology.settings import Settings
 
 RUN_ALL = services_run(colocated=True)
 
@@ -36,6 +38,7 @@ def environment(tmp_path: Path) -> dict[str, str]:
         "OMS_METRICS_PORT": "0",
         "OMS_SUPERVISOR_METRICS_PORT": "0",
         "OMS_INSTANCE_ID": f"sv-{uuid.uuid4().hex[:8]}",
+        "OMS_ENGINE_INSTANCES": "2",
     }
 
 
@@ -100,11 +103,17 @@ def test_run_all_names_its_children_after_its_id_and_a_kill_9_of_it_leaves_none_
         [sys.executable, "-m", "ops.cli", "run", "all"], env=environment, stdout=subprocess.DEVNULL
     )
     started.append(supervisor)
-    wait_for(lambda: len(children_of(supervisor.pid)) == len(RUN_ALL), what="every processor started")
+    expected = [
+        (name, child)
+        for name in RUN_ALL
+        for child in child_instance_ids(given, instances_run(name, 1, Settings(engine_instances=2)))
+    ]
+    wait_for(lambda: len(children_of(supervisor.pid)) == len(expected), what="every processor started")
     children = children_of(supervisor.pid)
 
-    assert sorted(children.values()) == sorted((name, given) for name in RUN_ALL)
-    assert {path.name for path in (tmp_path / "logs").iterdir()} == {f"{name}-{given}.log" for name in RUN_ALL}
+    assert sorted(children.values()) == sorted(expected)
+    assert ("orders", f"{given}-1") in expected, "the engine runs an instance per core, two here"
+    assert {path.name for path in (tmp_path / "logs").iterdir()} == {f"{name}-{child}.log" for name, child in expected}
 
     twin = subprocess.run(
         [sys.executable, "-m", "ops.cli", "run", "all"], env=environment, capture_output=True, text=True, timeout=60

@@ -168,10 +168,12 @@ def test_children_run_another_checkout_with_this_run_folder(tmp_path: Path) -> N
 
 
 def test_children_are_what_oms_run_all_runs_and_the_engine_drains_the_backlog_when_colocated(tmp_path: Path) -> None:
-    colocated = bench.bench_children(Settings(run_dir=tmp_path), None, tmp_path / "simulators")
+    settings = Settings(run_dir=tmp_path, engine_instances=2)
+    colocated = bench.bench_children(settings, None, tmp_path / "simulators")
     alone = bench.bench_children(Settings(run_dir=tmp_path, colocated=False), None, tmp_path / "simulators")
 
-    assert set(colocated) == {"orders", "stock", "timers", "tracker"}
+    assert set(colocated) == {"orders-0", "orders-1", "stock", "timers", "tracker"}
+    assert [colocated[f"orders-{n}"].instance for n in (0, 1)] == ["bench-0", "bench-1"]
     assert bench.hop_service(colocated) == "orders"
     assert {"intake", "payments", "sagas", "stock"} <= set(alone) and "orders" not in alone
     assert bench.hop_service(alone) == "intake"

@@ -9,17 +9,21 @@ import pytest
 
 from ops import code_cost
 from ops.cli import main
+from processors.runtime.colocated import CHAIN_PROCESSOR
 from processors.services import STREAM_PROCESSORS
 from topology.settings import Settings
 
 ORDERS = 30
 
 
-def test_every_stream_processor_is_charged_for_the_messages_its_stages_handled(tmp_path: Path) -> None:
-    result = code_cost.measure(Settings(run_dir=tmp_path), orders=ORDERS, seed=3, cancel_rate=0.2)
+@pytest.mark.parametrize("colocated", [False, True])
+def test_every_stream_processor_is_charged_for_the_messages_its_stages_handled(tmp_path: Path, colocated: bool) -> None:
+    settings = Settings(run_dir=tmp_path, colocated=colocated)
+    result = code_cost.measure(settings, orders=ORDERS, seed=3, cancel_rate=0.2)
 
     charged = result["stage_cpu_ms_per_order"]["each"]
-    assert set(charged) == {spec.name for spec in STREAM_PROCESSORS}
+    engine = {CHAIN_PROCESSOR} if colocated else set()
+    assert set(charged) == {spec.name for spec in STREAM_PROCESSORS} | engine
     assert all(ms > 0 for ms in charged.values())
     assert result["stage_cpu_ms_per_order"]["total"] == pytest.approx(sum(charged.values()), abs=0.01)
     # intake reads every command once: each order and each planned cancellation
