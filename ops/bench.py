@@ -42,6 +42,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -662,8 +663,9 @@ def _run(
         for child in children.values():
             if child.name != hopper:
                 child.start()
-        for group in groups:
-            wait_for_group(admin, group, members=1)
+        members = Counter(SERVICES[child.name].group for child in children.values())
+        for group, count in members.items():
+            wait_for_group(admin, group, members=count)
         backlog_outcomes.wait_for(backlog_ids, TIMEOUT_S, bars.bar("backlog: processors draining", len(backlog_ids)))
         backlog_outcomes.close()
 
