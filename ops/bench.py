@@ -676,6 +676,8 @@ def _run(
         before = read_counters(admin, pids, groups)
         plan = CancellationPlan(cancel_rate, seed) if cancel_rate else None
         at_full_speed = run_orders(settings, full, None, OUTCOME_TYPES, outcome_topics, plan, bars, groups)
+        # What the full-speed run alone cost: commits follow the load, so its transactions per order differ.
+        at_full_speed["costs"] = cost_per_order(before, read_counters(admin, pids, groups), len(full))
         half_rate = steady_rate or at_full_speed["orders_per_s"] / 2
         at_half_speed = run_orders(settings, half, half_rate, OUTCOME_TYPES, outcome_topics, plan, bars, groups)
         after = read_counters(admin, pids, groups)
@@ -789,6 +791,15 @@ def report_lines(result: dict[str, Any]) -> list[str]:
         lines.append(
             f"transaction log records per order (about 3 a transaction): "
             f"{result['transaction_log_records_per_order']['total']:,.2f}"
+        )
+    if "costs" in full:
+        costs = full["costs"]
+        lines.append(
+            f"at full speed alone: transaction log records per order "
+            f"{costs['transaction_log_records_per_order']['total']:,.2f}, records written "
+            f"{costs['records_written_per_order']['total']:,.2f}, "
+            f"read {costs['records_read_per_order']['total']:,.2f}, "
+            f"CPU {costs['cpu_ms_per_order']['total']:,.2f} ms per order"
         )
     lines += _per_order_lines(
         "records read per order by consumer group (committed offsets, incl. transaction markers)",

@@ -18,7 +18,6 @@ from typing import Any, Protocol
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from quixstreams import Application, State
-from quixstreams.context import message_context
 from quixstreams.dataframe import StreamingDataFrame
 
 from processors.runtime.app import app_topic
@@ -27,7 +26,7 @@ from processors.runtime.deadletters import Received, dead_letter
 from processors.runtime.records import Outgoing
 from processors.runtime.scoped import SharedState
 from processors.runtime.spec import stage_of
-from processors.runtime.stage import publish
+from processors.runtime.stage import publish, received_now
 from topology.settings import Settings
 
 # A member that emits to a topic it reads itself hands the record back to itself; a chain of handovers
@@ -60,11 +59,7 @@ class ChainStage:
     def __call__(
         self, value: bytes | None, key: bytes | None, timestamp: int, headers: Any, state: State
     ) -> list[Outgoing]:
-        context = message_context()
-        received = Received(
-            context.topic, context.partition, context.offset, timestamp, key, value, tuple(headers or ())
-        )
-        return self.process(received, state)
+        return self.process(received_now(value, key, timestamp, headers), state)
 
     def process(self, received: Received, state: State) -> list[Outgoing]:
         """Everything `received` leads to inside the chain, in the order emitted: to be published."""

@@ -109,11 +109,7 @@ class RecordStage:
     def __call__(
         self, value: bytes | None, key: bytes | None, timestamp: int, headers: Any, state: State
     ) -> list[Outgoing]:
-        context = message_context()
-        received = Received(
-            context.topic, context.partition, context.offset, timestamp, key, value, tuple(headers or ())
-        )
-        return self.receive(received, state)
+        return self.receive(received_now(value, key, timestamp, headers), state)
 
     def receive(self, received: Received, state: State) -> list[Outgoing]:
         """`process`, timed and counted in the processor's metrics."""
@@ -131,11 +127,32 @@ class RecordStage:
     def process(self, received: Received, state: State) -> tuple[list[Outgoing], Outcome]:
         """What the message leads to, and what became of it; an outage is tried again with backoff for up to
         `outage_retry_s`, then raised: a processor stopped by an outage restarts into the same message."""
+        if self._passed_over_at_once(received):
+            return [], Outcome.PASSED_OVER
         headers = received.headers
         order_id = header(headers, "ce_subject")
         span = handling(headers, self._span_names[received.topic], processor=self.processor, order_id=order_id)
         with span, about_message(order_id=order_id, event_id=header(headers, "ce_id")):
             return self._process_retrying(received, state)
+
+    def _passed_over_at_once(self, received: Received) -> bool:
+        """Whether the message is one this stream passes over and keeps its topic's contract: then nothing more
+        is done with it (no span, no state, no retries). Anything else, the contract broken included, takes
+        the full path, which dead-letters what must be."""
+        if received.value is None:
+            return False
+        try:
+            writer = (
+                received.record.AVRO_NAME
+                if received.record is not None
+                else self._decoders[received.topic].writer_record_name(received.value)
+            )
+            if not (self.passes_over(writer) or (self._skip is not None and self._skip(received.headers))):
+                return False
+            self._contracts[received.topic].check_type(writer, received.headers)
+        except Exception:
+            return False
+        return True
 
     def _process_retrying(self, received: Received, state: State) -> tuple[list[Outgoing], Outcome]:
         deadline = self._clock() + self._outage_retry_s
@@ -203,6 +220,12 @@ class RecordStage:
         outgoing = self._encode(emit)
         check_size(outgoing, self._max_message_bytes)
         return outgoing
+
+
+def received_now(value: bytes | None, key: bytes | None, timestamp: int, headers: Any) -> Received:
+    """The message Quix Streams is processing, as it arrived."""
+    context = message_context()
+    return Received(context.topic, context.partition, context.offset, timestamp, key, value, tuple(headers or ()))
 
 
 def with_message(handle: RecordHandler) -> Handler:
