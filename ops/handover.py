@@ -12,6 +12,9 @@ stopped groups' (docs/adr/0002-co-location.md, "Switching modes"):
 - to each processor alone, on each partition it reads: the engine's offset where the engine reads the topic
   from Kafka, and the end where the engine handed its records over in memory (it has handled them all).
 
+A partition the stopped groups never committed is left uncommitted: it is read from its beginning, as it
+would have been by them.
+
 Every group involved must be stopped. State does not move between the modes: an order in flight at a switch
 goes on in the state it had in the mode that ran it last, so switch on a quiet platform.
 """
@@ -36,10 +39,11 @@ def hand_over(settings: Settings, chain: Chain, engine_group: str, to_colocated:
     ends = _ends(settings, {topic.name for spec in chain.members for topic in spec.inputs})
     if to_colocated:
         by_group = {spec.group: _positions(admin, spec.group) for spec in chain.members}
+        inputs = {topic.name for topic in chain.inputs}
         targets = {
-            tp: min((positions[tp] for positions in by_group.values() if tp in positions), default=end)
-            for tp, end in ends.items()
-            if tp[0] in {topic.name for topic in chain.inputs}
+            tp: min(positions[tp] for positions in by_group.values() if tp in positions)
+            for tp in ends
+            if tp[0] in inputs and any(tp in positions for positions in by_group.values())
         }
         moves = {engine_group: _moves(_positions(admin, engine_group), targets)}
     else:
@@ -48,7 +52,9 @@ def hand_over(settings: Settings, chain: Chain, engine_group: str, to_colocated:
         for spec in chain.members:
             read = {topic.name for topic in spec.inputs}
             targets = {
-                tp: end if tp[0] in chain.chained else engine.get(tp, end) for tp, end in ends.items() if tp[0] in read
+                tp: end if tp[0] in chain.chained else engine[tp]
+                for tp, end in ends.items()
+                if tp[0] in read and (tp[0] in chain.chained or tp in engine)
             }
             moves[spec.group] = _moves(_positions(admin, spec.group), targets)
     for group, planned in moves.items():
