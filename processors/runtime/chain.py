@@ -18,7 +18,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from processors.runtime.spec import ProcessorSpec, Stream
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from processors.runtime.spec import ProcessorSpec, Stream, stage_of
+from processors.runtime.stage import RecordStage
+from topology.settings import Settings
 from topology.topics import ORDER_PARTITIONS, ORDERS_COMMANDS, TopicSpec
 
 
@@ -34,6 +38,10 @@ class Reader:
         """Names its part of an order's state in the chain's one store: the processor and its stream's first
         topic (a processor's streams each have their own state when it runs alone)."""
         return f"{self.spec.name}/{self.stream.topics[0].name}"
+
+    def stage(self, settings: Settings, registry: SchemaRegistryClient) -> RecordStage:
+        """The stage its messages go through, as when its processor runs alone."""
+        return stage_of(self.spec, self.stream, settings, registry)
 
 
 @dataclass(frozen=True)

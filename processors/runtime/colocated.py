@@ -25,7 +25,6 @@ from processors.runtime.chain import Chain, Reader
 from processors.runtime.deadletters import Received, dead_letter
 from processors.runtime.records import Outgoing
 from processors.runtime.scoped import SharedState
-from processors.runtime.spec import stage_of
 from processors.runtime.stage import publish, received_now
 from topology.settings import Settings
 
@@ -106,5 +105,5 @@ def wire_chain(app: Application, chain: Chain, settings: Settings, registry: Sch
     outputs = [app_topic(app, topic, settings) for topic in chain.outputs]
     sources = [app.dataframe(app_topic(app, topic, settings)) for topic in chain.inputs]
     merged: StreamingDataFrame = reduce(StreamingDataFrame.concat, sources)
-    stage = ChainStage(chain, lambda reader: stage_of(reader.spec, reader.stream, settings, registry), settings)
+    stage = ChainStage(chain, lambda reader: reader.stage(settings, registry), settings)
     publish(merged.apply(stage, stateful=True, expand=True, metadata=True), outputs)

@@ -16,7 +16,7 @@ from ops.orders import OrderMix, generate_orders
 from ops.produce import CancellationPlan
 from ops.reconciliation import Ledgers
 from ops.stock import level_records
-from processors.runtime.chain import chain_of
+from processors.runtime.chain import Chain, chain_of
 from processors.runtime.cloudevents import header
 from processors.runtime.colocated import ChainStage
 from processors.runtime.deadletters import Received
@@ -24,7 +24,7 @@ from processors.runtime.encoder import Encoder
 from processors.runtime.inprocess import InProcessRunner, memory_registry
 from processors.runtime.memory import MemoryState
 from processors.runtime.records import Emit, derive_event_id
-from processors.runtime.spec import ProcessorSpec, Stream, stage_of
+from processors.runtime.spec import ProcessorSpec, Stream
 from processors.runtime.stage import Handler
 from processors.services import STREAM_PROCESSORS
 from schemas.models import AvroRecord, OrderCreated, PlaceOrder
@@ -107,6 +107,10 @@ def command_received(command: PlaceOrder, registry: SchemaRegistryClient) -> Rec
     return Received(ORDERS_COMMANDS.name, 0, 7, 0, outgoing.key, outgoing.value, outgoing.headers)
 
 
+def chain_stage(chain: Chain, registry: SchemaRegistryClient) -> ChainStage:
+    return ChainStage(chain, lambda reader: reader.stage(Settings(), registry), Settings())
+
+
 def test_an_event_under_another_order_than_its_cause_is_published_and_dead_lettered_for_the_chain() -> None:
     registry = memory_registry()
     command = a_valid_order("order-a")
@@ -120,7 +124,7 @@ def test_an_event_under_another_order_than_its_cause_is_published_and_dead_lette
     first = spec_of("first", (ORDERS_COMMANDS,), (ORDERS_EVENTS,), emitting(Emit(ORDERS_EVENTS, "order-b", elsewhere)))
     second = spec_of("second", (ORDERS_EVENTS,), (), listen)
     chain = chain_of([first, second])
-    stage = ChainStage(chain, lambda reader: stage_of(reader.spec, reader.stream, Settings(), registry), Settings())
+    stage = chain_stage(chain, registry)
 
     published = stage.process(command_received(command, registry), MemoryState())
 
@@ -141,9 +145,7 @@ def test_each_member_keeps_its_own_part_of_the_order_state() -> None:
 
     first = spec_of("first", (ORDERS_COMMANDS,), (ORDERS_EVENTS,), count)
     second = spec_of("second", (ORDERS_EVENTS,), (), count)
-    stage = ChainStage(
-        chain_of([first, second]), lambda reader: stage_of(reader.spec, reader.stream, Settings(), registry), Settings()
-    )
+    stage = chain_stage(chain_of([first, second]), registry)
     state = MemoryState()
 
     stage.process(command_received(command, registry), state)
@@ -163,9 +165,7 @@ def test_a_record_handed_over_in_memory_is_not_decoded_again() -> None:
 
     first = spec_of("first", (ORDERS_COMMANDS,), (ORDERS_EVENTS,), emitting(Emit(ORDERS_EVENTS, "order-a", created)))
     second = spec_of("second", (ORDERS_EVENTS,), (), listen)
-    stage = ChainStage(
-        chain_of([first, second]), lambda reader: stage_of(reader.spec, reader.stream, Settings(), registry), Settings()
-    )
+    stage = chain_stage(chain_of([first, second]), registry)
 
     stage.process(command_received(command, registry), MemoryState())
 
@@ -276,11 +276,7 @@ def test_an_order_state_is_written_once_for_a_message_and_its_handovers_and_not_
     idle = spec_of("idle", (ORDERS_COMMANDS,), (), lambda record, state, message: [])
     state = CountingState()
 
-    ChainStage(
-        chain_of([first, second]), lambda reader: stage_of(reader.spec, reader.stream, Settings(), registry), Settings()
-    ).process(command_received(command, registry), state)
-    ChainStage(
-        chain_of([idle]), lambda reader: stage_of(reader.spec, reader.stream, Settings(), registry), Settings()
-    ).process(command_received(command, registry), state)
+    chain_stage(chain_of([first, second]), registry).process(command_received(command, registry), state)
+    chain_stage(chain_of([idle]), registry).process(command_received(command, registry), state)
 
     assert state.writes == 1
