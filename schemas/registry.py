@@ -6,9 +6,14 @@ topic and each evolves on its own.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
+import httpx
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
@@ -23,6 +28,13 @@ from topology.topics import HEADERS, OPERATIONS_TOPICS, WORKFLOW_TOPICS, HeaderS
 COMPATIBILITY_LEVEL = "FULL_TRANSITIVE"
 SUBJECT_NOT_FOUND = 40401
 NOT_FOUND = 404
+# Registering is an operator's step, run while a registry may still be starting or busy: a request the registry
+# does not answer in time is asked again (registering the same schema twice gives the same id), for up to
+# about a minute, before the step fails.
+REGISTER_PAUSES_S = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+
+logger = logging.getLogger(__name__)
+Answer = TypeVar("Answer")
 
 
 def subject_name(topic: str, record_fullname: str) -> str:
@@ -80,16 +92,37 @@ def subject_level(client: SchemaRegistryClient, subject: str) -> str | None:
 
 
 def register(
-    client: SchemaRegistryClient, subjects: Iterable[Subject], level: str = COMPATIBILITY_LEVEL
+    client: SchemaRegistryClient,
+    subjects: Iterable[Subject],
+    level: str = COMPATIBILITY_LEVEL,
+    pauses: tuple[float, ...] = REGISTER_PAUSES_S,
 ) -> dict[str, int]:
     """Set each subject's compatibility level, then register its local schema (a no-op when unchanged);
-    returns schema ids by subject. The level goes first, so the registry checks the new version under it."""
-    ids = {}
-    for subject in subjects:
-        if subject_level(client, subject.name) != level:
-            client.set_compatibility(subject_name=subject.name, level=level)
-        ids[subject.name] = client.register_schema(subject.name, subject.to_registry_schema())
-    return ids
+    returns schema ids by subject. The level goes first, so the registry checks the new version under it. Each
+    subject is registered `patiently`, after `pauses`."""
+    return {
+        subject.name: patiently(functools.partial(_register, client, subject, level), pauses) for subject in subjects
+    }
+
+
+def _register(client: SchemaRegistryClient, subject: Subject, level: str) -> int:
+    if subject_level(client, subject.name) != level:
+        client.set_compatibility(subject_name=subject.name, level=level)
+    return client.register_schema(subject.name, subject.to_registry_schema())
+
+
+def patiently(
+    ask: Callable[[], Answer], pauses: Iterable[float] = REGISTER_PAUSES_S, sleep: Callable[[float], None] = time.sleep
+) -> Answer:
+    """`ask()`, asked again after each pause while the registry cannot be reached or does not answer in time;
+    the last failure propagates. An answer, even a refusal, is final."""
+    for pause in pauses:
+        try:
+            return ask()
+        except httpx.TransportError as error:
+            logger.warning("the schema registry did not answer (%r); asking again in %.0f s", error, pause)
+            sleep(pause)
+    return ask()
 
 
 def check(client: SchemaRegistryClient, subject: Subject, level: str = COMPATIBILITY_LEVEL) -> CompatibilityResult:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import fastavro
+import httpx
 import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
@@ -17,7 +18,7 @@ from ops.cli import cmd_schemas_check
 from schemas import registry as registry_module
 from schemas.catalog import RecordSchema, record
 from schemas.evolution import breaking_changes
-from schemas.registry import COMPATIBILITY_LEVEL, Subject, check, register, subject_name
+from schemas.registry import COMPATIBILITY_LEVEL, Subject, check, patiently, register, subject_name
 from schemas.serde import MAGIC_BYTE, RecordCodec, UndecodableRecord
 from tests.factories import a_valid_order
 from topology.settings import Settings
@@ -284,6 +285,46 @@ def test_register_sets_each_subject_level_before_its_schema_and_only_when_it_dif
         ("register_schema", subject.name),
         ("register_schema", subject.name),
     ]
+
+
+class SlowRegistry(LevelsRegistry):
+    """Does not answer the first `timeouts` registrations in time, then answers."""
+
+    def __init__(self, timeouts: int) -> None:
+        super().__init__()
+        self.timeouts = timeouts
+
+    def register_schema(self, subject_name: str, schema: Schema, normalize_schemas: bool = False) -> int:
+        if self.timeouts:
+            self.timeouts -= 1
+            raise httpx.ReadTimeout("The read operation timed out")
+        return super().register_schema(subject_name, schema, normalize_schemas)
+
+
+def test_register_asks_again_a_registry_that_did_not_answer_in_time() -> None:
+    client = SlowRegistry(timeouts=2)
+    subject = place_order_subject()
+
+    ids = register(client, [subject], pauses=(0.0, 0.0, 0.0))
+
+    assert ids == {subject.name: client._inner.get_latest_version(subject.name).schema_id}
+    assert client.writes == [("set_compatibility", subject.name), ("register_schema", subject.name)]
+
+
+def test_register_gives_up_when_the_registry_never_answers_and_never_asks_again_after_a_refusal() -> None:
+    with pytest.raises(httpx.ReadTimeout):
+        register(SlowRegistry(timeouts=3), [place_order_subject()], pauses=(0.0, 0.0))
+
+    asked = 0
+
+    def refuse() -> int:
+        nonlocal asked
+        asked += 1
+        raise SchemaRegistryError(409, 409, "incompatible")
+
+    with pytest.raises(SchemaRegistryError):
+        patiently(refuse, pauses=(0.0, 0.0))
+    assert asked == 1
 
 
 def framed(schema_id: int, schema: RecordSchema, fields: dict[str, Any]) -> bytes:
