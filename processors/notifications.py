@@ -199,7 +199,8 @@ def send(
 
 
 def _handler(settings: Settings, registry: SchemaRegistryClient) -> Handler:
-    return with_message(functools.partial(handle, channel=FileNotificationChannel(notifications_file(settings))))
+    channel = FileNotificationChannel(notifications_file(settings), deferred=True)
+    return with_message(functools.partial(handle, channel=channel))
 
 
 SPEC = ProcessorSpec(

@@ -566,7 +566,7 @@ def refund(gateway: PaymentGateway, known: PaymentState | None, ask: RefundAsk, 
 
 
 def _handler(settings: Settings, registry: SchemaRegistryClient) -> Handler:
-    gateway = SimulatedPaymentGateway(default_ledger_path(settings))
+    gateway = SimulatedPaymentGateway(default_ledger_path(settings), deferred=True)
     return with_message(functools.partial(handle, gateway=gateway))
 
 

@@ -25,12 +25,13 @@ import sqlite3
 from collections import Counter
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from processors.adapters.carriers import CARRIERS_BY_NAME, CarrierRefused, PackingKind, Parcel
 from processors.adapters.sqlite_file import SqliteFile
+from processors.runtime.deferred import kept_for
 from processors.runtime.retries import TransientError
 from schemas.models import FulfillmentRequest, Money
 from topology.settings import Settings, get_settings
@@ -172,12 +173,16 @@ class FulfillmentLedger:
     """The effects of every fulfillment simulator, in a SQLite file that several processes may share.
 
     Each call is one short transaction, taken with the write lock from its start (`BEGIN IMMEDIATE`), so
-    that two processes calling with one key at once see one effect.
+    that two processes calling with one key at once see one effect. `deferred`, calls read the file but keep
+    what they do in memory, where later calls see it, until the runtime flushes it before its commit
+    (`processors/runtime/deferred.py`) in one transaction; an effect's subject follows from its key, so a key
+    another process flushed first is kept as it wrote it, and the two agree.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, deferred: bool = False) -> None:
         self.path = path
         self._file = SqliteFile(path, SCHEMA)
+        self._kept = kept_for("fulfillment", path, lambda: _KeptEffects(self._file)) if deferred else None
 
     def do(
         self,
@@ -203,20 +208,26 @@ class FulfillmentLedger:
     ) -> Effect | None:
         """The effect already recorded under the key, if any; raises when it was for another call."""
         effect = self._find(db, "idempotency_key = ?", (idempotency_key,))
+        if effect is None and self._kept is not None:
+            effect = self._kept.effects.get(idempotency_key)
         if effect is not None and (effect.kind, effect.detail) != (kind, detail):
             raise IdempotencyKeyReused(f"{idempotency_key} was recorded for {effect.kind} {effect.detail}")
         return effect
 
     def original(self, db: sqlite3.Connection, kind: DoKind, subject: str) -> Effect:
-        effect = self._find(db, "kind = ? AND subject = ?", (kind, subject))
+        effect = self._by_subject(db, kind, subject)
         if effect is None:
             raise UnknownEffect(f"no {kind} {subject} is recorded")
         return effect
 
     def is_undone(self, db: sqlite3.Connection, effect: Effect) -> bool:
-        return self._find(db, "kind = ? AND subject = ?", (UNDONE_BY[effect.kind], effect.subject)) is not None
+        return self._by_subject(db, UNDONE_BY[effect.kind], effect.subject) is not None
 
     def count_attempt(self, db: sqlite3.Connection, idempotency_key: str) -> int:
+        if self._kept is not None:
+            row = db.execute("SELECT count FROM attempts WHERE idempotency_key = ?", (idempotency_key,)).fetchone()
+            self._kept.attempts[idempotency_key] += 1
+            return (0 if row is None else int(row[0])) + self._kept.attempts[idempotency_key]
         row = db.execute(
             "INSERT INTO attempts (idempotency_key, count) VALUES (?, 1)"
             " ON CONFLICT (idempotency_key) DO UPDATE SET count = count + 1 RETURNING count",
@@ -252,7 +263,13 @@ class FulfillmentLedger:
         return 0 if row is None else int(row[0])
 
     def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
-        return self._file.transaction()
+        """Where a call reads and writes: deferred, the file without its write lock (writes are kept)."""
+        return self._file.connection() if self._kept is not None else self._file.transaction()
+
+    def flush(self) -> None:
+        """Write what this process's calls kept since the last flush, in one transaction (`deferred`)."""
+        if self._kept is not None:
+            self._kept.flush()
 
     def _connection(self) -> AbstractContextManager[sqlite3.Connection]:
         return self._file.connection()
@@ -271,11 +288,46 @@ class FulfillmentLedger:
         detail: dict[str, str],
     ) -> Effect:
         effect = Effect(kind, idempotency_key, order_id, subject, detail, _now())
-        db.execute(
-            f"INSERT INTO effects ({EFFECT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
-            (kind, idempotency_key, order_id, subject, json.dumps(detail, sort_keys=True), effect.created_at),
-        )
+        if self._kept is not None:
+            self._kept.effects[idempotency_key] = effect
+            self._kept.by_subject.setdefault((kind, subject), effect)
+        else:
+            db.execute(f"INSERT INTO effects ({EFFECT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", _row(effect))
         return effect
+
+    def _by_subject(self, db: sqlite3.Connection, kind: EffectKind, subject: str) -> Effect | None:
+        """The first effect of `kind` on `subject`: written ones are older than kept ones."""
+        effect = self._find(db, "kind = ? AND subject = ?", (kind, subject))
+        if effect is None and self._kept is not None:
+            effect = self._kept.by_subject.get((kind, subject))
+        return effect
+
+
+@dataclass(eq=False)  # registered by identity (deferred.defer)
+class _KeptEffects:
+    """What deferred calls on one ledger file did in this process since the last flush."""
+
+    file: SqliteFile
+    effects: dict[str, Effect] = field(default_factory=dict)
+    by_subject: dict[tuple[str, str], Effect] = field(default_factory=dict)
+    attempts: Counter[str] = field(default_factory=Counter)
+
+    def flush(self) -> None:
+        if not (self.effects or self.attempts):
+            return
+        with self.file.transaction() as db:
+            db.executemany(
+                f"INSERT OR IGNORE INTO effects ({EFFECT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                [_row(effect) for effect in self.effects.values()],
+            )
+            db.executemany(
+                "INSERT INTO attempts (idempotency_key, count) VALUES (?, ?)"
+                " ON CONFLICT (idempotency_key) DO UPDATE SET count = count + excluded.count",
+                self.attempts.items(),
+            )
+        self.effects.clear()
+        self.by_subject.clear()
+        self.attempts.clear()
 
 
 # --- the simulators -----------------------------------------------------------------------------------
@@ -433,15 +485,23 @@ class FulfillmentSimulators:
     carriers: SimulatedCarriers
 
     @classmethod
-    def open(cls, path: Path | None = None) -> FulfillmentSimulators:
+    def open(cls, path: Path | None = None, *, deferred: bool = False) -> FulfillmentSimulators:
         """On the ledger at `path`, by default `default_fulfillment_ledger` of the settings."""
-        ledger = FulfillmentLedger(path if path is not None else default_fulfillment_ledger(get_settings()))
+        ledger = FulfillmentLedger(
+            path if path is not None else default_fulfillment_ledger(get_settings()), deferred=deferred
+        )
         return cls(ledger, SimulatedWarehouse(ledger), SimulatedCustoms(ledger), SimulatedCarriers(ledger))
 
 
 def _digest(idempotency_key: str) -> str:
     """The same on every process, so that ids do not depend on who answered first."""
     return hashlib.sha256(idempotency_key.encode()).hexdigest()[:16]
+
+
+def _row(effect: Effect) -> tuple[str, ...]:
+    """An effect as the columns `EFFECT_COLUMNS` name."""
+    detail = json.dumps(effect.detail, sort_keys=True)
+    return (effect.kind, effect.idempotency_key, effect.order_id, effect.subject, detail, effect.created_at)
 
 
 def _to_effect(row: tuple[Any, ...]) -> Effect:

@@ -12,12 +12,15 @@ import os
 import sqlite3
 import uuid
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
 
 from pydantic import BaseModel, ValidationError
 
 from processors.adapters.sqlite_file import SqliteFile
+from processors.runtime.deferred import kept_for
 from schemas.models import NotificationKind
 from topology.settings import Settings, get_settings
 
@@ -59,6 +62,11 @@ def notifications_file(settings: Settings) -> Path:
 class FileNotificationChannel:
     """Simulated email: each message sent is a JSON line appended to a file.
 
+    `deferred`, what is sent is kept in memory and appended when the runtime flushes it, before its commit
+    (`processors/runtime/deferred.py`); a key already sent or kept answers with its message id. A message's
+    id follows from its key, so two processes that both send one key before either flushes agree on it, and
+    the second to flush appends nothing.
+
     The file is the record of the keys sent; a SQLite index beside it (`<file>.keys.sqlite`) maps each key
     to its message and says how far the file has been indexed, so that memory does not grow with history. A
     send takes the index's write lock and the file's `flock`, indexes what others appended since, and
@@ -69,10 +77,11 @@ class FileNotificationChannel:
 
     name = "email"
 
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, path: Path | None = None, *, deferred: bool = False) -> None:
         self.path = path or notifications_file(get_settings())
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._index = SqliteFile(self.path.with_name(f"{self.path.name}.keys.sqlite"), INDEX_SCHEMA)
+        self._kept = kept_for("notifications", self.path, lambda: _KeptMessages(self._append)) if deferred else None
 
     def send(
         self,
@@ -82,29 +91,56 @@ class FileNotificationChannel:
         order_id: str,
         text: str,
     ) -> str:
+        sent = SentNotification(
+            message_id=message_id_for(self.name, idempotency_key),
+            idempotency_key=idempotency_key,
+            channel=self.name,
+            recipient=recipient,
+            kind=kind,
+            order_id=order_id,
+            text=text,
+            sent_at=datetime.datetime.now(datetime.UTC),
+        )
+        if self._kept is None:
+            return self._append([sent])[0]
+        kept = self._kept.messages.get(idempotency_key)
+        if kept is not None:
+            return kept.message_id
+        with self._index.connection() as index:
+            known = index.execute("SELECT message_id FROM sent WHERE key = ?", (idempotency_key,)).fetchone()
+        if known is not None:
+            return str(known[0])
+        self._kept.messages[idempotency_key] = sent
+        return sent.message_id
+
+    def flush(self) -> None:
+        """Append what this process sent since the last flush (`deferred`)."""
+        if self._kept is not None:
+            self._kept.flush()
+
+    def _append(self, messages: list[SentNotification]) -> list[str]:
+        """Append the messages whose keys were never sent, under both locks; each one's message id, the first
+        one sent under its key."""
         with self._index.transaction() as index, self.path.open("a+b") as file:
             fcntl.flock(file, fcntl.LOCK_EX)  # released when the file closes
             self._catch_up(index, file)
-            known = index.execute("SELECT message_id FROM sent WHERE key = ?", (idempotency_key,)).fetchone()
-            if known is not None:
-                return str(known[0])
-            sent = SentNotification(
-                message_id=f"{self.name}-{uuid.uuid4()}",
-                idempotency_key=idempotency_key,
-                channel=self.name,
-                recipient=recipient,
-                kind=kind,
-                order_id=order_id,
-                text=text,
-                sent_at=datetime.datetime.now(datetime.UTC),
-            )
+            ids, lines = [], []
+            for sent in messages:
+                known = index.execute("SELECT message_id FROM sent WHERE key = ?", (sent.idempotency_key,)).fetchone()
+                if known is not None:
+                    ids.append(str(known[0]))
+                    continue
+                lines.append(sent.model_dump_json().encode() + b"\n")
+                index.execute(
+                    "INSERT INTO sent (key, message_id) VALUES (?, ?)", (sent.idempotency_key, sent.message_id)
+                )
+                ids.append(sent.message_id)
             # Flushed, not fsynced: other processes and a restart after a crash see it; only a power cut
             # could lose it, which is no concern of a simulator.
-            file.write(sent.model_dump_json().encode() + b"\n")
+            file.write(b"".join(lines))
             file.flush()
-            index.execute("INSERT INTO sent (key, message_id) VALUES (?, ?)", (idempotency_key, sent.message_id))
             index.execute("UPDATE indexed SET up_to = ?", (os.fstat(file.fileno()).st_size,))
-            return sent.message_id
+            return ids
 
     def sent(self) -> list[SentNotification]:
         """Every message sent through this file, by any instance, in the order sent."""
@@ -148,10 +184,28 @@ class FileNotificationChannel:
         index.execute("UPDATE indexed SET up_to = ?", (os.fstat(file.fileno()).st_size,))
 
 
+@dataclass(eq=False)  # registered by identity (deferred.defer)
+class _KeptMessages:
+    """What deferred sends to one file did in this process since the last flush."""
+
+    append: Callable[[list[SentNotification]], list[str]]
+    messages: dict[str, SentNotification] = field(default_factory=dict)
+
+    def flush(self) -> None:
+        if self.messages:
+            self.append(list(self.messages.values()))
+            self.messages.clear()
+
+
 INDEX_SCHEMA = """
 CREATE TABLE IF NOT EXISTS sent (key TEXT PRIMARY KEY, message_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS indexed (file TEXT NOT NULL, up_to INTEGER NOT NULL);
 """
+
+
+def message_id_for(channel: str, idempotency_key: str) -> str:
+    """The same on every process, so that a message's id does not depend on who sent it first."""
+    return f"{channel}-{uuid.uuid5(uuid.NAMESPACE_URL, idempotency_key)}"
 
 
 def _parse(line: bytes) -> SentNotification | None:

@@ -34,12 +34,14 @@ from __future__ import annotations
 import datetime
 import hashlib
 import sqlite3
+from collections import Counter
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, cast
 
 from processors.adapters.sqlite_file import SqliteFile
+from processors.runtime.deferred import kept_for
 from processors.runtime.retries import TransientError
 from schemas.models import Money, PaymentMethod
 from topology.settings import Settings, get_settings
@@ -287,6 +289,7 @@ CHARGE_COLUMNS = (
     "idempotency_key, order_id, method, token, amount_minor, currency, transaction_id, status, reason, "
     "voided, created_at"
 )
+CHARGE_PLACES = ", ".join("?" * len(CHARGE_COLUMNS.split(",")))
 # An approved charge, and the minor units that stay charged on it: its amount unless voided, less refunds made.
 REFUNDABLE = """
 SELECT c.method, c.token, c.currency,
@@ -301,20 +304,27 @@ class SimulatedPaymentGateway:
     """A `PaymentGateway` whose ledger is a SQLite file that several processes may share.
 
     Each call is one short transaction, taken with the write lock from its start (`BEGIN IMMEDIATE`), so that
-    two processes calling with one key at once see one effect.
+    two processes calling with one key at once see one effect. `deferred`, charges (nine calls in ten) read
+    the file but keep their answers and attempts in memory, where later calls see them, until the runtime
+    flushes them before its commit (`processors/runtime/deferred.py`) in one transaction; a charge's
+    transaction id follows from its key, so a key another process flushed first is kept as it wrote it, and
+    the two agree. A void, refund or credit flushes what is kept first, then writes as it goes.
     """
 
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, path: Path | None = None, *, deferred: bool = False) -> None:
         self.path = path if path is not None else default_ledger_path(get_settings())
         self._file = SqliteFile(self.path, SCHEMA)
+        self._kept = kept_for("payment-gateway", self.path, lambda: _KeptCharges(self._file)) if deferred else None
 
     def charge(
         self, idempotency_key: str, method: PaymentMethod, token: str, amount: Money, *, order_id: str
     ) -> ChargeResult:
-        with self._transaction() as db:
-            row = db.execute(
-                f"SELECT {CHARGE_COLUMNS} FROM charges WHERE idempotency_key = ?", (idempotency_key,)
-            ).fetchone()
+        with self._charging() as db:
+            row = self._kept.charges.get(idempotency_key) if self._kept is not None else None
+            if row is None:
+                row = db.execute(
+                    f"SELECT {CHARGE_COLUMNS} FROM charges WHERE idempotency_key = ?", (idempotency_key,)
+                ).fetchone()
             if row is not None:
                 recorded = _to_charge_record(row)
                 request = (order_id, method, token, amount)
@@ -322,31 +332,22 @@ class SimulatedPaymentGateway:
                     raise IdempotencyKeyReused(f"{idempotency_key} was recorded for another charge")
                 code = DECLINE_CODES.get(recorded.reason, "")
                 return ChargeResult(recorded.status, recorded.transaction_id, recorded.reason, code)
-            attempt = _count_attempt(db, idempotency_key)
+            attempt = self._count_attempt(db, idempotency_key)
             verdict = judge_charge(method, token, amount.amount_minor, attempt)
             if verdict.status != "unavailable":
                 result = ChargeResult(verdict.status, transaction_id_for(idempotency_key), verdict.reason, verdict.code)
-                db.execute(
-                    "INSERT INTO charges (idempotency_key, order_id, method, token, amount_minor, currency,"
-                    " transaction_id, status, reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        idempotency_key,
-                        order_id,
-                        method.value,
-                        token,
-                        amount.amount_minor,
-                        amount.currency,
-                        result.transaction_id,
-                        result.status,
-                        result.reason,
-                        _now(),
-                    ),
-                )
+                charge = (idempotency_key, order_id, method.value, token, amount.amount_minor, amount.currency)
+                row = (*charge, result.transaction_id, result.status, result.reason, False, _now())
+                if self._kept is not None:
+                    self._kept.charges[idempotency_key] = row
+                else:
+                    db.execute(f"INSERT INTO charges ({CHARGE_COLUMNS}) VALUES ({CHARGE_PLACES})", row)
                 return result
         # Raised after the commit, so that the attempt is counted.
         raise TransientError(f"{verdict.reason} (attempt {attempt})")
 
     def void(self, idempotency_key: str, transaction_id: str) -> None:
+        self.flush()
         with self._transaction() as db:
             done = db.execute(
                 "SELECT transaction_id FROM voids WHERE idempotency_key = ?", (idempotency_key,)
@@ -373,6 +374,7 @@ class SimulatedPaymentGateway:
         raise TransientError(f"{verdict.reason} (attempt {attempt})")
 
     def refund(self, idempotency_key: str, transaction_id: str, amount: Money) -> RefundResult:
+        self.flush()
         with self._transaction() as db:
             done = db.execute(
                 "SELECT charge_transaction_id, amount_minor, currency, transaction_id, status, reason"
@@ -412,6 +414,7 @@ class SimulatedPaymentGateway:
         raise TransientError(f"{verdict.reason} (attempt {attempt})")
 
     def credit(self, idempotency_key: str, order_id: str, amount: Money) -> str:
+        self.flush()
         with self._transaction() as db:
             done = db.execute(
                 "SELECT order_id, amount_minor, currency, transaction_id FROM credits WHERE idempotency_key = ?",
@@ -500,11 +503,52 @@ class SimulatedPaymentGateway:
             for kind, key, order, txn, minor, currency, created_at in rows
         ]
 
+    def flush(self) -> None:
+        """Write the charges and attempts this process kept since the last flush, in one transaction (`deferred`)."""
+        if self._kept is not None:
+            self._kept.flush()
+
     def _connection(self) -> AbstractContextManager[sqlite3.Connection]:
         return self._file.connection()
 
     def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         return self._file.transaction()
+
+    def _charging(self) -> AbstractContextManager[sqlite3.Connection]:
+        """Where a charge reads and writes: deferred, the file without its write lock (writes are kept)."""
+        return self._file.connection() if self._kept is not None else self._file.transaction()
+
+    def _count_attempt(self, db: sqlite3.Connection, idempotency_key: str) -> int:
+        if self._kept is None:
+            return _count_attempt(db, idempotency_key)
+        row = db.execute("SELECT count FROM attempts WHERE idempotency_key = ?", (idempotency_key,)).fetchone()
+        self._kept.attempts[idempotency_key] += 1
+        return (0 if row is None else int(row[0])) + self._kept.attempts[idempotency_key]
+
+
+@dataclass(eq=False)  # registered by identity (deferred.defer)
+class _KeptCharges:
+    """What deferred charges on one ledger file did in this process since the last flush."""
+
+    file: SqliteFile
+    charges: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    """Rows of `charges`, in `CHARGE_COLUMNS`' order, by idempotency key."""
+    attempts: Counter[str] = field(default_factory=Counter)
+
+    def flush(self) -> None:
+        if not (self.charges or self.attempts):
+            return
+        with self.file.transaction() as db:
+            db.executemany(
+                f"INSERT OR IGNORE INTO charges ({CHARGE_COLUMNS}) VALUES ({CHARGE_PLACES})", self.charges.values()
+            )
+            db.executemany(
+                "INSERT INTO attempts (idempotency_key, count) VALUES (?, ?)"
+                " ON CONFLICT (idempotency_key) DO UPDATE SET count = count + excluded.count",
+                self.attempts.items(),
+            )
+        self.charges.clear()
+        self.attempts.clear()
 
 
 def _count_attempt(db: sqlite3.Connection, idempotency_key: str) -> int:

@@ -44,7 +44,7 @@ INLINE = frozenset(name for name in FULFILLMENT_ACTIVITIES if fulfillment_activi
 @shared
 def _handler(settings: Settings, registry: SchemaRegistryClient) -> Handler:
     host = ActivityHost(
-        activities(FulfillmentSimulators.open(default_fulfillment_ledger(settings))),
+        activities(FulfillmentSimulators.open(default_fulfillment_ledger(settings), deferred=True)),
         {name: fulfillment_activity(name).name for name in FULFILLMENT_ACTIVITIES},
         SlipCodec(HeaderCodec(registry, ROUTING_SLIP_HEADER)),
         host=f"{PROCESSOR}-{instance_id()}",

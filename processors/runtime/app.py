@@ -14,7 +14,7 @@ from quixstreams.models.topics.exceptions import TopicNotFoundError
 from quixstreams.state.rocksdb import RocksDBOptions
 
 from processors.runtime.clients import PREFETCH_KB
-from processors.runtime.commits import commit_when_caught_up
+from processors.runtime.commits import wrap_commits
 from processors.runtime.health import report_health
 from processors.runtime.identity import instance_id
 from processors.runtime.lifecycle import stop_survives_startup
@@ -72,8 +72,7 @@ def make_application(processor: str, settings: Settings, **overrides: Any) -> Ap
     app = Application(**options)
     stop_survives_startup(app)
     report_health(app)
-    if settings.commit_when_caught_up:
-        commit_when_caught_up(app, settings.min_commit_interval_s)
+    wrap_commits(app, settings.min_commit_interval_s if settings.commit_when_caught_up else None)
     return app
 
 

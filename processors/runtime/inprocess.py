@@ -4,7 +4,8 @@ Every message goes where the declarations say: to each stream that reads its top
 as on Kafka (pass over what the stream does not handle, decode, handle with the key's state, encode, dead-
 letter what fails), against an in-memory schema registry holding every declared subject, so that what runs
 here is what goes on the wire. Each stream keeps a `MemoryState` per key. Messages are handled one at a
-time in the order they were produced. The timers service is not a stream processor: timers a saga
+time in the order they were produced; when `run` has delivered them, it commits: what the adapters deferred
+is flushed, as before a commit on Kafka. The timers service is not a stream processor: timers a saga
 schedules are produced, never fired.
 
 This is for the unit tests of whole flows (`tests/unit/test_flows.py`), and for measuring what the
@@ -27,6 +28,7 @@ from processors.runtime.chain import Reader as ChainReader
 from processors.runtime.chain import chain_of
 from processors.runtime.colocated import CHAIN_PROCESSOR, ChainStage
 from processors.runtime.deadletters import Received
+from processors.runtime.deferred import flush_deferred
 from processors.runtime.encoder import Encoder
 from processors.runtime.memory import MemoryState
 from processors.runtime.records import Emit, Outgoing
@@ -37,6 +39,9 @@ from schemas.registry import declared_subjects
 from schemas.serde import RecordCodec
 from topology.settings import Settings
 from topology.topics import TopicSpec
+
+DEFERRED_WRITES = "deferred writes"
+"""What `InProcessRunner.cpu_s` charges the flushes of the adapters' deferred effects to."""
 
 
 def memory_registry() -> SchemaRegistryClient:
@@ -126,7 +131,7 @@ class InProcessRunner:
         """Every message produced, in order."""
         self.cpu_s: defaultdict[str, float] = defaultdict(float)
         """Per processor (its spec's name): CPU seconds spent in its stages; a chain (`oms.orders`), in what it
-        does besides its members' stages."""
+        does besides its members' stages; `DEFERRED_WRITES`, in writing out what the adapters deferred."""
         self.handled: Counter[str] = Counter()
         """Per processor: messages its stages were given."""
 
@@ -145,8 +150,24 @@ class InProcessRunner:
         self._held = [outgoing for outgoing in self._held if outgoing.topic != topic]
         self._queue.extendleft(reversed(released))
 
-    def run(self, until: Callable[[Delivered], bool] | None = None, limit: int = 100_000) -> None:
-        """Deliver messages until none is left, or until one for which `until` is true has been handled."""
+    def run(
+        self, until: Callable[[Delivered], bool] | None = None, limit: int = 100_000, *, commit: bool = True
+    ) -> None:
+        """Deliver messages until none is left, or until one for which `until` is true has been handled; then,
+        unless told not to `commit`, `commit`."""
+        try:
+            self._deliver_until(until, limit)
+        finally:
+            if commit:
+                self.commit()
+
+    def commit(self) -> None:
+        """What happens before a commit on Kafka: the adapters write out what they deferred."""
+        started = time.thread_time()
+        flush_deferred()
+        self.cpu_s[DEFERRED_WRITES] += time.thread_time() - started
+
+    def _deliver_until(self, until: Callable[[Delivered], bool] | None, limit: int) -> None:
         for _ in range(limit):
             if not self._queue:
                 return

@@ -10,6 +10,7 @@ import pytest
 from ops import code_cost
 from ops.cli import main
 from processors.runtime.colocated import CHAIN_PROCESSOR
+from processors.runtime.inprocess import DEFERRED_WRITES
 from processors.services import STREAM_PROCESSORS
 from topology.settings import Settings
 
@@ -23,7 +24,7 @@ def test_every_stream_processor_is_charged_for_the_messages_its_stages_handled(t
 
     charged = result["stage_cpu_ms_per_order"]["each"]
     engine = {CHAIN_PROCESSOR} if colocated else set()
-    assert set(charged) == {spec.name for spec in STREAM_PROCESSORS} | engine
+    assert set(charged) == {spec.name for spec in STREAM_PROCESSORS} | engine | {DEFERRED_WRITES}
     assert all(ms > 0 for ms in charged.values())
     assert result["stage_cpu_ms_per_order"]["total"] == pytest.approx(sum(charged.values()), abs=0.01)
     # intake reads every command once: each order and each planned cancellation

@@ -697,6 +697,57 @@ def test_simulated_channel_indexes_a_line_whose_index_a_crash_lost(tmp_path: Pat
     assert channel.count_by_key() == {"o-1/ORDER_CONFIRMED": 1, "o-2/ORDER_CONFIRMED": 1}
 
 
+def test_a_deferred_channel_appends_what_it_sent_when_flushed(tmp_path: Path) -> None:
+    path = tmp_path / "notifications.jsonl"
+    channel = FileNotificationChannel(path, deferred=True)
+
+    message_id = send(channel, "o-1/ORDER_CONFIRMED")
+    assert send(channel, "o-1/ORDER_CONFIRMED") == message_id
+    send(channel, "o-2/ORDER_CONFIRMED", order_id="o-2")
+    assert channel.sent() == []  # nothing has happened outside until the flush
+
+    channel.flush()
+    channel.flush()
+    assert [sent.idempotency_key for sent in channel.sent()] == ["o-1/ORDER_CONFIRMED", "o-2/ORDER_CONFIRMED"]
+    assert channel.sent()[0].message_id == message_id
+    assert send(FileNotificationChannel(path), "o-1/ORDER_CONFIRMED") == message_id  # after a restart
+
+
+def test_a_key_kept_and_sent_by_another_process_before_the_flush_is_sent_once(tmp_path: Path) -> None:
+    path = tmp_path / "notifications.jsonl"
+    kept, other_process = FileNotificationChannel(path, deferred=True), FileNotificationChannel(path)
+
+    assert send(kept, "o-1/ORDER_CONFIRMED") == send(other_process, "o-1/ORDER_CONFIRMED")
+    kept.flush()
+
+    assert FileNotificationChannel(path).count_by_key() == {"o-1/ORDER_CONFIRMED": 1}
+
+
+def test_a_deferred_channel_answers_a_key_sent_before_with_its_message(tmp_path: Path) -> None:
+    path = tmp_path / "notifications.jsonl"
+    path.write_bytes(
+        SentNotification(
+            message_id="email-earlier",
+            idempotency_key="o-1/ORDER_CONFIRMED",
+            channel="email",
+            recipient=EMAIL,
+            kind=NotificationKind.ORDER_CONFIRMED,
+            order_id="o-1",
+            text="Your order is confirmed.",
+            sent_at=NOW,
+        )
+        .model_dump_json()
+        .encode()
+        + b"\n"
+    )
+    send(FileNotificationChannel(path), "o-0/ORDER_CONFIRMED", order_id="o-0")  # indexes the line
+    channel = FileNotificationChannel(path, deferred=True)
+
+    assert send(channel, "o-1/ORDER_CONFIRMED", order_id="o-1") == "email-earlier"
+    channel.flush()
+    assert channel.count_by_key() == {"o-1/ORDER_CONFIRMED": 1, "o-0/ORDER_CONFIRMED": 1}
+
+
 # State kept before the kinds were split: an order told ORDER_CONFIRMED on its OrderCreated.
 
 STATE_BEFORE: dict[str, Any] = {
