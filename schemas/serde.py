@@ -4,8 +4,9 @@ Subjects follow `TopicRecordNameStrategy`, so one topic carries several record t
 the writer's record type from the schema id in the message and reads with the local schema of that type.
 
 The registry stays the source of truth for ids and writer schemas, but it is asked once per schema id or
-subject: parsed schemas are cached, and records are read and written by fastavro's compiled schemaless reader
-and writer (confluent-kafka's Avro serdes walk the schema again on every call).
+subject: parsed schemas are cached, and records are read and written by code compiled once per record type
+(schemas/avro_reader.py, schemas/avro_writer.py), or by fastavro where a schema needs what those do not
+cover (confluent-kafka's Avro serdes walk the schema again on every call).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from fastavro.read import SchemaResolutionError
 from pydantic import ValidationError
 
+from schemas.avro_reader import Reader as AvroReader
+from schemas.avro_reader import compile_reader
 from schemas.avro_writer import UnsupportedSchema, Writer, compile_writer
 from schemas.catalog import fullname_of, record
 from schemas.models import RECORD_TYPES, AvroRecord
@@ -62,11 +65,23 @@ def local_schema(fullname: str) -> Any:
 
 @dataclass(frozen=True)
 class _Reader:
-    """How to read the records a writer schema id stands for."""
+    """How to read the records a writer schema id stands for: compiled (schemas/avro_reader.py) when the
+    writer's schema is the local one, by fastavro when it must be resolved to it."""
 
     model: type[AvroRecord]
     writer: Any
     reader: Any | None  # None when the writer's schema is the local one: nothing to resolve
+    compiled: AvroReader | None = None
+
+    def fields(self, data: bytes) -> dict[str, Any]:
+        if self.compiled is not None:
+            return self.compiled(data, _FRAME.size)
+        buffer = io.BytesIO(data)
+        buffer.seek(_FRAME.size)
+        fields = fastavro.schemaless_reader(buffer, self.writer, self.reader)
+        if not isinstance(fields, dict):
+            raise TypeError(f"{self.model.AVRO_NAME} read as a {type(fields).__name__}, not a record")
+        return fields
 
 
 class _Writer:
@@ -132,10 +147,8 @@ class _WireFormat:
         if isinstance(reader, str):
             raise UndecodableRecord(f"record type {reader} is not part of this service's contract")
         name = reader.model.AVRO_NAME
-        buffer = io.BytesIO(data)
-        buffer.seek(5)
         try:
-            fields = fastavro.schemaless_reader(buffer, reader.writer, reader.reader)
+            fields = reader.fields(data)
         except _AVRO_ERRORS as error:
             raise UndecodableRecord(f"{name} could not be read: {type(error).__name__}: {error}") from error
         try:
@@ -167,7 +180,12 @@ class _WireFormat:
         except Exception as error:  # a registered schema this client cannot parse is as unreadable as garbage
             raise UndecodableRecord(f"{what}schema id {schema_id} cannot be parsed: {error}") from error
         local = local_schema(name)
-        return _Reader(model, writer, None if writer == local else local)
+        if writer != local:
+            return _Reader(model, writer, local)
+        try:
+            return _Reader(model, writer, None, compile_reader(local))
+        except UnsupportedSchema:
+            return _Reader(model, writer, None)
 
 
 class RecordCodec:

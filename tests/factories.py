@@ -5,13 +5,22 @@ from __future__ import annotations
 import datetime
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from ops.chaos import stock_for
+from ops.orders import OrderMix, generate_orders
+from ops.produce import CancellationPlan
+from ops.stock import level_records
 from processors.adapters.catalog import PRODUCTS_BY_SKU
 from processors.fulfillment.starter import fulfillment_line
+from processors.runtime.inprocess import InProcessRunner
 from processors.runtime.memory import MemoryState
+from processors.runtime.records import Emit
+from processors.services import STREAM_PROCESSORS
 from schemas.models import (
     Address,
+    AvroRecord,
     FulfillmentRequest,
     Money,
     OrderCreated,
@@ -19,6 +28,8 @@ from schemas.models import (
     PlaceOrder,
     ShippingPriority,
 )
+from topology.settings import Settings
+from topology.topics import INVENTORY_STOCK, ORDERS_COMMANDS, fulfillment_activity
 
 NOW = datetime.datetime(2026, 11, 25, 12, 0, tzinfo=datetime.UTC)
 
@@ -116,3 +127,18 @@ def order_of(name: str, skus: dict[str, int], country: str = "DE", **fields: Any
         tenders=[{"method": "CARD", "token": "tok_ok_slips", "amount": {"amount_minor": total, "currency": "EUR"}}],
         **fields,
     )
+
+
+def records_the_processors_emit(tmp_path: Path) -> list[AvroRecord]:
+    """Every record the processors emit over a small mix with cancellations, some before the parcel leaves."""
+    generated = generate_orders(60, 3, prefix="avro", mix=OrderMix())
+    runner = InProcessRunner(STREAM_PROCESSORS, Settings(run_dir=tmp_path))
+    runner.send(*(Emit(INVENTORY_STOCK, level.sku, level) for level in level_records(stock_for(generated))))
+    runner.hold(fulfillment_activity("ship").name)
+    placed = [(float(index), order.order_id, order.record) for index, order in enumerate(generated)]
+    for _, order_id, record in sorted([*placed, *CancellationPlan(0.3, 3).commands(placed)], key=lambda c: c[0]):
+        runner.send(Emit(ORDERS_COMMANDS, order_id, record))
+        runner.run()
+    runner.release(fulfillment_activity("ship").name)
+    runner.run()
+    return runner.records()

@@ -10,19 +10,10 @@ from typing import Any
 import fastavro
 import pytest
 
-from ops.chaos import stock_for
-from ops.orders import OrderMix, generate_orders
-from ops.produce import CancellationPlan
-from ops.stock import level_records
-from processors.runtime.inprocess import InProcessRunner
-from processors.runtime.records import Emit
-from processors.services import STREAM_PROCESSORS
 from schemas.avro_writer import UnsupportedSchema, compile_writer
-from schemas.models import RECORD_TYPES, AvroRecord
+from schemas.models import RECORD_TYPES
 from schemas.serde import local_schema
-from tests.factories import a_valid_order, order_created_from
-from topology.settings import Settings
-from topology.topics import INVENTORY_STOCK, ORDERS_COMMANDS, fulfillment_activity
+from tests.factories import a_valid_order, order_created_from, records_the_processors_emit
 
 
 def fastavro_bytes(fullname: str, fields: dict[str, Any]) -> bytes:
@@ -36,23 +27,8 @@ def test_every_record_type_of_the_contract_compiles() -> None:
         compile_writer(local_schema(fullname))
 
 
-def emitted_records(tmp_path: Path) -> list[AvroRecord]:
-    """Every record the processors emit over a small mix with cancellations, some before the parcel leaves."""
-    generated = generate_orders(60, 3, prefix="avro", mix=OrderMix())
-    runner = InProcessRunner(STREAM_PROCESSORS, Settings(run_dir=tmp_path))
-    runner.send(*(Emit(INVENTORY_STOCK, level.sku, level) for level in level_records(stock_for(generated))))
-    runner.hold(fulfillment_activity("ship").name)
-    placed = [(float(index), order.order_id, order.record) for index, order in enumerate(generated)]
-    for _, order_id, record in sorted([*placed, *CancellationPlan(0.3, 3).commands(placed)], key=lambda c: c[0]):
-        runner.send(Emit(ORDERS_COMMANDS, order_id, record))
-        runner.run()
-    runner.release(fulfillment_activity("ship").name)
-    runner.run()
-    return runner.records()
-
-
 def test_the_compiled_writer_writes_fastavros_bytes_for_every_record_the_processors_emit(tmp_path: Path) -> None:
-    records = emitted_records(tmp_path)
+    records = records_the_processors_emit(tmp_path)
     writers = {fullname: compile_writer(local_schema(fullname)) for fullname in RECORD_TYPES}
 
     for record in records:
