@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+from pydantic import BaseModel
 from quixstreams import State
 
 ORDER_ENTRY = "order"
@@ -19,7 +20,8 @@ ORDER_ENTRY = "order"
 
 
 class SharedState:
-    """The entries of every processor for the current order, as plain JSON values, until `save`."""
+    """The entries of every processor for the current order until `save`: plain JSON values, and models
+    (`state.StateSlot`) kept as objects, dumped to JSON when saved."""
 
     def __init__(self, state: State) -> None:
         self._state = state
@@ -35,7 +37,7 @@ class SharedState:
         if not self._changed:
             return
         if self.values:
-            self._state.set(ORDER_ENTRY, self.values)
+            self._state.set(ORDER_ENTRY, {key: _json(value) for key, value in self.values.items()})
         else:
             self._state.delete(ORDER_ENTRY)
         self._changed = False
@@ -52,6 +54,8 @@ class SharedState:
 
 class ScopedState(State):
     """One processor's part of a `SharedState`, as the `State` its handlers know."""
+
+    keeps_objects = True
 
     def __init__(self, shared: SharedState, scope: str) -> None:
         self._shared = shared
@@ -74,3 +78,7 @@ class ScopedState(State):
 
     def exists(self, key: Any) -> bool:
         return self._prefix + str(key) in self._shared.values
+
+
+def _json(value: Any) -> Any:
+    return value.model_dump(mode="json") if isinstance(value, BaseModel) else value

@@ -16,8 +16,16 @@ Model = TypeVar("Model", bound=BaseModel)
 Value = TypeVar("Value", bound=str | int | bool)
 
 
+def keeps_objects(state: State) -> bool:
+    """Whether `state` keeps a model as the object it is until it is written out (an order's `SharedState`
+    while its message goes through the processors run together), instead of as JSON at once."""
+    return bool(getattr(state, "keeps_objects", False))
+
+
 class StateSlot(Generic[Model]):
-    """One named value of the current key's state, stored as JSON and read back as a model."""
+    """One named value of the current key's state, stored as JSON and read back as a model; kept as the model
+    itself where the state `keeps_objects`, so that processors run together validate and dump it once per
+    message that reaches them, not once per event it leads to."""
 
     def __init__(self, name: str, model: type[Model]) -> None:
         self.name = name
@@ -29,7 +37,9 @@ class StateSlot(Generic[Model]):
 
     def load(self, state: State) -> Model | None:
         stored = state.get(self.name)
-        return None if stored is None else self.model.model_validate(stored)
+        if stored is None or isinstance(stored, self.model):
+            return stored
+        return self.model.model_validate(stored)
 
     def update(self, state: State, before: Model | None, after: Model | None) -> None:
         """Save `after` when it differs from `before` (what `load` gave): no changelog record for nothing."""
@@ -40,7 +50,7 @@ class StateSlot(Generic[Model]):
         if value is None:
             state.delete(self.name)
         else:
-            state.set(self.name, value.model_dump(mode="json"))
+            state.set(self.name, value if keeps_objects(state) else value.model_dump(mode="json"))
 
 
 class ValueSlot(Generic[Value]):

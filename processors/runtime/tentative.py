@@ -21,6 +21,10 @@ class TentativeState(State):
         self._state = state
         self._writes: dict[Any, tuple[str, Any, datetime.timedelta | None]] = {}
 
+    @property
+    def keeps_objects(self) -> bool:
+        return bool(getattr(self._state, "keeps_objects", False))
+
     def get(self, key: Any, default: Any = None) -> Any:
         write = self._writes.get(key)
         if write is None:

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
+from pydantic import BaseModel
 from quixstreams import State
 
 from ops.chaos import read_ledgers, stock_for
@@ -26,6 +27,7 @@ from processors.runtime.memory import MemoryState
 from processors.runtime.records import Emit, derive_event_id
 from processors.runtime.spec import ProcessorSpec, Stream
 from processors.runtime.stage import Handler
+from processors.runtime.state import StateSlot
 from processors.services import STREAM_PROCESSORS
 from schemas.models import AvroRecord, OrderCreated, PlaceOrder
 from tests.factories import a_valid_order, order_created_from
@@ -280,3 +282,37 @@ def test_an_order_state_is_written_once_for_a_message_and_its_handovers_and_not_
     chain_stage(chain_of([idle]), registry).process(command_received(command, registry), state)
 
     assert state.writes == 1
+
+
+class Tally(BaseModel):
+    events: tuple[str, ...] = ()
+
+
+TALLY = StateSlot("tally", Tally)
+
+
+def test_a_model_in_the_order_state_is_validated_and_dumped_once_per_message_not_per_handover() -> None:
+    registry = memory_registry()
+    command = a_valid_order("order-a")
+    created = order_created_from(command)
+    loaded: list[Tally | None] = []
+    saved: list[Tally] = []
+
+    def tally(record: AvroRecord, state: State, message: Received) -> list[Emit]:
+        before = TALLY.load(state)
+        after = Tally(events=(*(before or Tally()).events, type(record).__name__))
+        TALLY.update(state, before, after)
+        loaded.append(before)
+        saved.append(after)
+        return [Emit(ORDERS_EVENTS, "order-a", created)] if isinstance(record, PlaceOrder) else []
+
+    stage = chain_stage(
+        chain_of([spec_of("tally", (ORDERS_COMMANDS, ORDERS_EVENTS), (ORDERS_EVENTS,), tally)]), registry
+    )
+    state = MemoryState()
+
+    stage.process(command_received(command, registry), state)
+
+    assert loaded[0] is None
+    assert loaded[1] is saved[0], "the tally kept by the command's handling is the object the event's loads"
+    assert state.values == {"order": {"tally/oms.orders.commands/tally": {"events": ["PlaceOrder", "OrderCreated"]}}}
