@@ -31,12 +31,18 @@ LONG_RANGE = range(-(2**63), 2**63)
 
 
 def _int(value: int, out: bytearray) -> None:
+    if -64 <= value < 64:  # one byte, zig-zagged: most counts, quantities and flags
+        out.append((value << 1) ^ (value >> 63))
+        return
     if value not in INT_RANGE:
         raise ValueError(f"{value} is out of range for an Avro int")
     _varint(value, out)
 
 
 def _long(value: int, out: bytearray) -> None:
+    if -64 <= value < 64:
+        out.append((value << 1) ^ (value >> 63))
+        return
     if value not in LONG_RANGE:
         raise ValueError(f"{value} is out of range for an Avro long")
     _varint(value, out)
@@ -91,7 +97,7 @@ class _Compiler:
             if schema in self._named:
                 self.emit(self._named[schema], value, indent)
             elif schema == "string":
-                self.lines.append(f"{pad}_string({value}, out)")
+                self._string(value, pad)
             elif schema in ("int", "long"):
                 self.lines.append(f"{pad}_{schema}({value}, out)")
             elif schema == "boolean":
@@ -117,13 +123,24 @@ class _Compiler:
         elif kind in ("array", "map"):
             self._collection(schema, value, indent)
         elif kind == "string" and logical == "uuid":
-            self.lines.append(f"{pad}_string(str({value}), out)")
+            self._string(f"str({value})", pad)
         elif kind == "long" and logical == "timestamp-millis":
             self.lines.append(f"{pad}_long(_millis({value}), out)")
         elif kind in ("string", "int", "long", "boolean") and logical is None:
             self.emit(kind, value, indent)
         else:
             raise UnsupportedSchema(f"type {kind!r} with logical type {logical!r}")
+
+    def _string(self, value: str, pad: str) -> None:
+        """`_string`, written out: a call less per string, and a string under 64 bytes has a one-byte length."""
+        encoded, size = self.fresh("encoded"), self.fresh("size")
+        self.lines.append(f"{pad}{encoded} = {value}.encode()")
+        self.lines.append(f"{pad}{size} = len({encoded})")
+        self.lines.append(f"{pad}if {size} < 64:")
+        self.lines.append(f"{pad}    out.append({size} << 1)")
+        self.lines.append(f"{pad}else:")
+        self.lines.append(f"{pad}    _varint({size}, out)")
+        self.lines.append(f"{pad}out += {encoded}")
 
     def _union(self, branches: list[Any], value: str, indent: int) -> None:
         pad = "    " * indent
