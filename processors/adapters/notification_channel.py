@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import datetime
 import fcntl
+import hashlib
 import os
 import sqlite3
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -205,7 +205,7 @@ CREATE TABLE IF NOT EXISTS indexed (file TEXT NOT NULL, up_to INTEGER NOT NULL);
 
 def message_id_for(channel: str, idempotency_key: str) -> str:
     """The same on every process, so that a message's id does not depend on who sent it first."""
-    return f"{channel}-{uuid.uuid5(uuid.NAMESPACE_URL, idempotency_key)}"
+    return f"{channel}-{hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]}"
 
 
 def _parse(line: bytes) -> SentNotification | None:
