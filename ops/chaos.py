@@ -36,7 +36,7 @@ from ops.reconciliation import Ledgers, Reconciliation, Seen, Stock, reconcile, 
 from ops.registry import registry_server
 from ops.stock import read_stock, set_stock
 from ops.supervisor import Child
-from ops.tables import assign_from_now, end_offsets
+from ops.tables import assign_from_now, end_offsets, open_transactions
 from processors.adapters.catalog import OUT_OF_STOCK_SKU
 from processors.adapters.fulfillment_simulators import FulfillmentLedger, default_fulfillment_ledger
 from processors.adapters.payment_gateway import SimulatedPaymentGateway, default_ledger_path
@@ -347,13 +347,21 @@ def ended(observer: Observer, order_ids: Collection[str], cancels: Mapping[str, 
     return done
 
 
-def settle(observer: Observer, quiet_s: float = QUIET_S, timeout_s: float = 120.0) -> None:
-    """Read until nothing new has come for `quiet_s` (the news, refunds and releases after each outcome)."""
+def settle(observer: Observer, admin: AdminClient, quiet_s: float = QUIET_S, timeout_s: float = 120.0) -> None:
+    """Read until every transaction open on the platform when it began has ended and nothing new has come for
+    `quiet_s` since: the news, refunds and releases after each outcome, and what a processor killed
+    mid-transaction had under way, which its successor can take on only once the broker has timed the
+    transaction out."""
     deadline = time.monotonic() + timeout_s
     quiet_since = time.monotonic()
-    while time.monotonic() - quiet_since < quiet_s and time.monotonic() < deadline:
+    undecided = open_transactions(admin)
+    while time.monotonic() - quiet_since < quiet_s or undecided:
+        if time.monotonic() > deadline:
+            return
         if observer.poll() or observer.pending:
             quiet_since = time.monotonic()
+        if undecided and len(still := open_transactions(admin, undecided)) < len(undecided):
+            undecided, quiet_since = still, time.monotonic()
 
 
 # --- stock and ledgers -----------------------------------------------------------------------------
@@ -560,7 +568,7 @@ def close_the_books(
 ) -> Reconciliation:
     """Once the orders ended and the news after them settled: reconcile them with the stock, the simulators'
     ledgers and the dead letters (those `counted`: a test's own poison is not the orders' business)."""
-    settle(observer)
+    settle(observer, AdminClient(settings.kafka_config()))
     order_ids = [order.order_id for order in orders]
     return reconcile(
         order_ids,

@@ -4,10 +4,10 @@ every partition from its current end."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, IsolationLevel, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from processors.runtime.clients import end_reader
@@ -80,6 +80,40 @@ def _committed_ends(consumer: Consumer, topic: str) -> dict[int, int]:
         if high > low:
             ends[partition] = high
     return ends
+
+
+def open_transactions(
+    admin: AdminClient, marks: Mapping[TopicPartition, int] | None = None
+) -> dict[TopicPartition, int]:
+    """The platform's partitions that hold records of a transaction neither committed nor aborted, each with
+    its end offset: what its last stable offset must reach for everything written so far to be decided.
+    Given `marks` (an earlier answer), those of its partitions whose last stable offset is still short of
+    their mark. A producer killed mid-transaction leaves one open until the broker times it out, and until
+    then a consumer cannot read its partitions' committed offsets or anything written after it."""
+    if marks is None:
+        metadata = admin.list_topics(timeout=METADATA_TIMEOUT_S).topics
+        partitions = [
+            TopicPartition(topic, partition)
+            for topic, described in metadata.items()
+            if not topic.startswith(UNCOUNTED_TOPIC_PREFIXES)
+            for partition in described.partitions
+        ]
+        marks = _latest(admin, partitions, IsolationLevel.READ_UNCOMMITTED)
+    stable = _latest(admin, list(marks), IsolationLevel.READ_COMMITTED)
+    return {tp: end for tp, end in marks.items() if stable[tp] < end}
+
+
+def _latest(
+    admin: AdminClient, partitions: list[TopicPartition], isolation: IsolationLevel
+) -> dict[TopicPartition, int]:
+    """Each partition's end offset as a consumer of `isolation` sees it: the last stable offset when it reads
+    committed records only."""
+    if not partitions:
+        return {}
+    futures = admin.list_offsets(
+        {tp: OffsetSpec.latest() for tp in partitions}, isolation_level=isolation, request_timeout=10
+    )
+    return {TopicPartition(tp.topic, tp.partition): future.result().offset for tp, future in futures.items()}
 
 
 def end_offsets(admin: AdminClient, internal: bool = False) -> dict[str, int]:

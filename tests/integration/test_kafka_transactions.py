@@ -6,7 +6,9 @@ import time
 import uuid
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
+from ops.tables import open_transactions
 from topology.settings import Settings
 
 
@@ -57,3 +59,22 @@ def test_aborted_transaction_stays_invisible_to_read_committed(settings: Setting
 
     assert committed == [b"committed-1", b"committed-2", b"committed-3"]
     assert b"aborted" in everything, "the aborted record was written, only hidden by read_committed"
+
+
+def test_a_transaction_left_open_is_found_until_it_ends(settings: Settings, admin: AdminClient, topic: str) -> None:
+    producer = Producer({**settings.kafka_config(), "transactional.id": f"test-{uuid.uuid4().hex}"})
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    producer.produce(topic, partition=0, key=b"o-1", value=b"undecided")
+    producer.flush(30)
+
+    opened = open_transactions(admin)
+
+    assert [tp for tp in opened if tp.topic == topic] == [TopicPartition(topic, 0)]
+    mine = {tp: end for tp, end in opened.items() if tp.topic == topic}
+    assert open_transactions(admin, mine) == mine, "still open"
+    producer.abort_transaction(30)
+    deadline = time.monotonic() + 30
+    while open_transactions(admin, mine) and time.monotonic() < deadline:
+        time.sleep(0.1)  # the coordinator writes the abort marker after it answers
+    assert open_transactions(admin, mine) == {}

@@ -16,7 +16,7 @@ from schemas.avro_writer import UnsupportedSchema
 from schemas.models import RECORD_TYPES
 from schemas.serde import RecordCodec, UndecodableRecord, local_schema
 from tests.factories import a_valid_order, order_created_from, records_the_processors_emit
-from topology.topics import ORDERS_EVENTS
+from topology.topics import ORDERS_COMMANDS, ORDERS_EVENTS
 
 
 def fastavro_fields(schema: Any, body: bytes) -> Any:
@@ -93,6 +93,19 @@ def test_every_truncation_of_a_record_is_undecodable() -> None:
     for end in range(5, len(encoded)):
         with pytest.raises(UndecodableRecord):
             codec.decode(encoded[:end])
+
+
+def test_a_string_in_a_uuid_field_is_valid_avro_that_the_model_refuses_naming_the_field() -> None:
+    codec = RecordCodec(memory_registry(), ORDERS_COMMANDS.name)
+    order = a_valid_order("order-a")
+    frame = codec.encode(order)[:5]  # the magic byte and the local schema's id
+    fields = order.model_dump() | {"event_id": "not-a-uuid"}
+
+    with pytest.raises(UndecodableRecord) as refused:
+        codec.decode(frame + body_of(local_schema(order.AVRO_NAME), fields))
+
+    assert str(refused.value).startswith("oms.orders.PlaceOrder fails validation")
+    assert "event_id" in str(refused.value)
 
 
 @pytest.mark.parametrize(
