@@ -222,10 +222,21 @@ class RecordCodec:
         return self._wire.writer_name(self._wire.schema_id(data, ""), "")
 
 
+# Headers this process wrote lately, by their bytes, with the record each was written from: shared by every
+# codec of the process (the starter writes a slip that the activity host reads).
+RECENT_HEADERS = 1024
+_recently_written: dict[bytes, AvroRecord] = {}
+
+
 class HeaderCodec:
     """A record carried in a message header (a routing slip), in Confluent wire format.
 
     Its subject is the record's full name (RecordNameStrategy): a header belongs to no one topic.
+
+    A header is read far more often in the process that wrote it than elsewhere: a slip handed to the next
+    step in memory, or read back from a topic its engine crosses. Those bytes are answered with the record
+    they were written from, not decoded and validated again; what is read is then the same either way, as
+    the records' times are whole milliseconds (`processors.runtime.records.utc_now`), which Avro keeps.
     """
 
     def __init__(self, client: SchemaRegistryClient, header: HeaderSpec) -> None:
@@ -237,11 +248,17 @@ class HeaderCodec:
         encoded = self._wire.write(self.header.subject, self.header.record, value.model_dump())
         if len(encoded) > self.header.max_bytes:
             raise ValueError(f"header {self.header.name} would be {len(encoded)} bytes, over {self.header.max_bytes}")
+        _recently_written[encoded] = value
+        if len(_recently_written) > RECENT_HEADERS:
+            del _recently_written[next(iter(_recently_written))]  # the oldest
         return encoded
 
     def decode(self, data: bytes | None) -> AvroRecord:
         if data is None:
             raise UndecodableRecord(f"header {self.header.name} is missing")
+        written = _recently_written.get(data)
+        if written is not None and self.header.record == written.AVRO_NAME:
+            return written
         if len(data) > self.header.max_bytes:
             raise UndecodableRecord(
                 f"header {self.header.name} is {len(data)} bytes, over the bound of {self.header.max_bytes}"

@@ -131,6 +131,12 @@ def order_of(name: str, skus: dict[str, int], country: str = "DE", **fields: Any
 
 def records_the_processors_emit(tmp_path: Path) -> list[AvroRecord]:
     """Every record the processors emit over a small mix with cancellations, some before the parcel leaves."""
+    return the_processors_run(tmp_path).records()
+
+
+def the_processors_run(tmp_path: Path) -> InProcessRunner:
+    """The processors, in process, once they have run a small mix with cancellations, some before the parcel
+    leaves."""
     generated = generate_orders(60, 3, prefix="avro", mix=OrderMix())
     runner = InProcessRunner(STREAM_PROCESSORS, Settings(run_dir=tmp_path))
     runner.send(*(Emit(INVENTORY_STOCK, level.sku, level) for level in level_records(stock_for(generated))))
@@ -141,4 +147,4 @@ def records_the_processors_emit(tmp_path: Path) -> list[AvroRecord]:
         runner.run()
     runner.release(fulfillment_activity("ship").name)
     runner.run()
-    return runner.records()
+    return runner
