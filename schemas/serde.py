@@ -224,7 +224,7 @@ class RecordCodec:
 
 # Headers this process wrote lately, by their bytes, with the record each was written from: shared by every
 # codec of the process (the starter writes a slip that the activity host reads).
-RECENT_HEADERS = 1024
+RECENT_HEADERS = 256  # about 9 KB each, a slip and its bytes
 _recently_written: dict[bytes, AvroRecord] = {}
 
 
