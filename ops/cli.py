@@ -15,9 +15,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pydantic import ValidationError
+
 from ops.localserver import PlatformError
 from ops.maven import FetchError, pinned_versions
-from processors.runtime.errors import is_outage
+from processors.runtime.errors import CONFIG_EXIT_CODE, is_outage
 from topology.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
 Handler = Callable[[argparse.Namespace, Settings], int]
 CANCEL_TIMED_OUT = 3  # `oms cancel --wait`'s exit status when no answer came in time (1 is a rejection)
 REDRIVE_FENCED = 1  # `oms dlq redrive`'s exit status when another redrive of the topic took over
-PROCESSORS_GIVEN_UP = 3  # `oms status`'s when `oms run all` stopped restarting a crash-looping processor
+PROCESSORS_NEED_AN_OPERATOR = 3  # `oms status`'s when `oms run all` has a processor left stopped or crash-looping
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
@@ -59,7 +61,7 @@ def _with_local_security(args: argparse.Namespace, settings: Settings) -> Settin
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     """The local servers, then every `oms run all` on this run folder; exits 1 when a server does not answer,
-    PROCESSORS_GIVEN_UP when a running supervisor gave up on a crash-looping processor."""
+    PROCESSORS_NEED_AN_OPERATOR when a running supervisor has a processor left stopped or crash-looping."""
     from ops import platform, runstate
 
     versions = pinned_versions()
@@ -75,11 +77,11 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         note = f"  ({status.note})" if status.note else ""
         print(f"{status.name:<9} {state:<9} {status.address:<16} {pid:<11} {labels[status.name]}{note}")
         print(f"{'':<9} log: {status.log_file}")
-    lines, given_up = runstate.processors_report(settings.run_dir)
+    lines, troubled = runstate.processors_report(settings.run_dir)
     for line in lines:
         print(line)
-    if given_up:
-        return PROCESSORS_GIVEN_UP
+    if troubled:
+        return PROCESSORS_NEED_AN_OPERATOR
     return 0 if all_up else 1
 
 
@@ -909,9 +911,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # progress reaches logs and pipes
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `oms sagas | head` ends quietly, as other tools do
-    settings = get_settings()
     try:
+        settings = get_settings()
         return int(args.handler(args, settings))
+    except ValidationError as error:
+        if error.title != Settings.__name__:
+            raise
+        print(f"oms: {wrong_settings(error)}", file=sys.stderr)
+        return CONFIG_EXIT_CODE
     except (PlatformError, FetchError) as error:
         print(f"oms: {error}", file=sys.stderr)
         return 2
@@ -925,6 +932,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 UNAVAILABLE = 69  # EX_UNAVAILABLE: a service this command needs is down
+
+
+def wrong_settings(error: ValidationError) -> str:
+    """One line naming each setting that does not parse, as the environment spells it, and why."""
+    wrong = "; ".join(
+        f"OMS_{'_'.join(str(part) for part in problem['loc']).upper()}: {problem['msg']}" for problem in error.errors()
+    )
+    return f"settings that do not parse: {wrong}"
 
 
 def unreachable(error: BaseException, settings: Settings) -> str:

@@ -1,9 +1,10 @@
 """What a running `oms run all` is doing, in a small file `oms status` reads.
 
 Each supervisor writes `<run_dir>/supervisors/<its instance id>.json` whenever one of its processors starts,
-ends or is given up on, and removes it when it stops cleanly. The file names the supervisor's pid and that
-process's start time, so that a file left by a supervisor that was killed is recognised as stale rather than
-believed; a live supervisor's file also stops a second `oms run all` from starting with the same instance id.
+ends, is left stopped, or begins or ends crash-looping, and removes it when it stops cleanly. The file names
+the supervisor's pid and that process's start time, so that a file left by a supervisor that was killed is
+recognised as stale rather than believed; a live supervisor's file also stops a second `oms run all` from
+starting with the same instance id.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-RUNNING, RESTARTING, GIVEN_UP = "running", "restarting", "given-up"
+RUNNING, RESTARTING, STOPPED = "running", "restarting", "stopped"
 
 
 @dataclass(frozen=True)
@@ -21,13 +22,15 @@ class ChildState:
     processor: str
     instance: str
     state: str
-    """running, restarting (after a crash or an outage) or given-up (crash-looping, left stopped)."""
+    """running, restarting (after a crash or an outage) or stopped (it finished, or its configuration is wrong)."""
     pid: int | None
     restarts: int
     last_exit: int | None
     detail: str
-    """One line for an operator, e.g. "crashed 5 times within 300s; last exit 1"."""
+    """One line for an operator, e.g. "exited 1 (crash 3 in a row); restarts at 10:42:07 UTC"."""
     log_file: str
+    crash_looping: bool = False
+    """It crashed the policy's number of times within its window; it is still restarted."""
 
     @property
     def label(self) -> str:
@@ -42,8 +45,9 @@ class SupervisorState:
     """The process's start time (`/proc/<pid>/stat`), telling it from a later process given the same pid."""
     children: tuple[ChildState, ...]
 
-    def given_up(self) -> list[ChildState]:
-        return [child for child in self.children if child.state == GIVEN_UP]
+    def needing_an_operator(self) -> list[ChildState]:
+        """Those left stopped or crash-looping: what keeps them down is not going to pass by itself."""
+        return [child for child in self.children if child.state == STOPPED or child.crash_looping]
 
 
 def state_file(run_dir: Path, instance: str) -> Path:
@@ -107,12 +111,14 @@ def report_lines(path: Path, state: SupervisorState, alive: bool) -> list[str]:
     """What `oms status` prints for one supervisor."""
     if not alive:
         return [f"{'processors':<9} {'stopped':<9} stale {path}: its supervisor (pid {state.pid}) is gone"]
-    given_up = len(state.given_up())
-    summary = f"{given_up} given up (crash-looping)" if given_up else "all kept running"
+    stopped = sum(1 for child in state.children if child.state == STOPPED)
+    looping = sum(1 for child in state.children if child.crash_looping)
+    troubles = [f"{stopped} left stopped" if stopped else "", f"{looping} crash-looping" if looping else ""]
+    summary = ", ".join(trouble for trouble in troubles if trouble) or "all kept running"
     lines = [f"{'processors':<9} {'up':<9} `oms run all` as instance {state.instance!r}, pid {state.pid}: {summary}"]
     for child in state.children:
         pid = f"pid {child.pid}" if child.pid else "no process"
-        shown = "GIVEN UP" if child.state == GIVEN_UP else child.state
+        shown = "CRASH-LOOP" if child.crash_looping else child.state.upper() if child.state == STOPPED else child.state
         lines.append(f"  {child.label:<22} {shown:<10} {pid:<11} restarts {child.restarts:<3} {child.detail}".rstrip())
         if child.state != RUNNING:
             lines.append(f"  {'':<22} log: {child.log_file}")
@@ -120,12 +126,12 @@ def report_lines(path: Path, state: SupervisorState, alive: bool) -> list[str]:
 
 
 def processors_report(run_dir: Path) -> tuple[list[str], bool]:
-    """What `oms status` prints for every supervisor of `run_dir`, and whether a live one gave up on a processor
-    (a stale file's children are not running, but neither is anything there to give up on them)."""
+    """What `oms status` prints for every supervisor of `run_dir`, and whether a live one has a processor that
+    needs an operator (a stale file's children are not running, but nothing there looks after them either)."""
     lines: list[str] = []
-    given_up = False
+    troubled = False
     for path, state in read_all(run_dir):
         alive = is_alive(state)
-        given_up |= alive and bool(state.given_up())
+        troubled |= alive and bool(state.needing_an_operator())
         lines.extend(report_lines(path, state, alive))
-    return lines, given_up
+    return lines, troubled

@@ -3,9 +3,10 @@
 - **Identity.** The supervisor runs as the instance id it is given (`OMS_INSTANCE_ID`), and its children take
   theirs from it (`child_instance_ids`): two supervisors given different ids never share a transactional id,
   a state folder, a log file or a status file. Without one, children are numbered 0, 1, ... as before.
-- **Restarts.** A child that ends is started again after a backoff; one that keeps crashing is given up on
-  (`ops/restarts.py`), said in this process's output, in its metrics and in the status file `oms status`
-  reads (`ops/runstate.py`).
+- **Restarts.** A child that crashes or meets an outage is started again after a backoff, for ever; one that
+  finished or whose configuration is wrong is left stopped (`ops/restarts.py`). Both, and a child that
+  crash-loops, are said in this process's output, in its metrics and in the status file `oms status` reads
+  (`ops/runstate.py`).
 - **Ownership.** Children die with the supervisor, however it ends (a parent-death signal, Linux), so that a
   `kill -9` of it leaves no processor consuming on its own.
 """
@@ -26,10 +27,15 @@ from types import FrameType
 
 from ops import runstate
 from ops.localserver import PlatformError
-from ops.restarts import ExitHistory, GiveUp, Restart, RestartPolicy, after_exit
+from ops.restarts import ExitHistory, Restart, RestartPolicy, StayDown, after_exit, crash_looping
 from processors.runtime.discovery import announce
 from processors.runtime.identity import instance_number
-from processors.runtime.metrics import SUPERVISOR_GIVEN_UP, SUPERVISOR_RESTARTS, serve_metrics
+from processors.runtime.metrics import (
+    SUPERVISOR_CRASH_LOOPING,
+    SUPERVISOR_RESTARTS,
+    SUPERVISOR_STOPPED,
+    serve_metrics,
+)
 from topology.settings import Settings
 
 STOP_TIMEOUT_S = 30.0
@@ -59,17 +65,19 @@ class Child:
     restarts: int = 0
     history: ExitHistory = field(default_factory=ExitHistory)
     last_exit: int | None = None
-    next: Restart | GiveUp | None = None
-    """What follows its last exit: a restart at `next_start`, or nothing (given up)."""
+    next: Restart | StayDown | None = None
+    """What follows its last exit: a restart at `next_start`, or nothing."""
     next_start: float = 0.0
+    crashes_in_window: int = 0
+    """How often it crashed within the policy's window, once that makes it crash-looping; else 0."""
 
     @property
     def label(self) -> str:
         return f"{self.name}#{self.instance}"
 
     @property
-    def given_up(self) -> bool:
-        return isinstance(self.next, GiveUp)
+    def stays_down(self) -> bool:
+        return isinstance(self.next, StayDown)
 
     def start(self) -> None:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -194,7 +202,8 @@ class Supervisor:
             announce(self.run_dir, "supervisor", self.instance, self.metrics_host, self.metrics_port)
         for child in self.children:
             # Every series exists from the start, so that rates and alerts see a zero before the first restart.
-            SUPERVISOR_GIVEN_UP.labels(child.name).set(0)
+            SUPERVISOR_CRASH_LOOPING.labels(child.name).set(0)
+            SUPERVISOR_STOPPED.labels(child.name).set(0)
             for reason in ("crash", "outage"):
                 SUPERVISOR_RESTARTS.labels(child.name, reason)
         for child in self.children:
@@ -218,13 +227,15 @@ class Supervisor:
         return self._stopping
 
     def tick(self) -> None:
-        """Restart processors that ended, after a backoff; give up on those that crash-loop."""
+        """Restart processors that ended, after a backoff, unless a restart would not help; tell which
+        crash-loop."""
         if self._stopping:
             return
         now = time.monotonic()
         changed = False
         for child in self.children:
-            if child.given_up:
+            changed |= self._looping(child, now)
+            if child.stays_down:
                 continue
             if child.process is None:
                 if now >= child.next_start:
@@ -242,17 +253,32 @@ class Supervisor:
         child.process = None
         child.last_exit = code
         child.history, child.next = after_exit(self.policy, child.history, code, now, now - child.started_at)
-        if isinstance(child.next, GiveUp):
-            SUPERVISOR_GIVEN_UP.labels(child.name).inc()
-            print(
-                f"{child.label} crashed {child.next.crashes} times within {child.next.window_s:.0f}s "
-                f"(last exit {code}): crash-looping, not restarted again; see {child.log_file}"
-            )
+        if isinstance(child.next, StayDown):
+            SUPERVISOR_STOPPED.labels(child.name).inc()
+            print(f"{child.label} left stopped: {child.next.reason}. {last_words(child.log_file)}")
             return
+        self._looping(child, now)
         child.next_start = now + child.next.delay_s
         why = "an outage outlasted its retries, not counted as a crash" if child.next.outage else "a crash"
         delay = child.next.delay_s
         print(f"{child.label} exited with {code} ({why}); restarting in {delay:.0f}s (see {child.log_file})")
+
+    def _looping(self, child: Child, now: float) -> bool:
+        """Whether the child's crash-looping changed: it began, or its crashes left the window."""
+        crashes = crash_looping(self.policy, child.history, now)
+        if bool(crashes) == bool(child.crashes_in_window):
+            child.crashes_in_window = crashes
+            return False
+        child.crashes_in_window = crashes
+        SUPERVISOR_CRASH_LOOPING.labels(child.name).inc(1 if crashes else -1)
+        if crashes:
+            print(
+                f"{child.label} crashed {crashes} times within {self.policy.window_s:.0f}s: crash-looping; "
+                f"still restarted, with backoff (see {child.log_file})"
+            )
+        else:
+            print(f"{child.label} no longer crash-looping")
+        return True
 
     def _restart(self, child: Child) -> None:
         reason = "outage" if isinstance(child.next, Restart) and child.next.outage else "crash"
@@ -289,23 +315,41 @@ class Supervisor:
 
     def _child_state(self, child: Child) -> runstate.ChildState:
         code = child.last_exit
-        if isinstance(child.next, GiveUp):
-            state = runstate.GIVEN_UP
-            detail = (
-                f"crash-looping: crashed {child.next.crashes} times within {child.next.window_s:.0f}s, "
-                f"last exit {code}; not restarted"
-            )
+        if isinstance(child.next, StayDown):
+            state = runstate.STOPPED
+            detail = f"{child.next.reason}; not restarted"
         elif child.process is None and isinstance(child.next, Restart):
             state = runstate.RESTARTING
             at = datetime.datetime.now(datetime.UTC) + datetime.timedelta(
                 seconds=max(0.0, child.next_start - time.monotonic())
             )
-            why = "an outage" if child.next.outage else f"crash {len(child.history.crashes)}"
+            why = "an outage" if child.next.outage else f"crash {child.history.crashes_in_a_row} in a row"
             detail = f"exited {code} ({why}); restarts at {at:%H:%M:%S} UTC"
         else:
             state = runstate.RUNNING
             detail = f"last exit {code}" if code is not None else ""
+        if child.crashes_in_window:
+            detail = f"crashed {child.crashes_in_window} times within {self.policy.window_s:.0f}s; {detail}"
         pid = child.process.pid if child.process else None
         return runstate.ChildState(
-            child.name, child.instance, state, pid, child.restarts, code, detail, str(child.log_file)
+            child.name,
+            child.instance,
+            state,
+            pid,
+            child.restarts,
+            code,
+            detail,
+            str(child.log_file),
+            crash_looping=bool(child.crashes_in_window),
         )
+
+
+def last_words(log_file: Path) -> str:
+    """The last line the process wrote, which says why it ended (an `oms` error is one line)."""
+    try:
+        with log_file.open("rb") as log:
+            log.seek(max(0, log.seek(0, os.SEEK_END) - 4096))
+            lines = [line for line in log.read().decode(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        lines = []
+    return f"Its last words: {lines[-1].strip()[:300]}" if lines else f"See {log_file}."

@@ -110,13 +110,13 @@ class Settings(BaseSettings):
     # a cancellation can overtake its order (another producer, another partition of the client's work).
     cancel_waits_for_order_s: float = 60.0
 
-    # `oms run all` gives up on a processor that crashed this many times within this many seconds and leaves
-    # it stopped (`oms status` names it); an exit for an outage (OUTAGE_EXIT_CODE) is not a crash. See
-    # ops/restarts.py.
+    # `oms run all` calls a processor that crashed this many times within this many seconds crash-looping
+    # (`oms status` names it, an alert fires) and goes on restarting it; an exit for an outage
+    # (OUTAGE_EXIT_CODE) is not a crash. See ops/restarts.py.
     supervisor_max_crashes: int = 5
     supervisor_crash_window_s: float = 300.0
-    # Where `oms run all` serves its own metrics (restarts, processors given up). None: 9399, plus 100 per
-    # further numbered instance as the processors' ports; 0: none.
+    # Where `oms run all` serves its own metrics (restarts, processors crash-looping or stopped). None: 9399,
+    # plus 100 per further numbered instance as the processors' ports; 0: none.
     supervisor_metrics_port: int | None = None
 
     # Where `oms up` keeps downloaded jars and the local servers' data, logs and pid files.

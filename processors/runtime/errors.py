@@ -19,6 +19,11 @@ OUTAGE_EXIT_CODE = 75
 backoff and does not count it as a crash of its own."""
 
 
+CONFIG_EXIT_CODE = 78
+"""How a process ends when its configuration is wrong (EX_CONFIG): a supervisor leaves it stopped, since a
+restart would meet the same settings."""
+
+
 class Outage(Exception):
     """A dependency is unavailable; the message that met it is not at fault."""
 

@@ -68,9 +68,16 @@ SUPERVISOR_RESTARTS = Counter(
     "Processes `oms run all` started again after they ended, by processor and why (crash, outage).",
     ["processor", "reason"],
 )
-SUPERVISOR_GIVEN_UP = Gauge(
-    "oms_supervisor_given_up",
-    "Instances of a processor that `oms run all` stopped restarting because they crash-loop (left stopped).",
+SUPERVISOR_CRASH_LOOPING = Gauge(
+    "oms_supervisor_crash_looping",
+    "Instances of a processor that crashed OMS_SUPERVISOR_MAX_CRASHES times within OMS_SUPERVISOR_CRASH_WINDOW_S "
+    "(`oms run all` goes on restarting them, with backoff).",
+    ["processor"],
+)
+SUPERVISOR_STOPPED = Gauge(
+    "oms_supervisor_stopped",
+    "Instances of a processor that `oms run all` left stopped: they finished (exit 0) or their configuration is "
+    "wrong (exit 78 or 2).",
     ["processor"],
 )
 
