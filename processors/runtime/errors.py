@@ -7,12 +7,37 @@ from __future__ import annotations
 import sqlite3
 
 import httpx
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.schema_registry.error import SchemaRegistryError
+from quixstreams.kafka.exceptions import BaseKafkaException
 
 # The registry refusing or failing to answer, as opposed to answering that the schema does not exist:
 # unauthorised or forbidden (credentials, ACLs), timed out, rate-limited.
 _REGISTRY_OUTAGE_STATUSES = frozenset({401, 403, 408, 429})
+
+# What Quix Streams reports of the broker itself (its delivery and consumer errors carry a librdkafka error,
+# not a KafkaException): timeouts, connections, leaders, replicas, coordinators. A message the broker refuses
+# for itself (too large, corrupt) is not among them.
+_BROKER_ERROR_CODES = frozenset(
+    {
+        KafkaError._MSG_TIMED_OUT,
+        KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+        KafkaError._ALL_BROKERS_DOWN,
+        KafkaError._RESOLVE,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError.NETWORK_EXCEPTION,
+        KafkaError.BROKER_NOT_AVAILABLE,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.NOT_ENOUGH_REPLICAS,
+        KafkaError.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+        KafkaError.KAFKA_STORAGE_ERROR,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.NOT_COORDINATOR,
+    }
+)
 
 OUTAGE_EXIT_CODE = 75
 """How a process ends when an outage outlasted its retries (EX_TEMPFAIL): a supervisor restarts it with
@@ -44,6 +69,8 @@ def _is_outage_itself(error: BaseException) -> bool:
     if isinstance(error, SchemaRegistryError):
         status = error.http_status_code
         return status in _REGISTRY_OUTAGE_STATUSES or status >= 500 or status < 0
+    if isinstance(error, BaseKafkaException):
+        return bool(error.error.retriable()) or error.error.code() in _BROKER_ERROR_CODES
     return isinstance(
         error,
         Outage | httpx.TransportError | KafkaException | sqlite3.OperationalError | OSError | TimeoutError,

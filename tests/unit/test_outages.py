@@ -1,12 +1,16 @@
 """Pausing through an outage (the timers, the tracker): the same call again while the world is down, a bad
-message's failure at once, and the process's exit status when an outage outlasts the retries."""
+message's failure at once, and the process's exit status when an outage outlasts the retries or meets a commit."""
 
 from __future__ import annotations
 
 import sqlite3
 
 import pytest
+from confluent_kafka import KafkaError
+from quixstreams.kafka.exceptions import KafkaProducerDeliveryError
 
+from processors.runtime.errors import OUTAGE_EXIT_CODE, is_outage
+from processors.runtime.lifecycle import exit_on_outage
 from processors.runtime.outages import through_outages
 from processors.runtime.retries import RetryPolicy
 
@@ -48,3 +52,22 @@ def test_a_failure_that_is_not_an_outage_is_not_tried_again() -> None:
     with pytest.raises(ValueError, match="a bad record"):
         through_outages(call, "a test", NO_WAIT)
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize(
+    "code", [KafkaError._MSG_TIMED_OUT, KafkaError._ALL_BROKERS_DOWN, KafkaError.NOT_ENOUGH_REPLICAS]
+)
+def test_a_broker_error_quix_streams_raises_at_commit_ends_the_run_as_an_outage(code: int) -> None:
+    def commit() -> None:
+        raise KafkaProducerDeliveryError(KafkaError(code))
+
+    with pytest.raises(SystemExit) as ended:
+        exit_on_outage("payments", commit)
+
+    assert ended.value.code == OUTAGE_EXIT_CODE
+
+
+def test_a_message_the_broker_refuses_for_itself_is_no_outage() -> None:
+    refused = KafkaProducerDeliveryError(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
+
+    assert not is_outage(refused)
