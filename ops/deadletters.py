@@ -45,10 +45,13 @@ class DeadLetter:
     offset: int
     key: bytes | None
     value: bytes | None
-    headers: list[tuple[str, bytes]] = field(default_factory=list)
+    headers: list[tuple[str, bytes | None]] = field(default_factory=list)
+    """As Kafka gives them: a header's value may be null."""
 
     def header(self, name: str) -> str:
-        return next((value.decode(errors="replace") for key, value in self.headers if key == name), "")
+        """The last header so named: a processor appends its `dlq.*` headers after the original's."""
+        values = (value for key, value in reversed(self.headers) if key == name)
+        return (next(values, b"") or b"").decode(errors="replace")
 
     def has_header(self, name: str) -> bool:
         return any(key == name for key, _ in self.headers)
@@ -70,7 +73,7 @@ class DeadLetter:
     def original_topic(self) -> str:
         return self.header("dlq.original.topic")
 
-    def original_headers(self) -> list[tuple[str, bytes]]:
+    def original_headers(self) -> list[tuple[str, bytes | None]]:
         return [(key, value) for key, value in self.headers if not key.startswith(DLQ_PREFIX)]
 
 

@@ -56,7 +56,8 @@ def dead_letter(received: Received, error: BaseException, processor: str, limit:
         topic=f"{received.topic}.dlq",
         key=received.key,
         value=received.value,
-        headers=received.headers + error_headers,
+        # `dlq.*` headers are ours to write: one that came with the message would pass for ours.
+        headers=tuple(item for item in received.headers if not item[0].startswith(DLQ_PREFIX)) + error_headers,
     )
     return bounded(letter, limit)
 

@@ -37,6 +37,12 @@ _PROPAGATOR = TraceContextTextMapPropagator()
 _VERSION_00 = re.compile(rb"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
 _LATER_VERSION = re.compile(rb"[0-9a-e][0-9a-f]-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(-.*)?", re.DOTALL)
 _INVALID_TRACE, _INVALID_SPAN = b"0" * 32, b"0" * 16
+# W3C trace context: a `tracestate` of at most 32 entries, of which a vendor passes on at least 512 characters;
+# an entry longer than 128 goes first, then entries from the end. Without a bound, whatever a producer puts
+# there would be copied onto every record the order leads to.
+TRACESTATE_MAX_CHARS = 512
+TRACESTATE_MAX_ENTRIES = 32
+TRACESTATE_LONG_ENTRY = 128
 
 
 class SpanIds(NamedTuple):
@@ -147,13 +153,27 @@ def trace_id_of(headers: Sequence[tuple[str, Any]] | None) -> str | None:
 
 
 def trace_context(headers: Sequence[tuple[str, Any]] | None) -> tuple[tuple[str, bytes], ...]:
-    """Only the trace-context headers of a message (`traceparent`, `tracestate`): what to keep of it to
-    continue its trace later."""
-    return tuple(
-        (name, value if isinstance(value, bytes) else str(value).encode())
-        for name, value in headers or ()
-        if name in (TRACEPARENT, TRACESTATE)
-    )
+    """Only the trace-context headers of a message (`traceparent`, `tracestate` within its bound): what to
+    keep of it to continue its trace later."""
+    kept: list[tuple[str, bytes]] = []
+    for name, value in headers or ():
+        if name == TRACEPARENT:
+            kept.append((name, value if isinstance(value, bytes) else _text(value).encode()))
+        elif name == TRACESTATE and (bounded := bounded_tracestate(_text(value))) is not None:
+            kept.append((name, bounded.encode()))
+    return tuple(kept)
+
+
+def bounded_tracestate(tracestate: str) -> str | None:
+    """`tracestate` cut to its bound as W3C trace context cuts it: entries over 128 characters first, then
+    entries from the end, until at most 32 remain within 512 characters; None when none does."""
+    entries = [entry.strip() for entry in tracestate.split(",") if entry.strip()]
+    if len(tracestate) <= TRACESTATE_MAX_CHARS and len(entries) <= TRACESTATE_MAX_ENTRIES:
+        return tracestate if entries else None
+    entries = [entry for entry in entries if len(entry) <= TRACESTATE_LONG_ENTRY][:TRACESTATE_MAX_ENTRIES]
+    while entries and len(",".join(entries)) > TRACESTATE_MAX_CHARS:
+        entries.pop()
+    return ",".join(entries) or None
 
 
 def parent_of(headers: Sequence[tuple[str, Any]] | None) -> SpanIds | None:
@@ -174,7 +194,7 @@ def parent_of(headers: Sequence[tuple[str, Any]] | None) -> SpanIds | None:
     trace_id, span_id = traceparent[3:35], traceparent[36:52]
     if trace_id == _INVALID_TRACE or span_id == _INVALID_SPAN:
         return None
-    state = None if tracestate is None else _text(tracestate)
+    state = None if tracestate is None else bounded_tracestate(_text(tracestate))
     return SpanIds(trace_id.decode(), span_id.decode(), traceparent[53:55].decode(), state)
 
 
@@ -194,6 +214,8 @@ def _carrier(headers: Sequence[tuple[str, Any]] | None) -> dict[str, str]:
     """The trace-context headers of a message, as text: the only ones the propagator reads."""
     carrier = {}
     for name, value in headers or ():
-        if name in (TRACEPARENT, TRACESTATE):
+        if name == TRACEPARENT:
             carrier[name] = _text(value)
+        elif name == TRACESTATE and (bounded := bounded_tracestate(_text(value))) is not None:
+            carrier[name] = bounded
     return carrier

@@ -63,6 +63,7 @@ from schemas.registry import registry_client
 from schemas.serde import RecordCodec, UndecodableRecord
 from topology.settings import Settings
 from topology.topics import (
+    FULFILLMENT_ACTIVITIES,
     INVENTORY_EVENTS,
     NOTIFICATIONS_EVENTS,
     ORDERS_COMMANDS,
@@ -74,6 +75,7 @@ from topology.topics import (
 )
 
 PROCESSOR = "oms.tracker"
+OTHER_ACTIVITY = "other"
 INPUTS = (
     ORDERS_COMMANDS,
     ORDERS_EVENTS,
@@ -301,10 +303,16 @@ def stored(message: Message) -> Stored | None:
     )
 
 
+def activity_label(activity: str) -> str:
+    """A declared activity's name; any other (the field is free text) is one label, `other`: a label per
+    value a producer makes up would grow every scrape without bound."""
+    return activity if activity in FULFILLMENT_ACTIVITIES else OTHER_ACTIVITY
+
+
 def observe(record: AvroRecord, before: OrderTimeline | None, after: OrderTimeline) -> None:
     """Metrics of one event, folded for the first time."""
     if isinstance(record, RoutingSlipActivityCompleted):
-        ACTIVITY_SECONDS.labels(record.activity).observe(record.duration_ms / 1000)
+        ACTIVITY_SECONDS.labels(activity_label(record.activity)).observe(record.duration_ms / 1000)
     if after.slip in SLIP_ENDS and (before is None or before.slip != after.slip):
         ROUTING_SLIPS.labels(after.slip).inc()
     if after.outcome and after.placed_at and (before is None or before.outcome != after.outcome):

@@ -370,6 +370,23 @@ def test_a_key_that_is_not_the_records_identity_is_a_dead_letter(registry: Schem
     assert handler.records == []
 
 
+def test_dlq_headers_that_came_with_a_message_are_not_passed_off_as_the_dead_letters_own(
+    registry: SchemaRegistryClient,
+) -> None:
+    stage = a_stage(registry, Failing(ValueError("no such warehouse")))
+    forged = (("dlq.processor", b"oms.forged"), ("dlq.original.offset", b"0"), ("dlq.redriven", b"yes"))
+    received = replace(message(registry, place()), headers=(*forged, ("trace", b"kept")))
+
+    [letter], _ = stage.process(received, MemoryState())
+
+    dlq_headers = [(name, value) for name, value in letter.headers if name.startswith("dlq.")]
+    names = [name for name, _ in dlq_headers]
+    assert len(names) == len(set(names)), names
+    assert ("dlq.processor", b"oms.test") in dlq_headers and ("dlq.processor", b"oms.forged") not in dlq_headers
+    assert header(letter.headers, "dlq.original.offset") == str(received.offset)
+    assert ("trace", b"kept") in letter.headers
+
+
 def test_a_record_without_a_key_is_a_dead_letter(registry: SchemaRegistryClient) -> None:
     stage = a_stage(registry, Recorder())
     received = replace(message(registry, place()), key=None)

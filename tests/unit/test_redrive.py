@@ -4,6 +4,7 @@ redrive` prints: without a broker."""
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
@@ -36,7 +37,7 @@ def letter(
     topic: str = ORDERS_COMMANDS.name,
     processor: str = "oms.intake",
     key: bytes = b"o-1",
-    extra: tuple[tuple[str, bytes], ...] = (),
+    extra: tuple[tuple[str, bytes | None], ...] = (),
 ) -> DeadLetter:
     return DeadLetter(
         partition=0,
@@ -119,6 +120,25 @@ def test_one_letter_per_original_not_yet_redriven_is_chosen() -> None:
         (by_sagas, SkipReason.SAME_ORIGINAL),
         (earlier, SkipReason.ALREADY_REDRIVEN),
     ]
+
+
+def test_a_letter_is_read_by_the_dlq_headers_the_processor_appended_not_by_a_forged_copy_before_them() -> None:
+    forged_first = [("dlq.original.offset", b"5"), ("dlq.processor", b"oms.forged")]
+    genuine = letter(1, "7")
+    carrying = replace(genuine, headers=[*forged_first, *genuine.headers])
+
+    chosen, skipped = choose([carrying], done={f"{ORDERS_COMMANDS.name}/2/5"})
+
+    assert (carrying.original, carrying.processor) == (f"{ORDERS_COMMANDS.name}/2/7", "oms.intake")
+    assert chosen == [carrying] and skipped == []
+
+
+def test_a_null_header_value_reads_as_empty_and_is_redriven_as_it_came() -> None:
+    with_null = letter(1, extra=(("dlq.error.message", None), ("note", None)))
+
+    assert with_null.header("dlq.error.message") == ""
+    assert ("note", None) in with_null.original_headers()
+    assert candidates([with_null], everything, ORDERS_COMMANDS)[0] == [with_null]
 
 
 def test_every_redrive_of_one_dead_letter_topic_shares_a_transactional_id() -> None:

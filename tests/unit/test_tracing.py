@@ -133,3 +133,34 @@ def test_a_later_version_is_read_for_the_fields_version_00_has() -> None:
 
 def test_only_the_trace_context_of_a_message_is_kept_to_continue_it() -> None:
     assert trace_context((*INCOMING, ("tracestate", "a=1"))) == (INCOMING[1], ("tracestate", b"a=1"))
+
+
+def test_a_tracestate_within_its_bound_is_passed_on_as_it_came() -> None:
+    tracestate = ",".join(f"v{index}=value{index}" for index in range(32))
+
+    with handling((*INCOMING, ("tracestate", tracestate.encode())), "oms.intake process"):
+        produced = dict(trace_headers())
+
+    assert produced["tracestate"] == tracestate.encode()
+
+
+def test_an_enormous_tracestate_is_cut_as_w3c_trace_context_cuts_it_not_copied_onto_every_output() -> None:
+    kept = [f"v{index}=value{index}" for index in range(40)]
+    enormous = ",".join([kept[0], "huge=" + "x" * 100_000, *kept[1:]])
+
+    with handling((*INCOMING, ("tracestate", enormous.encode())), "oms.intake process"):
+        produced = dict(trace_headers())
+    saved = dict(trace_context((*INCOMING, ("tracestate", enormous))))
+
+    assert produced["tracestate"] == saved["tracestate"] == ",".join(kept[:32]).encode()
+    assert len(produced["tracestate"]) <= 512
+
+
+def test_a_tracestate_with_nothing_worth_keeping_is_dropped() -> None:
+    only_huge = "huge=" + "x" * 100_000
+
+    with handling((*INCOMING, ("tracestate", only_huge.encode())), "oms.intake process"):
+        produced = dict(trace_headers())
+
+    assert "tracestate" not in produced
+    assert trace_context((*INCOMING, ("tracestate", only_huge))) == (INCOMING[1],)

@@ -7,11 +7,14 @@ import uuid
 from dataclasses import dataclass
 from typing import cast
 
+import pytest
 from confluent_kafka import Message
+from prometheus_client import REGISTRY
 
 from processors.runtime.contract import BreachOfContract, TopicContract
-from processors.tracking.tracker import stored
-from schemas.models import AvroRecord, Money, PaymentProcessed
+from processors.runtime.metrics import ACTIVITY_SECONDS
+from processors.tracking.tracker import OTHER_ACTIVITY, observe, stored
+from schemas.models import AvroRecord, Money, OrderTimeline, PaymentProcessed, RoutingSlipActivityCompleted
 from tests.factories import NOW, a_valid_order
 from topology.topics import ORDERS_COMMANDS, PAYMENTS_EVENTS, TRACKING_ORDERS, TopicSpec
 
@@ -89,3 +92,30 @@ def test_a_record_of_the_view_under_a_key_that_is_not_utf8_is_passed_over_by_a_r
 
     kept = stored(cast(Message, ViewMessage(b"o-1", b"...")))
     assert kept is not None and kept.order_id == "o-1" and kept.status == "in-flight"
+
+
+def completed(activity: str) -> RoutingSlipActivityCompleted:
+    return RoutingSlipActivityCompleted(
+        event_id=uuid.uuid4(),
+        order_id="o-1",
+        occurred_at=NOW,
+        tracking_number=uuid.uuid4(),
+        activity=activity,
+        duration_ms=1200,
+    )
+
+
+def test_a_made_up_activity_is_timed_under_one_label_not_a_label_of_its_own() -> None:
+    timeline = OrderTimeline(
+        event_id=uuid.uuid4(), order_id="o-1", occurred_at=NOW, status="in-flight", last_progress_at=NOW, steps=[]
+    )
+    made_up = [f"made-up-{index}" for index in range(50)]
+    before = ACTIVITY_SECONDS.labels(OTHER_ACTIVITY)._sum.get()
+
+    for activity in ["pick", *made_up]:
+        observe(completed(activity), timeline, timeline)
+
+    labels = {sample.labels.get("activity") for metric in REGISTRY.collect() for sample in metric.samples}
+    assert "pick" in labels and OTHER_ACTIVITY in labels
+    assert not labels & set(made_up)
+    assert ACTIVITY_SECONDS.labels(OTHER_ACTIVITY)._sum.get() == pytest.approx(before + 50 * 1.2)
