@@ -90,8 +90,9 @@ GAUGES_EVERY_S = 5.0
 KEEP_FINISHED_IN_MEMORY = datetime.timedelta(seconds=10)
 LAG_EVERY_S = 5.0
 SLIP_ENDS = ("completed", "faulted", "terminated", "compensation-failed")
-# Commands the timeline has no use for; skipped by their CloudEvents type before decoding.
-SKIPPED_TYPES = frozenset({"oms.RetrySaga"})
+# Commands the timeline has no use for: known by the schema id they were written with, and not decoded. Not by
+# a header, which a producer may set to anything.
+SKIPPED_RECORDS = frozenset({"oms.sagas.RetrySaga"})
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +105,6 @@ class Tracker:
     def __init__(self, settings: Settings) -> None:
         registry = registry_client(settings)
         self._settings = settings
-        self._inputs = {spec.name: spec for spec in INPUTS}
         self._contracts = {spec.name: TopicContract(spec) for spec in INPUTS}
         self._codecs = {spec.name: RecordCodec(registry, spec.name) for spec in INPUTS}
         self._view_codec = RecordCodec(registry, TRACKING_ORDERS.name)
@@ -206,30 +206,24 @@ class Tracker:
                 if error.code() != KafkaError._PARTITION_EOF:
                     logger.warning("consumer: %s", error)  # librdkafka recovers from the rest by itself
                 continue
-            if header(message.headers(), "ce_type") in SKIPPED_TYPES:
-                continue
             self._take(message)
 
     def _take(self, message: Message) -> None:
         """Fold the message's record, or keep its dead letter for the next flush; pause through an outage."""
         where = f"{message.topic()}[{message.partition()}]@{message.offset()}"
+        topic = message.topic() or ""
         try:
-            record = through_outages(lambda: self._usable(message), f"reading {where}")
+            record = through_outages(
+                lambda: usable(message, self._codecs[topic], self._contracts[topic]), f"reading {where}"
+            )
         except Exception as error:
             if is_outage(error):
                 raise
             logger.warning("dead-lettering %s: %s: %s", where, type(error).__name__, error)
             self._dead_letters.append(dead_letter(received(message), error, PROCESSOR))
             return
-        self.track(record, message.partition() or 0, trace_id_of(message.headers()))
-
-    def _usable(self, message: Message) -> AvroRecord:
-        value, topic = message.value(), self._inputs[message.topic() or ""]
-        if value is None:
-            raise UnusableRecord("a tombstone (null value) carries no record")
-        record = self._codecs[topic.name].decode(value)
-        self._contracts[topic.name].check(record.AVRO_NAME, message.key(), message.headers() or [], record)
-        return record
+        if record is not None:
+            self.track(record, message.partition() or 0, trace_id_of(message.headers()))
 
     def track(self, record: AvroRecord, partition: int, trace_id: str | None = None) -> None:
         if not isinstance(record, OrderEvent) or not folds(record):
@@ -301,6 +295,19 @@ def stored(message: Message) -> Stored | None:
         status=header(headers, STATUS_HEADER),
         saga=saga or None,
     )
+
+
+def usable(message: Message, codec: RecordCodec, contract: TopicContract) -> AvroRecord | None:
+    """The message's record, if the view folds it; None for a record it has no use for. Raises for one it must
+    not fold (undecodable, a tombstone, out of its topic's contract)."""
+    value = message.value()
+    if value is None:
+        raise UnusableRecord("a tombstone (null value) carries no record")
+    if codec.writer_record_name(value) in SKIPPED_RECORDS:
+        return None
+    record = codec.decode(value)
+    contract.check(record.AVRO_NAME, message.key(), message.headers() or [], record)
+    return record
 
 
 def activity_label(activity: str) -> str:

@@ -12,9 +12,18 @@ from confluent_kafka import Message
 from prometheus_client import REGISTRY
 
 from processors.runtime.contract import BreachOfContract, TopicContract
+from processors.runtime.inprocess import memory_registry
 from processors.runtime.metrics import ACTIVITY_SECONDS
-from processors.tracking.tracker import OTHER_ACTIVITY, observe, stored
-from schemas.models import AvroRecord, Money, OrderTimeline, PaymentProcessed, RoutingSlipActivityCompleted
+from processors.tracking.tracker import OTHER_ACTIVITY, observe, stored, usable
+from schemas.models import (
+    AvroRecord,
+    Money,
+    OrderTimeline,
+    PaymentProcessed,
+    RetrySaga,
+    RoutingSlipActivityCompleted,
+)
+from schemas.serde import RecordCodec
 from tests.factories import NOW, a_valid_order
 from topology.topics import ORDERS_COMMANDS, PAYMENTS_EVENTS, TRACKING_ORDERS, TopicSpec
 
@@ -119,3 +128,35 @@ def test_a_made_up_activity_is_timed_under_one_label_not_a_label_of_its_own() ->
     assert "pick" in labels and OTHER_ACTIVITY in labels
     assert not labels & set(made_up)
     assert ACTIVITY_SECONDS.labels(OTHER_ACTIVITY)._sum.get() == pytest.approx(before + 50 * 1.2)
+
+
+@dataclass
+class CommandMessage:
+    """A message of the orders' commands as the tracker reads it."""
+
+    key_bytes: bytes
+    value_bytes: bytes
+    header_items: list[tuple[str, bytes]]
+
+    def key(self) -> bytes:
+        return self.key_bytes
+
+    def value(self) -> bytes:
+        return self.value_bytes
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return self.header_items
+
+
+def test_a_command_is_passed_over_by_the_schema_it_was_written_with_and_a_header_claiming_one_is_refused() -> None:
+    codec, contract = RecordCodec(memory_registry(), ORDERS_COMMANDS.name), TopicContract(ORDERS_COMMANDS)
+    placed = a_valid_order(order_id="o-1")
+    retry = RetrySaga(event_id=uuid.uuid4(), order_id="o-1", occurred_at=NOW)
+    claiming = [("ce_type", b"oms.RetrySaga")]
+
+    disguised = CommandMessage(b"o-1", codec.encode(placed), claiming)
+    genuine = CommandMessage(b"o-1", codec.encode(retry), claiming)
+
+    assert usable(cast(Message, genuine), codec, contract) is None
+    with pytest.raises(BreachOfContract, match=r"the ce_type header says oms\.RetrySaga"):
+        usable(cast(Message, disguised), codec, contract)  # read, and dead-lettered: not passed over unread
