@@ -39,6 +39,9 @@ _BROKER_ERROR_CODES = frozenset(
     }
 )
 
+# SQLite's word for a file that is damaged or is no database: no message is to blame for that.
+_BROKEN_FILE = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})
+
 OUTAGE_EXIT_CODE = 75
 """How a process ends when an outage outlasted its retries (EX_TEMPFAIL): a supervisor restarts it with
 backoff and does not count it as a crash of its own."""
@@ -71,6 +74,8 @@ def _is_outage_itself(error: BaseException) -> bool:
         return status in _REGISTRY_OUTAGE_STATUSES or status >= 500 or status < 0
     if isinstance(error, BaseKafkaException):
         return bool(error.error.retriable()) or error.error.code() in _BROKER_ERROR_CODES
+    if isinstance(error, sqlite3.DatabaseError) and getattr(error, "sqlite_errorname", None) in _BROKEN_FILE:
+        return True  # a ledger's disk, not the message: like a full disk, it stops the processor
     return isinstance(
         error,
         Outage | httpx.TransportError | KafkaException | sqlite3.OperationalError | OSError | TimeoutError,

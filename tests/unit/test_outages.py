@@ -4,11 +4,13 @@ message's failure at once, and the process's exit status when an outage outlasts
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 import pytest
 from confluent_kafka import KafkaError
 from quixstreams.kafka.exceptions import KafkaProducerDeliveryError
 
+from processors.adapters.sqlite_file import SqliteFile
 from processors.runtime.errors import OUTAGE_EXIT_CODE, is_outage
 from processors.runtime.lifecycle import exit_on_outage
 from processors.runtime.outages import through_outages
@@ -71,3 +73,14 @@ def test_a_message_the_broker_refuses_for_itself_is_no_outage() -> None:
     refused = KafkaProducerDeliveryError(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
 
     assert not is_outage(refused)
+
+
+def test_a_ledger_that_is_no_database_stops_the_processor_as_an_outage_does(tmp_path: Path) -> None:
+    ledger = tmp_path / "payments.sqlite"
+    ledger.write_bytes(b"not a database " * 1000)
+
+    with pytest.raises(sqlite3.DatabaseError) as broken:
+        SqliteFile(ledger, "CREATE TABLE IF NOT EXISTS t (x)")
+
+    assert is_outage(broken.value)
+    assert not is_outage(sqlite3.IntegrityError("UNIQUE constraint failed"))
