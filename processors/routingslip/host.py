@@ -185,6 +185,12 @@ class ActivityHost:
         if not isinstance(record, FulfillmentRequest):
             return []
         slip = self._slips.read(received.headers)
+        if slip.order_id != record.order_id:
+            # Its steps would act for one order and publish under the other, whose slip knows nothing of them.
+            raise MisroutedSlip(
+                f"routing slip {slip.tracking_number} belongs to order {slip.order_id!r}, not to order "
+                f"{record.order_id!r} whose request carries it"
+            )
         self._check_route(slip)
         emits: list[Emit] = []
         hop: Hop | None = Hop(received.topic, slip, "")

@@ -254,6 +254,16 @@ def test_a_slip_whose_next_step_is_another_topic_is_refused_before_the_step_runs
     assert steps["ship"].executed == 0
 
 
+def test_a_slip_of_another_order_than_its_requests_is_refused_before_any_step_runs(codec: SlipCodec) -> None:
+    steps = {"ship": Step("ship"), "confirm-delivery": Step("confirm-delivery")}
+    slip = a_slip().model_copy(update={"order_id": "o-2"})
+
+    with pytest.raises(MisroutedSlip, match="belongs to order 'o-2', not to order 'o-1' whose request"):
+        deliver(host(codec, steps), codec, slip, SHIP, DictState())
+
+    assert steps["ship"].executed == 0
+
+
 def test_a_slip_with_a_step_no_activity_hosts_is_refused_before_any_step_runs(codec: SlipCodec) -> None:
     steps = {"ship": Step("ship"), "confirm-delivery": Step("confirm-delivery")}
     slip = slips.build("o-1", [slips.step("ship", SHIP), slips.step("teleport", "oms.fulfillment.teleport")], NOW)
