@@ -31,7 +31,7 @@ from schemas.avro_reader import compile_reader
 from schemas.avro_writer import UnsupportedSchema, Writer, compile_writer
 from schemas.catalog import fullname_of, record
 from schemas.models import RECORD_TYPES, AvroRecord
-from topology.topics import HeaderSpec
+from topology.topics import ROUTING_SLIP_HEADER, HeaderSpec
 
 Record = TypeVar("Record", bound=AvroRecord)
 
@@ -55,6 +55,16 @@ _AVRO_ERRORS = (
 
 class UndecodableRecord(ValueError):
     """The bytes are not a record of the wire contract; the message says why."""
+
+
+class RegistryNotReady(Exception):
+    """The registry does not know the contract: it is starting and has not read its store back yet, or the
+    schemas were never registered. The world's fault, not the record's: an outage."""
+
+
+# A subject registered with the contract in every deployment: while the registry answers "not found" for it, its
+# "not found" for a schema id says nothing about the record that carries the id.
+PROBE_SUBJECT = ROUTING_SLIP_HEADER.subject
 
 
 @cache
@@ -127,7 +137,15 @@ class _WireFormat:
         schema = Schema(record(fullname).to_json(), "AVRO")
         if self._auto_register:
             return self._client.register_schema(subject, schema)
-        registered = self._client.lookup_schema(subject, schema)
+        try:
+            registered = self._client.lookup_schema(subject, schema)
+        except SchemaRegistryError as error:
+            if error.http_status_code == NOT_FOUND:
+                raise RegistryNotReady(
+                    f"the registry does not know {fullname} under {subject}: it is still loading, or "
+                    "`oms schemas register` has not run"
+                ) from error
+            raise
         assert registered.schema_id is not None
         return registered.schema_id
 
@@ -163,13 +181,27 @@ class _WireFormat:
             reader = self._readers[schema_id] = self._fetch_reader(schema_id, what)
         return reader
 
+    def _knows_the_contract(self) -> bool:
+        try:
+            self._client.get_latest_version(PROBE_SUBJECT)
+        except SchemaRegistryError as error:
+            if error.http_status_code == NOT_FOUND:
+                return False
+            raise
+        return True
+
     def _fetch_reader(self, schema_id: int, what: str) -> _Reader | str:
         try:
             registered = self._client.get_schema(schema_id)
         except SchemaRegistryError as error:
-            if error.http_status_code == NOT_FOUND:
-                raise UndecodableRecord(f"{what}schema id {schema_id} is unknown to the registry") from error
-            raise
+            if error.http_status_code != NOT_FOUND:
+                raise
+            if not self._knows_the_contract():
+                raise RegistryNotReady(
+                    f"{what}schema id {schema_id} is not found, nor is {PROBE_SUBJECT}: the registry is still "
+                    "loading, or the schemas were never registered"
+                ) from error
+            raise UndecodableRecord(f"{what}schema id {schema_id} is unknown to the registry") from error
         definition = json.loads(registered.schema_str or "{}")
         name = fullname_of(definition)
         model = RECORD_TYPES.get(name)

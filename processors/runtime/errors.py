@@ -11,6 +11,8 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from quixstreams.kafka.exceptions import BaseKafkaException
 
+from schemas.serde import RegistryNotReady
+
 # The registry refusing or failing to answer, as opposed to answering that the schema does not exist:
 # unauthorised or forbidden (credentials, ACLs), timed out, rate-limited.
 _REGISTRY_OUTAGE_STATUSES = frozenset({401, 403, 408, 429})
@@ -78,5 +80,11 @@ def _is_outage_itself(error: BaseException) -> bool:
         return True  # a ledger's disk, not the message: like a full disk, it stops the processor
     return isinstance(
         error,
-        Outage | httpx.TransportError | KafkaException | sqlite3.OperationalError | OSError | TimeoutError,
+        Outage
+        | RegistryNotReady
+        | httpx.TransportError
+        | KafkaException
+        | sqlite3.OperationalError
+        | OSError
+        | TimeoutError,
     )
