@@ -31,6 +31,7 @@ from schemas.avro_reader import compile_reader
 from schemas.avro_writer import UnsupportedSchema, Writer, compile_writer
 from schemas.catalog import fullname_of, record
 from schemas.models import RECORD_TYPES, AvroRecord
+from schemas.registry import declared_subjects
 from topology.topics import ROUTING_SLIP_HEADER, HeaderSpec
 
 Record = TypeVar("Record", bound=AvroRecord)
@@ -140,7 +141,7 @@ class _WireFormat:
         try:
             registered = self._client.lookup_schema(subject, schema)
         except SchemaRegistryError as error:
-            if error.http_status_code == NOT_FOUND:
+            if error.http_status_code == NOT_FOUND and subject in _declared_subjects():
                 raise RegistryNotReady(
                     f"the registry does not know {fullname} under {subject}: it is still loading, or "
                     "`oms schemas register` has not run"
@@ -218,6 +219,12 @@ class _WireFormat:
             return _Reader(model, writer, None, compile_reader(local))
         except UnsupportedSchema:
             return _Reader(model, writer, None)
+
+
+@cache
+def _declared_subjects() -> frozenset[str]:
+    """The subjects the topology declares: one the registry cannot find is missing from it, not from the code."""
+    return frozenset(subject.name for subject in declared_subjects())
 
 
 class RecordCodec:
