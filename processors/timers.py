@@ -3,9 +3,9 @@
 A saga schedules a timer by producing `TimerScheduled` to the compacted `oms.timers` (key: timer id) and
 cancels it with a tombstone. This process owns some of that topic's partitions (a consumer group shares
 them among instances); on every assignment it reads them from the beginning to the end, so it holds every
-pending timer and none that was fired or cancelled. When a timer is due it produces the `TimerFired` to
-the timer's `fire_topic` and the timer's tombstone in one Kafka transaction, with the consumer position
-sent to the transaction so that a fenced zombie cannot commit a second firing: each timer fires once.
+pending timer and none that was fired or cancelled. When timers are due it produces each one's `TimerFired`
+to its `fire_topic` and its tombstone, the timers due together in one Kafka transaction, with the consumer
+position sent to the transaction so that a fenced zombie cannot commit a second firing: each fires once.
 
 A record of `oms.timers` it cannot use (unreadable, not UTF-8 keyed, keyed other than its timer id, or firing
 anywhere but the sagas' timer topic) goes to `oms.timers.dlq`, in one transaction with what replaces it in the
@@ -47,6 +47,8 @@ from topology.settings import Settings
 from topology.topics import SAGA_TIMERS, TIMERS
 
 PROCESSOR = "oms.timers"
+# Due timers fired in one transaction at most: a transaction's work stays well within its timeout.
+FIRE_BATCH = 500
 logger = logging.getLogger(__name__)
 
 
@@ -281,15 +283,21 @@ class TimerService:
         return Outgoing(TIMERS.name, key, None, ())
 
     def _fire_due(self) -> None:
+        """Fire what is due, up to `FIRE_BATCH` timers to a transaction: a backlog of due timers (after an
+        outage, or a saga storm) costs a transaction per batch, not one per timer."""
         now = utc_now()
-        for timer in self.pending.due(now):
-            if timer.timer_id.encode() in self._restoring:
-                continue
-            self._commit(functools.partial(self._firing, timer, now), f"firing {timer.timer_id}")
-            self.pending.cancel(timer.timer_id)
-            lateness = (now - timer.due_at).total_seconds()
-            TIMER_LATENESS.observe(max(0.0, lateness))
-            logger.info("fired %s (%s) %.3fs after due", timer.timer_id, timer.purpose, lateness)
+        due = [timer for timer in self.pending.due(now) if timer.timer_id.encode() not in self._restoring]
+        for start in range(0, len(due), FIRE_BATCH):
+            batch = due[start : start + FIRE_BATCH]
+            self._commit(functools.partial(self._firings, batch, now), f"firing {len(batch)} timer(s)")
+            for timer in batch:
+                self.pending.cancel(timer.timer_id)
+                lateness = (now - timer.due_at).total_seconds()
+                TIMER_LATENESS.observe(max(0.0, lateness))
+                logger.info("fired %s (%s) %.3fs after due", timer.timer_id, timer.purpose, lateness)
+
+    def _firings(self, timers: list[TimerScheduled], now: datetime.datetime) -> list[Placed]:
+        return [placed for timer in timers for placed in self._firing(timer, now)]
 
     def _firing(self, timer: TimerScheduled, now: datetime.datetime) -> tuple[Placed, Placed]:
         """The `TimerFired`, and the timer's tombstone."""

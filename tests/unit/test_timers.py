@@ -3,13 +3,14 @@ from __future__ import annotations
 import datetime
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import cast
 
 import pytest
 from confluent_kafka import Message
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
+from processors import timers
 from processors.runtime.encoder import Encoder
 from processors.runtime.errors import is_outage
 from processors.runtime.inprocess import memory_registry
@@ -20,7 +21,7 @@ from schemas.models import AvroRecord, TimerScheduled
 from schemas.serde import RecordCodec
 from tests.factories import NOW
 from topology.settings import get_settings
-from topology.topics import TIMERS
+from topology.topics import SAGA_TIMERS, TIMERS
 
 
 def timer(timer_id: str, in_seconds: float) -> TimerScheduled:
@@ -211,3 +212,24 @@ def test_a_fired_or_cancelled_timer_leaves_no_trace_context_behind() -> None:
     pending.cancel("t-1")
 
     assert pending.traces == {}
+
+
+def test_timers_due_together_fire_in_one_transaction_per_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    service = TimerService(get_settings())
+    service._encode = Encoder(memory_registry(), "oms.timers")
+    transactions: list[list[str]] = []
+
+    def commit(outgoing: Callable[[], Iterable[tuple[Outgoing, int | None]]], what: str) -> None:
+        transactions.append([message.topic for message, _ in outgoing()])
+
+    monkeypatch.setattr(service, "_commit", commit)
+    monkeypatch.setattr(timers, "FIRE_BATCH", 2)
+    for number in range(3):
+        service.pending.schedule(timer(f"o-{number}/cancellation", -1))
+    service.pending.schedule(timer("o-9/cancellation", 10**9))  # not due for decades
+
+    service._fire_due()
+
+    fired_and_tombstone = [SAGA_TIMERS.name, TIMERS.name]
+    assert transactions == [fired_and_tombstone * 2, fired_and_tombstone]
+    assert list(service.pending.by_id) == ["o-9/cancellation"]
