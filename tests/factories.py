@@ -148,3 +148,9 @@ def the_processors_run(tmp_path: Path) -> InProcessRunner:
     runner.release(fulfillment_activity("ship").name)
     runner.run()
     return runner
+
+
+def record_of(emit: Emit) -> AvroRecord:
+    """What `emit` publishes, when it is a record and not a tombstone."""
+    assert emit.record is not None, f"a tombstone of {emit.key} on {emit.topic.name}"
+    return emit.record

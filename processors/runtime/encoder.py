@@ -23,6 +23,8 @@ class Encoder:
 
     def __call__(self, emit: Emit) -> Outgoing:
         record = emit.record
+        if record is None:
+            return Outgoing(emit.topic.name, emit.key.encode(), None, emit.headers + trace_headers())
         # One walk over the record: the value, the headers and the timestamp all come from these fields.
         fields = record.model_dump()
         occurred_at = fields.get("occurred_at")

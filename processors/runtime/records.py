@@ -22,7 +22,8 @@ class Emit:
 
     topic: TopicSpec
     key: str
-    record: AvroRecord
+    record: AvroRecord | None
+    """None: a tombstone, which deletes the key's record from a compacted topic (a saga's timer cancelled)."""
     headers: Headers = ()
     """Headers besides the CloudEvents ones, e.g. a routing slip."""
 

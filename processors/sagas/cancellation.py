@@ -377,13 +377,14 @@ def enter(
                 refunded=refunded,
             )
             answers = answered_later(saga, order_id, "the order is already cancelled", Refusal.ALREADY_CANCELLED, now)
-            return saga.model_copy(update={"answer_later": []}), [Emit(ORDERS_EVENTS, order_id, cancelled), *answers]
+            ended = [Emit(ORDERS_EVENTS, order_id, cancelled), *answers, *cancel_timer(saga, order_id)]
+            return saga.model_copy(update={"answer_later": []}), ended
         case Phase.REJECTED:
             first = rejection(order_id, saga.saga_id or cause.event_id, step.reason or "", step.code, now)
             answers = answered_later(saga, order_id, step.reason or "", step.code, now)
-            return saga.model_copy(update={"answer_later": []}), [first, *answers]
+            return saga.model_copy(update={"answer_later": []}), [first, *answers, *cancel_timer(saga, order_id)]
         case Phase.FAILED:
-            return saga, []
+            return saga, cancel_timer(saga, order_id)
     policy = step_policies[saga.phase]
     saga, timer = set_timer(saga, cause, policy.timeout_s, "timeout", now)
     return saga, [*emits, timer]
@@ -394,12 +395,22 @@ def answered_later(saga: CancellationSaga, order_id: str, reason: str, code: str
     return [rejection(order_id, request, reason, code, now) for request in saga.answer_later]
 
 
+def cancel_timer(saga: CancellationSaga, order_id: str) -> list[Emit]:
+    """The saga's timer's tombstone, when it ever set one: a saga that ended has no timeout left, and a timer
+    left pending would fire for nothing (after an outage, a burst of them)."""
+    return [Emit(TIMERS, timer_id_of(order_id), None)] if saga.timer_generation else []
+
+
+def timer_id_of(order_id: str) -> str:
+    return f"{order_id}/{SAGA}"
+
+
 def set_timer(
     saga: CancellationSaga, cause: Cause, delay_s: float, purpose: str, now: datetime.datetime
 ) -> tuple[CancellationSaga, Emit]:
     """One timer per saga (its id is the order's): setting it again replaces the pending one."""
     generation = saga.timer_generation + 1
-    timer_id = f"{cause.order_id}/{SAGA}"
+    timer_id = timer_id_of(cause.order_id)
     timer = TimerScheduled(
         event_id=derive_event_id(cause.event_id, f"{SAGA}/timer/{generation}"),
         order_id=cause.order_id,
@@ -427,6 +438,8 @@ def rejection(order_id: str, cancel_event_id: str, reason: str, code: str, now: 
 
 def describe(emit: Emit) -> str:
     """An action as `oms.sagas.events` lists it."""
+    if emit.record is None:
+        return f"cancel {emit.topic.name} {emit.key}"
     fields = emit.record.model_dump()
     match emit.record:
         case TimerScheduled():

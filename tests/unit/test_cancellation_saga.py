@@ -43,6 +43,7 @@ from schemas.models import (
     TimerScheduled,
 )
 from tests.factories import NOW, DictState, a_valid_order, order_created_from
+from topology.topics import TIMERS
 
 ORDER = "o-1"
 TOTAL = Money(amount_minor=3000, currency="EUR")
@@ -94,12 +95,14 @@ class Saga:
 
     def __init__(self, *history: AvroRecord) -> None:
         self.state = DictState()
+        self.tombstones: list[tuple[str, str]] = []
         for record in history:
             self.feed(record)
 
     def feed(self, record: AvroRecord) -> list[AvroRecord]:
         emitted: list[Emit] = processor.handle(record, self.state)
-        self.last = [emit.record for emit in emitted]
+        self.last = [emit.record for emit in emitted if emit.record is not None]
+        self.tombstones = [(emit.topic.name, emit.key) for emit in emitted if emit.record is None]
         return self.last
 
     @property
@@ -148,6 +151,7 @@ def test_a_cancellation_during_fulfillment_stops_the_slip_refunds_releases_and_e
     [cancelled] = of_type(done, OrderCancelled)
     assert cancelled.refunded == TOTAL
     assert transition(done) == ("ReleasingInventory", "Cancelled")
+    assert saga.tombstones == [(TIMERS.name, f"{ORDER}/cancellation")], "its last timer is cancelled"
 
 
 @pytest.mark.parametrize(
@@ -182,6 +186,7 @@ def test_an_order_that_cannot_be_cancelled_is_rejected_with_its_reason(
     assert reason in rejected.reason
     assert rejected.cancel_event_id == command.event_id
     assert saga.saga.phase == Phase.REJECTED
+    assert saga.tombstones == [], "it never set a timer"
 
 
 def test_a_cancellation_that_overtakes_its_order_waits_for_it_and_then_cancels_it() -> None:

@@ -16,6 +16,7 @@ from schemas.models import (
     StockRequestKind,
     StockResult,
 )
+from tests.factories import record_of
 from topology.topics import INVENTORY_COMMANDS, INVENTORY_EVENTS, STOCK_REQUESTS
 
 NOW = datetime.datetime(2026, 11, 25, 12, 0, tzinfo=datetime.UTC)
@@ -135,7 +136,9 @@ def test_decisions_derive_the_same_event_ids_on_a_rerun() -> None:
 
     first, second = decide_order(results, NOW), decide_order(results, NOW)
 
-    assert [e.record.model_dump()["event_id"] for e in first] == [e.record.model_dump()["event_id"] for e in second]
+    assert [record_of(e).model_dump()["event_id"] for e in first] == [
+        record_of(e).model_dump()["event_id"] for e in second
+    ]
 
 
 def test_released_lines_are_reported_once_every_sku_answered() -> None:

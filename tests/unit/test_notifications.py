@@ -46,6 +46,7 @@ from schemas.models import (
     Tender,
     TenderCharge,
 )
+from tests.factories import record_of
 
 NOW = datetime.datetime(2025, 11, 25, 12, 0, tzinfo=datetime.UTC)
 LATER = NOW + datetime.timedelta(minutes=5)
@@ -570,7 +571,7 @@ def test_handle_sends_with_an_idempotency_key_and_emits_notification_sent() -> N
     emits = handle(created, cast(State, state), channel)
 
     assert [call[0] for call in channel.calls] == ["o-123/ORDER_RECEIVED", "o-123/PAYMENT_FAILED"]
-    sent = [emit.record.model_dump() for emit in emits]
+    sent = [record_of(emit).model_dump() for emit in emits]
     assert {emit.key for emit in emits} == {"o-123"}
     assert [(s["kind"], s["message_id"], s["recipient"], s["channel"]) for s in sent] == [
         (NotificationKind.ORDER_RECEIVED, "m-1", EMAIL, "email"),
@@ -595,7 +596,9 @@ def test_handle_keys_an_answer_to_a_command_by_the_command() -> None:
         EMAIL,
         NotificationKind.CANCELLATION_REFUSED,
     )
-    assert emit.record.model_dump()["event_id"] == derive_event_id(refusal.event_id, "notified/CANCELLATION_REFUSED")
+    assert record_of(emit).model_dump()["event_id"] == derive_event_id(
+        refusal.event_id, "notified/CANCELLATION_REFUSED"
+    )
 
 
 def test_handle_keeps_the_state_when_a_send_fails() -> None:
@@ -780,7 +783,7 @@ def test_state_kept_before_loads_and_tells_no_kind_twice() -> None:
 
     assert (replayed, paid) == ([], []), "received and confirmed were told as ORDER_CONFIRMED"
     assert [call[0] for call in channel.calls] == ["o-123/ORDER_SHIPPED"]
-    assert [emit.record.model_dump()["kind"] for emit in emits] == [Kind.ORDER_SHIPPED]
+    assert [record_of(emit).model_dump()["kind"] for emit in emits] == [Kind.ORDER_SHIPPED]
 
 
 def test_notices_waiting_from_before_are_sent_once_the_order_comes() -> None:

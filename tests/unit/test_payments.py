@@ -51,7 +51,7 @@ from schemas.models import (
     Tender,
     TenderCharge,
 )
-from tests.factories import DictState
+from tests.factories import DictState, record_of
 from topology.topics import PAYMENTS_EVENTS
 
 NOW = datetime.datetime(2025, 3, 1, 12, 0, tzinfo=datetime.UTC)
@@ -289,7 +289,7 @@ def test_a_rerun_after_a_crash_emits_the_same_outcome_and_charges_once(gateway: 
     [before_crash] = handle(order, DictState(), gateway, NO_WAIT)
     [after_restart] = handle(order, DictState(), gateway, NO_WAIT)  # the state write was never committed
 
-    assert after_restart.record.model_dump(exclude={"occurred_at"}) == before_crash.record.model_dump(
+    assert record_of(after_restart).model_dump(exclude={"occurred_at"}) == record_of(before_crash).model_dump(
         exclude={"occurred_at"}
     )
     assert gateway.count_charges(order.order_id) == 2
@@ -650,8 +650,8 @@ def test_a_refund_rerun_after_a_crash_emits_the_same_events_and_refunds_once(
     PAYMENT.save(state, before_crash)  # the state write was never committed
     rerun = handle(refund, state, gateway, NO_WAIT)
 
-    assert [e.record.model_dump(exclude={"occurred_at"}) for e in rerun] == [
-        e.record.model_dump(exclude={"occurred_at"}) for e in first
+    assert [record_of(e).model_dump(exclude={"occurred_at"}) for e in rerun] == [
+        record_of(e).model_dump(exclude={"occurred_at"}) for e in first
     ]
     assert len(gateway.effects(order.order_id)) == 2 + 2  # two charges, then a credit and a refund
     assert gateway.out_of_pocket(order.order_id) == 100

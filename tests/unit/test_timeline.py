@@ -21,7 +21,7 @@ from schemas.models import (
     SagaTransitioned,
     TimelineStep,
 )
-from tests.factories import NOW, a_valid_order, order_created_from
+from tests.factories import NOW, a_valid_order, order_created_from, record_of
 from tests.timelines import fields_at, folded, up_to_the_first_pick
 
 ORDER = "o-1"
@@ -172,7 +172,7 @@ def test_a_rejected_order_is_completed_with_its_reasons() -> None:
     placed = a_valid_order(ORDER, customer_email="nope")
     [answer] = decide(None, placed, NOW + datetime.timedelta(seconds=0.1))[1]
 
-    timeline = folded(placed, answer.record)
+    timeline = folded(placed, record_of(answer))
 
     assert (timeline.status, timeline.outcome) == ("completed", "rejected")
     [intake] = timeline.steps
@@ -184,11 +184,11 @@ def test_a_duplicate_order_id_is_noted_and_leaves_the_order_as_it_was() -> None:
     second = a_valid_order(ORDER, customer_email="grace@example.com")
     state, _ = decide(None, a_valid_order(ORDER), NOW)
     [duplicate] = decide(state, second, NOW + datetime.timedelta(seconds=1))[1]
-    assert is_duplicate_id_rejection(duplicate.record)
+    assert is_duplicate_id_rejection(record_of(duplicate))
 
     in_flight = folded(*first)
-    noted = folded(*first, second, duplicate.record)
-    delivered = folded(*first, second, duplicate.record, OrderDelivered(**at(2), carrier="dhl"))
+    noted = folded(*first, second, record_of(duplicate))
+    delivered = folded(*first, second, record_of(duplicate), OrderDelivered(**at(2), carrier="dhl"))
 
     assert (noted.status, noted.outcome, noted.placed_at) == (in_flight.status, None, in_flight.placed_at)
     [note] = [step for step in noted.steps if step.name == DUPLICATE_ID_ANSWERED]

@@ -19,7 +19,7 @@ from processors.runtime.tracing import TRACEPARENT, parent_of, trace_id_of
 from processors.timers import Cancelled, PendingTimers, TimerService, UnusableTimer, firing, read_timer
 from schemas.models import AvroRecord, TimerScheduled
 from schemas.serde import RecordCodec
-from tests.factories import NOW
+from tests.factories import NOW, record_of
 from topology.settings import get_settings
 from topology.topics import SAGA_TIMERS, TIMERS
 
@@ -141,7 +141,7 @@ def test_an_unusable_record_under_a_key_that_is_not_utf8_is_replaced_by_a_tombst
 
 
 def as_json(emit: Emit) -> Outgoing:
-    return Outgoing(emit.topic.name, emit.key.encode(), emit.record.model_dump_json().encode(), ())
+    return Outgoing(emit.topic.name, emit.key.encode(), record_of(emit).model_dump_json().encode(), ())
 
 
 def test_an_unusable_record_over_a_pending_timer_is_replaced_by_that_timer(monkeypatch: pytest.MonkeyPatch) -> None:
