@@ -6,6 +6,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
 from topology.drift import ActualTopic, TopicComparison, TopicStatus, compare
@@ -53,30 +54,63 @@ def inspect(settings: Settings, declared: Sequence[TopicSpec]) -> list[TopicComp
 
 
 def apply(settings: Settings, declared: Sequence[TopicSpec]) -> ApplyReport:
-    """Create every missing topic; report drift without changing or deleting anything."""
+    """Create every missing topic; report drift without changing or deleting anything.
+
+    A topic another client creates between our look and our create (a second `oms topics apply`, a pod
+    starting beside us, metadata not yet caught up) is compared as it exists, not reported as created.
+    """
     admin = admin_client(settings)
     comparisons = compare(declared, describe(admin, [topic.name for topic in declared]), settings.replication_factor)
     missing = [c.declared for c in comparisons if c.status is TopicStatus.MISSING]
-    if missing:
-        futures = admin.create_topics(
-            [
-                NewTopic(
-                    topic.name,
-                    num_partitions=topic.partitions,
-                    replication_factor=settings.replication_factor,
-                    config=topic.config(),
-                )
-                for topic in missing
-            ],
-            operation_timeout=TIMEOUT_S,
-        )
-        for future in futures.values():
-            future.result(timeout=TIMEOUT_S)
+    raced = _create(admin, settings, missing)
+    if raced:
+        found = _describe_when_visible(admin, raced)
+        comparisons = [
+            compare([c.declared], found, settings.replication_factor)[0] if c.declared.name in raced else c
+            for c in comparisons
+        ]
     return ApplyReport(
-        created=[topic.name for topic in missing],
+        created=[topic.name for topic in missing if topic.name not in raced],
         drifted=[c for c in comparisons if c.status is TopicStatus.DRIFTED],
         in_sync=[c.declared.name for c in comparisons if c.status is TopicStatus.IN_SYNC],
     )
+
+
+def _create(admin: AdminClient, settings: Settings, topics: Sequence[TopicSpec]) -> list[str]:
+    """Create `topics`; the names of those that turned out to exist already."""
+    if not topics:
+        return []
+    futures = admin.create_topics(
+        [
+            NewTopic(
+                topic.name,
+                num_partitions=topic.partitions,
+                replication_factor=settings.replication_factor,
+                config=topic.config(),
+            )
+            for topic in topics
+        ],
+        operation_timeout=TIMEOUT_S,
+    )
+    raced = []
+    for name, future in futures.items():
+        try:
+            future.result(timeout=TIMEOUT_S)
+        except KafkaException as failure:
+            if failure.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+            raced.append(name)
+    return raced
+
+
+def _describe_when_visible(admin: AdminClient, names: Sequence[str]) -> dict[str, ActualTopic]:
+    """`describe`, waiting until the metadata we are served shows every one of `names`."""
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        found = describe(admin, names)
+        if len(found) == len(names) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
 
 
 def wait_for_group(admin: AdminClient, group: str, members: int, timeout_s: float = 90) -> None:
