@@ -142,9 +142,12 @@ def _record_block(name: str, fullname: str, doc: str | None, fields: list[tuple[
 
 
 def _default(field: dict[str, Any], annotation: str) -> str:
+    """The field's `= Field(...)`: its default, its `maxLength` (the most a string field may carry), its doc."""
     description = f"description={json.dumps(field['doc'])}" if "doc" in field else ""
+    max_length = f"max_length={field['maxLength']}" if "maxLength" in field else ""
     if "default" not in field:
-        return f" = Field({description})" if description else ""
+        options = ", ".join(filter(None, [max_length, description]))
+        return f" = Field({options})" if options else ""
     value = field["default"]
     if isinstance(value, list):
         default = "default_factory=list"
@@ -155,7 +158,7 @@ def _default(field: dict[str, Any], annotation: str) -> str:
     else:
         literal = json.dumps(value) if isinstance(value, str) else repr(value)
         default = f"default={literal}"
-    return f" = Field({', '.join(filter(None, [default, description]))})"
+    return f" = Field({', '.join(filter(None, [default, max_length, description]))})"
 
 
 def render(schemas: Iterable[RecordSchema]) -> str:

@@ -35,12 +35,12 @@ class Money(AvroRecord):
 
     AVRO_NAME: ClassVar[str] = "oms.common.Money"
     amount_minor: int
-    currency: str = Field(description="ISO 4217 code, e.g. EUR.")
+    currency: str = Field(max_length=64, description="ISO 4217 code, e.g. EUR.")
 
 
 class FulfillmentLine(AvroRecord):
     AVRO_NAME: ClassVar[str] = "oms.fulfillment.FulfillmentLine"
-    sku: str
+    sku: str = Field(max_length=128)
     quantity: int
     unit_price: Money
     weight_g: int
@@ -53,12 +53,12 @@ class FulfillmentLine(AvroRecord):
 
 class Address(AvroRecord):
     AVRO_NAME: ClassVar[str] = "oms.common.Address"
-    recipient: str
-    line1: str
-    line2: str | None = Field(default=None)
-    city: str
-    postal_code: str
-    country: str = Field(description="ISO 3166-1 alpha-2 code, e.g. DE.")
+    recipient: str = Field(max_length=254)
+    line1: str = Field(max_length=200)
+    line2: str | None = Field(default=None, max_length=200)
+    city: str = Field(max_length=200)
+    postal_code: str = Field(max_length=64)
+    country: str = Field(max_length=64, description="ISO 3166-1 alpha-2 code, e.g. DE.")
 
 
 class ShippingPriority(enum.StrEnum):
@@ -71,7 +71,7 @@ class FulfillmentRequest(OrderEvent):
 
     AVRO_NAME: ClassVar[str] = "oms.fulfillment.FulfillmentRequest"
     event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
-    order_id: str
+    order_id: str = Field(max_length=128)
     occurred_at: datetime.datetime
     lines: list[FulfillmentLine]
     shipping_address: Address
@@ -82,16 +82,16 @@ class FulfillmentRequest(OrderEvent):
 
 class ItineraryStep(AvroRecord):
     AVRO_NAME: ClassVar[str] = "oms.fulfillment.ItineraryStep"
-    name: str = Field(description="Activity name, e.g. pack.")
-    address: str = Field(description="Topic the step's host reads, e.g. oms.fulfillment.pack.")
+    name: str = Field(max_length=100, description="Activity name, e.g. pack.")
+    address: str = Field(max_length=249, description="Topic the step's host reads, e.g. oms.fulfillment.pack.")
     arguments: dict[str, str] = Field(default_factory=dict)
 
 
 class ActivityLogEntry(AvroRecord):
     AVRO_NAME: ClassVar[str] = "oms.fulfillment.ActivityLogEntry"
     execution_id: uuid.UUID
-    name: str
-    host: str
+    name: str = Field(max_length=100)
+    host: str = Field(max_length=200)
     started_at: datetime.datetime
     duration_ms: int
 
@@ -99,17 +99,17 @@ class ActivityLogEntry(AvroRecord):
 class CompensationLogEntry(AvroRecord):
     AVRO_NAME: ClassVar[str] = "oms.fulfillment.CompensationLogEntry"
     execution_id: uuid.UUID
-    name: str
-    address: str = Field(description="Topic of the step's compensation, e.g. oms.fulfillment.pack.compensate.")
+    name: str = Field(max_length=100)
+    address: str = Field(max_length=249, description="Topic of the step's compensation, e.g. oms.fulfillment.pack.compensate.")
     data: dict[str, str] = Field(description="Exactly what the compensation needs.")
 
 
 class ActivityFault(AvroRecord):
     AVRO_NAME: ClassVar[str] = "oms.fulfillment.ActivityFault"
     execution_id: uuid.UUID
-    name: str
+    name: str = Field(max_length=100)
     at: datetime.datetime
-    reason: str
+    reason: str = Field(max_length=2000)
 
 
 class RoutingSlip(AvroRecord):
@@ -117,7 +117,7 @@ class RoutingSlip(AvroRecord):
 
     AVRO_NAME: ClassVar[str] = "oms.fulfillment.RoutingSlip"
     tracking_number: uuid.UUID
-    order_id: str
+    order_id: str = Field(max_length=128)
     created_at: datetime.datetime
     itinerary: list[ItineraryStep] = Field(description="Steps still to run, the next first.")
     activity_log: list[ActivityLogEntry] = Field(default_factory=list)
@@ -131,10 +131,10 @@ class RoutingSlipActivityCompensated(OrderEvent):
 
     AVRO_NAME: ClassVar[str] = "oms.fulfillment.RoutingSlipActivityCompensated"
     event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
-    order_id: str
+    order_id: str = Field(max_length=128)
     occurred_at: datetime.datetime
     tracking_number: uuid.UUID
-    activity: str
+    activity: str = Field(max_length=100)
 
 
 class RoutingSlipActivityCompensationFailed(OrderEvent):
@@ -142,11 +142,11 @@ class RoutingSlipActivityCompensationFailed(OrderEvent):
 
     AVRO_NAME: ClassVar[str] = "oms.fulfillment.RoutingSlipActivityCompensationFailed"
     event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
-    order_id: str
+    order_id: str = Field(max_length=128)
     occurred_at: datetime.datetime
     tracking_number: uuid.UUID
-    activity: str
-    reason: str
+    activity: str = Field(max_length=100)
+    reason: str = Field(max_length=2000)
 
 
 class RoutingSlipActivityCompleted(OrderEvent):
@@ -154,10 +154,10 @@ class RoutingSlipActivityCompleted(OrderEvent):
 
     AVRO_NAME: ClassVar[str] = "oms.fulfillment.RoutingSlipActivityCompleted"
     event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
-    order_id: str
+    order_id: str = Field(max_length=128)
     occurred_at: datetime.datetime
     tracking_number: uuid.UUID
-    activity: str
+    activity: str = Field(max_length=100)
     duration_ms: int
     variables: dict[str, str] = Field(default_factory=dict)
 
@@ -167,11 +167,11 @@ class RoutingSlipActivityFaulted(OrderEvent):
 
     AVRO_NAME: ClassVar[str] = "oms.fulfillment.RoutingSlipActivityFaulted"
     event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
-    order_id: str
+    order_id: str = Field(max_length=128)
     occurred_at: datetime.datetime
     tracking_number: uuid.UUID
-    activity: str
-    reason: str
+    activity: str = Field(max_length=100)
+    reason: str = Field(max_length=2000)
 
 
 class RoutingSlipCompensationFailed(OrderEvent):
@@ -179,11 +179,11 @@ class RoutingSlipCompensationFailed(OrderEvent):
 
     AVRO_NAME: ClassVar[str] = "oms.fulfillment.RoutingSlipCompensationFailed"
     event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
-    order_id: str
+    order_id: str = Field(max_length=128)
     occurred_at: datetime.datetime
     tracking_number: uuid.UUID
-    activity: str
-    reason: str
+    activity: str = Field(max_length=100)
+    reason: str = Field(max_length=2000)
 
 
 class RoutingSlipCompleted(OrderEvent):
@@ -191,7 +191,7 @@ class RoutingSlipCompleted(OrderEvent):
 
     AVRO_NAME: ClassVar[str] = "oms.fulfillment.RoutingSlipCompleted"
     event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
-    order_id: str
+    order_id: str = Field(max_length=128)
     occurred_at: datetime.datetime
     tracking_number: uuid.UUID
     duration_ms: int
@@ -203,7 +203,7 @@ class RoutingSlipCreated(OrderEvent):
 
     AVRO_NAME: ClassVar[str] = "oms.fulfillment.RoutingSlipCreated"
     event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
-    order_id: str
+    order_id: str = Field(max_length=128)
     occurred_at: datetime.datetime
     tracking_number: uuid.UUID
     itinerary: list[str]
@@ -214,10 +214,10 @@ class RoutingSlipFaulted(OrderEvent):
 
     AVRO_NAME: ClassVar[str] = "oms.fulfillment.RoutingSlipFaulted"
     event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
-    order_id: str
+    order_id: str = Field(max_length=128)
     occurred_at: datetime.datetime
     tracking_number: uuid.UUID
-    reason: str
+    reason: str = Field(max_length=2000)
 
 
 class RoutingSlipRevised(OrderEvent):
@@ -225,12 +225,12 @@ class RoutingSlipRevised(OrderEvent):
 
     AVRO_NAME: ClassVar[str] = "oms.fulfillment.RoutingSlipRevised"
     event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
-    order_id: str
+    order_id: str = Field(max_length=128)
     occurred_at: datetime.datetime
     tracking_number: uuid.UUID
-    activity: str
+    activity: str = Field(max_length=100)
     itinerary: list[str]
-    reason: str = Field(default="")
+    reason: str = Field(default="", max_length=2000)
 
 
 class RoutingSlipTerminated(OrderEvent):
@@ -238,11 +238,11 @@ class RoutingSlipTerminated(OrderEvent):
 
     AVRO_NAME: ClassVar[str] = "oms.fulfillment.RoutingSlipTerminated"
     event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
-    order_id: str
+    order_id: str = Field(max_length=128)
     occurred_at: datetime.datetime
     tracking_number: uuid.UUID
-    activity: str
-    reason: str = Field(default="")
+    activity: str = Field(max_length=100)
+    reason: str = Field(default="", max_length=2000)
 
 
 class StopFulfillment(OrderEvent):
@@ -250,14 +250,14 @@ class StopFulfillment(OrderEvent):
 
     AVRO_NAME: ClassVar[str] = "oms.fulfillment.StopFulfillment"
     event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
-    order_id: str
+    order_id: str = Field(max_length=128)
     occurred_at: datetime.datetime
-    reason: str
+    reason: str = Field(max_length=2000)
 
 
 class StockLine(AvroRecord):
     AVRO_NAME: ClassVar[str] = "oms.common.StockLine"
-    sku: str
+    sku: str = Field(max_length=128)
     quantity: int
 
 
@@ -266,7 +266,7 @@ class InventoryReleased(OrderEvent):
 
     AVRO_NAME: ClassVar[str] = "oms.inventory.InventoryReleased"
     event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
-    order_id: str
+    order_id: str = Field(max_length=128)
     occurred_at: datetime.datetime
     lines: list[StockLine]
 
@@ -276,14 +276,14 @@ class InventoryReserved(OrderEvent):
 
     AVRO_NAME: ClassVar[str] = "oms.inventory.InventoryReserved"
     event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
-    order_id: str
+    order_id: str = Field(max_length=128)
     occurred_at: datetime.datetime
     lines: list[StockLine]
 
 
 class ShortLine(AvroRecord):
     AVRO_NAME: ClassVar[str] = "oms.inventory.ShortLine"
-    sku: str
+    sku: str = Field(max_length=128)
     requested: int
     available: int
 
@@ -293,7 +293,7 @@ class InventoryShortage(OrderEvent):
 
     AVRO_NAME: ClassVar[str] = "oms.inventory.InventoryShortage"
     event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
-    order_id: str
+    order_id: str = Field(max_length=128)
     occurred_at: datetime.datetime
     short_lines: list[ShortLine]
 
@@ -303,10 +303,10 @@ class ReleaseInventory(OrderEvent):
 
     AVRO_NAME: ClassVar[str] = "oms.inventory.ReleaseInventory"
     event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
-    order_id: str
+    order_id: str = Field(max_length=128)
     occurred_at: datetime.datetime
     lines: list[StockLine]
-    reason: str
+    reason: str = Field(max_length=2000)
 
 
 class StockLevel(Event):
@@ -314,7 +314,7 @@ class StockLevel(Event):
 
     AVRO_NAME: ClassVar[str] = "oms.inventory.StockLevel"
     event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
-    sku: str
+    sku: str = Field(max_length=128)
     available: int
     occurred_at: datetime.datetime
 
@@ -329,14 +329,14 @@ class StockRequest(OrderEvent):
 
     AVRO_NAME: ClassVar[str] = "oms.inventory.StockRequest"
     event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
-    order_id: str
+    order_id: str = Field(max_length=128)
     occurred_at: datetime.datetime
-    request_id: str = Field(description="event_id of the PaymentProcessed or ReleaseInventory it is part of.")
+    request_id: str = Field(max_length=128, description="event_id of the PaymentProcessed or ReleaseInventory it is part of.")
     kind: StockRequestKind
-    sku: str
+    sku: str = Field(max_length=128)
     quantity: int
     line_count: int = Field(description="How many SKUs the whole request has.")
-    reason: str = Field(default="")
+    reason: str = Field(default="", max_length=2000)
 
 
 class StockResult(OrderEvent):
@@ -344,11 +344,11 @@ class StockResult(OrderEvent):
 
     AVRO_NAME: ClassVar[str] = "oms.inventory.StockResult"
     event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
-    order_id: str
+    order_id: str = Field(max_length=128)
     occurred_at: datetime.datetime
-    request_id: str
+    request_id: str = Field(max_length=128)
     kind: StockRequestKind
-    sku: str
+    sku: str = Field(max_length=128)
     requested: int
     granted: int
     available: int = Field(description="Units of the SKU free after this request.")
@@ -373,12 +373,12 @@ class NotificationSent(OrderEvent):
 
     AVRO_NAME: ClassVar[str] = "oms.notifications.NotificationSent"
     event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
-    order_id: str
+    order_id: str = Field(max_length=128)
     occurred_at: datetime.datetime
     kind: NotificationKind
-    channel: str = Field(description="email, sms, webhook...")
-    recipient: str
-    message_id: str = Field(description="The channel's id for the message sent.")
+    channel: str = Field(max_length=100, description="email, sms, webhook...")
+    recipient: str = Field(max_length=254)
+    message_id: str = Field(max_length=128, description="The channel's id for the message sent.")
     caused_by: uuid.UUID = Field(description="event_id of the event that triggered it.")
 
 
@@ -387,10 +387,10 @@ class CancelOrder(OrderEvent):
 
     AVRO_NAME: ClassVar[str] = "oms.orders.CancelOrder"
     event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
-    order_id: str
+    order_id: str = Field(max_length=128)
     occurred_at: datetime.datetime
-    reason: str
-    requested_by: str = Field(default="customer")
+    reason: str = Field(max_length=500, description="The customer's words; shorter than the reasons derived from it may be.")
+    requested_by: str = Field(default="customer", max_length=200)
 
 
 class OrderCancellationRejected(OrderEvent):
@@ -398,11 +398,11 @@ class OrderCancellationRejected(OrderEvent):
 
     AVRO_NAME: ClassVar[str] = "oms.orders.OrderCancellationRejected"
     event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
-    order_id: str
+    order_id: str = Field(max_length=128)
     occurred_at: datetime.datetime
     cancel_event_id: uuid.UUID = Field(description="The CancelOrder this answers.")
-    reason: str = Field(description="Why, in plain words.")
-    code: str = Field(default="", description="Why, machine-readable (e.g. delivered, shipped, unknown-order, already-cancelled).")
+    reason: str = Field(max_length=2000, description="Why, in plain words.")
+    code: str = Field(default="", max_length=100, description="Why, machine-readable (e.g. delivered, shipped, unknown-order, already-cancelled).")
 
 
 class OrderCancelled(OrderEvent):
@@ -410,16 +410,16 @@ class OrderCancelled(OrderEvent):
 
     AVRO_NAME: ClassVar[str] = "oms.orders.OrderCancelled"
     event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
-    order_id: str
+    order_id: str = Field(max_length=128)
     occurred_at: datetime.datetime
-    reason: str = Field(description="Why the cancellation was asked for.")
-    requested_by: str = Field(default="customer")
+    reason: str = Field(max_length=2000, description="Why the cancellation was asked for.")
+    requested_by: str = Field(default="customer", max_length=200)
     refunded: Money | None = Field(default=None, description="What went back to the customer; null when nothing was charged.")
 
 
 class OrderLine(AvroRecord):
     AVRO_NAME: ClassVar[str] = "oms.common.OrderLine"
-    sku: str
+    sku: str = Field(max_length=128)
     quantity: int
     unit_price: Money
 
@@ -435,7 +435,7 @@ class Tender(AvroRecord):
 
     AVRO_NAME: ClassVar[str] = "oms.common.Tender"
     method: PaymentMethod
-    token: str = Field(description="Card token, gift-card number or store-credit account.")
+    token: str = Field(max_length=128, description="Card token, gift-card number or store-credit account.")
     amount: Money
 
 
@@ -444,10 +444,10 @@ class OrderCreated(OrderEvent):
 
     AVRO_NAME: ClassVar[str] = "oms.orders.OrderCreated"
     event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
-    order_id: str
+    order_id: str = Field(max_length=128)
     occurred_at: datetime.datetime
-    customer_id: str
-    customer_email: str
+    customer_id: str = Field(max_length=128)
+    customer_email: str = Field(max_length=254)
     lines: list[OrderLine]
     shipping_address: Address
     tenders: list[Tender]
@@ -461,10 +461,10 @@ class OrderDelivered(OrderEvent):
 
     AVRO_NAME: ClassVar[str] = "oms.orders.OrderDelivered"
     event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
-    order_id: str
+    order_id: str = Field(max_length=128)
     occurred_at: datetime.datetime
-    carrier: str
-    signed_by: str | None = Field(default=None)
+    carrier: str = Field(max_length=100)
+    signed_by: str | None = Field(default=None, max_length=200)
 
 
 class OrderRejected(OrderEvent):
@@ -472,12 +472,12 @@ class OrderRejected(OrderEvent):
 
     AVRO_NAME: ClassVar[str] = "oms.orders.OrderRejected"
     event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
-    order_id: str
+    order_id: str = Field(max_length=128)
     occurred_at: datetime.datetime
-    customer_id: str | None = Field(default=None)
+    customer_id: str | None = Field(default=None, max_length=128)
     reasons: list[str] = Field(description="Why, in plain words, one per problem.")
     codes: list[str] = Field(default_factory=list, description="Why, machine-readable: one code per reason, in the same order (e.g. unknown-sku, duplicate-order-id).")
-    customer_email: str | None = Field(default=None, description="Where the customer can be told, when the command had an address.")
+    customer_email: str | None = Field(default=None, max_length=254, description="Where the customer can be told, when the command had an address.")
     command_event_id: uuid.UUID | None = Field(default=None, description="The PlaceOrder this answers.")
 
 
@@ -486,10 +486,10 @@ class OrderShipped(OrderEvent):
 
     AVRO_NAME: ClassVar[str] = "oms.orders.OrderShipped"
     event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
-    order_id: str
+    order_id: str = Field(max_length=128)
     occurred_at: datetime.datetime
-    carrier: str
-    label_id: str
+    carrier: str = Field(max_length=100)
+    label_id: str = Field(max_length=128)
     parcels: int = Field(default=1)
 
 
@@ -498,10 +498,10 @@ class PlaceOrder(OrderEvent):
 
     AVRO_NAME: ClassVar[str] = "oms.orders.PlaceOrder"
     event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
-    order_id: str
+    order_id: str = Field(max_length=128)
     occurred_at: datetime.datetime
-    customer_id: str
-    customer_email: str
+    customer_id: str = Field(max_length=128)
+    customer_email: str = Field(max_length=254)
     lines: list[OrderLine]
     shipping_address: Address
     tenders: list[Tender]
@@ -514,19 +514,19 @@ class PaymentFailed(OrderEvent):
 
     AVRO_NAME: ClassVar[str] = "oms.payments.PaymentFailed"
     event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
-    order_id: str
+    order_id: str = Field(max_length=128)
     occurred_at: datetime.datetime
     amount: Money
-    reason: str
+    reason: str = Field(max_length=2000)
     retryable: bool = Field(default=False)
-    code: str = Field(default="", description="Why, machine-readable (e.g. card-declined, insufficient-funds, gift-card-empty).")
+    code: str = Field(default="", max_length=100, description="Why, machine-readable (e.g. card-declined, insufficient-funds, gift-card-empty).")
 
 
 class TenderCharge(AvroRecord):
     AVRO_NAME: ClassVar[str] = "oms.payments.TenderCharge"
     method: PaymentMethod
     amount: Money
-    transaction_id: str
+    transaction_id: str = Field(max_length=128)
 
 
 class PaymentProcessed(OrderEvent):
@@ -534,7 +534,7 @@ class PaymentProcessed(OrderEvent):
 
     AVRO_NAME: ClassVar[str] = "oms.payments.PaymentProcessed"
     event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
-    order_id: str
+    order_id: str = Field(max_length=128)
     occurred_at: datetime.datetime
     amount: Money
     charges: list[TenderCharge]
@@ -546,11 +546,11 @@ class PaymentRefundFailed(OrderEvent):
 
     AVRO_NAME: ClassVar[str] = "oms.payments.PaymentRefundFailed"
     event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
-    order_id: str
+    order_id: str = Field(max_length=128)
     occurred_at: datetime.datetime
     amount: Money
-    reason: str
-    request_id: str | None = Field(default=None, description="The event that asked for the refund.")
+    reason: str = Field(max_length=2000)
+    request_id: str | None = Field(default=None, max_length=128, description="The event that asked for the refund.")
     retryable: bool = Field(default=False, description="The gateway was unavailable: asking again later may succeed.")
 
 
@@ -559,12 +559,12 @@ class PaymentRefunded(OrderEvent):
 
     AVRO_NAME: ClassVar[str] = "oms.payments.PaymentRefunded"
     event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
-    order_id: str
+    order_id: str = Field(max_length=128)
     occurred_at: datetime.datetime
     amount: Money
     method: PaymentMethod
-    transaction_id: str
-    request_id: str | None = Field(default=None, description="The event that asked for the refund (a RefundPayment or an InventoryShortage).")
+    transaction_id: str = Field(max_length=128)
+    request_id: str | None = Field(default=None, max_length=128, description="The event that asked for the refund (a RefundPayment or an InventoryShortage).")
 
 
 class RefundPayment(OrderEvent):
@@ -572,10 +572,10 @@ class RefundPayment(OrderEvent):
 
     AVRO_NAME: ClassVar[str] = "oms.payments.RefundPayment"
     event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
-    order_id: str
+    order_id: str = Field(max_length=128)
     occurred_at: datetime.datetime
     amount: Money
-    reason: str
+    reason: str = Field(max_length=2000)
     store_credit_if_unavailable: bool = Field(default=True, description="When the gateway stays unavailable for a tender: give store credit (true), or report a retryable PaymentRefundFailed and leave the retry to the asker (false).")
 
 
@@ -584,10 +584,10 @@ class RetrySaga(OrderEvent):
 
     AVRO_NAME: ClassVar[str] = "oms.sagas.RetrySaga"
     event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
-    order_id: str
+    order_id: str = Field(max_length=128)
     occurred_at: datetime.datetime
-    saga: str = Field(default="cancellation")
-    requested_by: str = Field(default="operator")
+    saga: str = Field(default="cancellation", max_length=100)
+    requested_by: str = Field(default="operator", max_length=200)
 
 
 class SagaTransitioned(OrderEvent):
@@ -595,17 +595,17 @@ class SagaTransitioned(OrderEvent):
 
     AVRO_NAME: ClassVar[str] = "oms.sagas.SagaTransitioned"
     event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
-    order_id: str
+    order_id: str = Field(max_length=128)
     occurred_at: datetime.datetime
-    saga: str = Field(description="Which saga, e.g. cancellation.")
-    saga_id: str = Field(description="The instance: the id of the command that started it.")
-    from_state: str
-    to_state: str
-    trigger: str = Field(description="The record type that caused it, or timeout / retry.")
-    trigger_event_id: str
+    saga: str = Field(max_length=100, description="Which saga, e.g. cancellation.")
+    saga_id: str = Field(max_length=128, description="The instance: the id of the command that started it.")
+    from_state: str = Field(max_length=100)
+    to_state: str = Field(max_length=100)
+    trigger: str = Field(max_length=100, description="The record type that caused it, or timeout / retry.")
+    trigger_event_id: str = Field(max_length=128)
     actions: list[str] = Field(description="What the saga did: commands sent, timers set.")
     attempt: int = Field(description="Attempt of the step the saga is in, from 1.")
-    reason: str | None = Field(default=None, description="Why it failed or was rejected, when it did.")
+    reason: str | None = Field(default=None, max_length=2000, description="Why it failed or was rejected, when it did.")
 
 
 class TimerFired(OrderEvent):
@@ -613,11 +613,11 @@ class TimerFired(OrderEvent):
 
     AVRO_NAME: ClassVar[str] = "oms.sagas.TimerFired"
     event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
-    order_id: str
+    order_id: str = Field(max_length=128)
     occurred_at: datetime.datetime
-    timer_id: str
+    timer_id: str = Field(max_length=256)
     due_at: datetime.datetime
-    purpose: str
+    purpose: str = Field(max_length=100)
     attempt: int = Field(default=0)
 
 
@@ -626,12 +626,12 @@ class TimerScheduled(OrderEvent):
 
     AVRO_NAME: ClassVar[str] = "oms.sagas.TimerScheduled"
     event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
-    order_id: str
+    order_id: str = Field(max_length=128)
     occurred_at: datetime.datetime
-    timer_id: str = Field(description="Unique per timer; scheduling it again replaces it.")
+    timer_id: str = Field(max_length=256, description="Unique per timer; scheduling it again replaces it.")
     due_at: datetime.datetime
-    fire_topic: str = Field(description="Where the TimerFired goes, keyed by order id.")
-    purpose: str = Field(description="What the owner should do when it fires, e.g. refund-timeout.")
+    fire_topic: str = Field(max_length=249, description="Where the TimerFired goes, keyed by order id.")
+    purpose: str = Field(max_length=100, description="What the owner should do when it fires, e.g. refund-timeout.")
     attempt: int = Field(default=0)
 
 
@@ -639,12 +639,12 @@ class TimelineStep(AvroRecord):
     """One step of an order's workflow, as the tracker saw it."""
 
     AVRO_NAME: ClassVar[str] = "oms.common.TimelineStep"
-    pattern: str = Field(description="choreography, routing-slip or saga.")
-    name: str = Field(description="e.g. payment, pick, Refunding.")
-    status: str = Field(description="pending, started, completed, failed, compensated, compensation-failed, skipped.")
+    pattern: str = Field(max_length=100, description="choreography, routing-slip or saga.")
+    name: str = Field(max_length=100, description="e.g. payment, pick, Refunding.")
+    status: str = Field(max_length=100, description="pending, started, completed, failed, compensated, compensation-failed, skipped.")
     started_at: datetime.datetime | None = Field(default=None)
     ended_at: datetime.datetime | None = Field(default=None)
-    error: str | None = Field(default=None)
+    error: str | None = Field(default=None, max_length=2000)
 
 
 class OrderTimeline(OrderEvent):
@@ -652,17 +652,17 @@ class OrderTimeline(OrderEvent):
 
     AVRO_NAME: ClassVar[str] = "oms.tracking.OrderTimeline"
     event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
-    order_id: str
+    order_id: str = Field(max_length=128)
     occurred_at: datetime.datetime = Field(description="When the view last changed.")
-    status: str = Field(description="in-flight, completed, compensating or faulted.")
-    outcome: str | None = Field(default=None, description="delivered, cancelled, rejected, payment-failed, out-of-stock.")
+    status: str = Field(max_length=100, description="in-flight, completed, compensating or faulted.")
+    outcome: str | None = Field(default=None, max_length=100, description="delivered, cancelled, rejected, payment-failed, out-of-stock.")
     placed_at: datetime.datetime | None = Field(default=None)
     last_progress_at: datetime.datetime = Field(description="When its latest event happened.")
-    slip: str | None = Field(default=None, description="The routing slip: running, compensating, completed, faulted, terminated, compensation-failed.")
-    saga: str | None = Field(default=None, description="The cancellation saga's state.")
-    saga_reason: str | None = Field(default=None)
+    slip: str | None = Field(default=None, max_length=100, description="The routing slip: running, compensating, completed, faulted, terminated, compensation-failed.")
+    saga: str | None = Field(default=None, max_length=100, description="The cancellation saga's state.")
+    saga_reason: str | None = Field(default=None, max_length=2000)
     steps: list[TimelineStep]
-    trace_id: str | None = Field(default=None, description="The W3C trace id (32 hex digits) of the order's work: from the first of its events that carried a traceparent.")
+    trace_id: str | None = Field(default=None, max_length=128, description="The W3C trace id (32 hex digits) of the order's work: from the first of its events that carried a traceparent.")
     seen: list[str] = Field(default_factory=list, description="Ids of the events folded in: a replay folds nothing twice.")
 
 

@@ -108,6 +108,19 @@ def test_a_string_in_a_uuid_field_is_valid_avro_that_the_model_refuses_naming_th
     assert "event_id" in str(refused.value)
 
 
+def test_an_order_id_longer_than_the_contract_carries_is_refused_naming_the_field() -> None:
+    codec = RecordCodec(memory_registry(), ORDERS_COMMANDS.name)
+    order = a_valid_order("order-a")
+    frame = codec.encode(order)[:5]
+    fields = order.model_dump() | {"order_id": "o" * 20_000}
+
+    with pytest.raises(UndecodableRecord) as refused:
+        codec.decode(frame + body_of(local_schema(order.AVRO_NAME), fields))
+
+    assert str(refused.value).startswith("oms.orders.PlaceOrder fails validation")
+    assert "order_id" in str(refused.value) and "at most 128 characters" in str(refused.value)
+
+
 @pytest.mark.parametrize(
     ("body", "why"),
     [

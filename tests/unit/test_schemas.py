@@ -32,6 +32,43 @@ def test_order_keyed_records_carry_event_id_order_id_and_occurred_at(topic: Topi
         assert fields["occurred_at"] == {"type": "long", "logicalType": "timestamp-millis"}, fullname
 
 
+def _string_fields(node: object, owner: str) -> list[tuple[str, dict[str, object]]]:
+    """Every field of a string type (or a string or null) in `node`, records nested in it included."""
+    found: list[tuple[str, dict[str, object]]] = []
+    if isinstance(node, list):
+        for branch in node:
+            found += _string_fields(branch, owner)
+    elif isinstance(node, dict):
+        if node.get("type") == "record":
+            for field in node["fields"]:
+                kinds = field["type"] if isinstance(field["type"], list) else [field["type"]]
+                if "string" in kinds:
+                    found.append((f"{node['name']}.{field['name']}", field))
+                found += _string_fields(field["type"], owner)
+        else:
+            found += _string_fields(node.get("items"), owner) + _string_fields(node.get("values"), owner)
+    return found
+
+
+@pytest.mark.parametrize("fullname", sorted(records()))
+def test_every_string_field_declares_the_most_it_may_carry(fullname: str) -> None:
+    fields = _string_fields(record(fullname).definition, fullname)
+    unbounded = [name for name, field in fields if not isinstance(field.get("maxLength"), int)]
+    assert not unbounded, f"declare a maxLength for {unbounded}"
+
+
+def test_a_declared_maximum_is_enforced_by_the_model() -> None:
+    cancel = CancelOrder(
+        event_id=uuid.uuid4(),
+        order_id="o" * 128,
+        occurred_at=datetime.datetime.now(datetime.UTC),
+        reason="changed my mind",
+        requested_by="customer",
+    )
+    with pytest.raises(ValueError, match="order_id"):
+        CancelOrder.model_validate(cancel.model_dump() | {"order_id": "o" * 129})
+
+
 def test_every_record_schema_is_carried_by_a_declared_topic() -> None:
     carried = {subject.schema.fullname for subject in declared_subjects()}
     assert carried == set(records())
