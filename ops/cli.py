@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from ops.localserver import PlatformError
 from ops.maven import FetchError, pinned_versions
+from ops.terminal import escaped_output
 from processors.runtime.errors import CONFIG_EXIT_CODE, is_outage
 from topology.settings import Settings, get_settings
 
@@ -911,6 +912,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # progress reaches logs and pipes
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `oms sagas | head` ends quietly, as other tools do
+    with escaped_output():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         settings = get_settings()
         return int(args.handler(args, settings))

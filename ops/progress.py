@@ -25,6 +25,8 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from ops.terminal import raw
+
 
 class Bar:
     """One line of a `Bars`: a count towards a total, or (no total) a spinner until `done`."""
@@ -67,7 +69,7 @@ class Bars:
                 MofNCompleteColumn(),
                 TaskProgressColumn(),
                 TimeElapsedColumn(),
-                console=console or Console(stderr=True),
+                console=console or Console(file=raw(sys.stderr)),
             )
             if self.shown
             else None

@@ -8,8 +8,10 @@ from collections.abc import Iterable
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ops.tables import read_table
+from ops.terminal import escaped, raw
 from schemas.models import TimerScheduled
 from schemas.registry import registry_client
 from schemas.serde import RecordCodec, UndecodableRecord
@@ -36,13 +38,24 @@ def timers_table(timers: Iterable[TimerScheduled], now: datetime.datetime) -> Ta
         left = (timer.due_at - now).total_seconds()
         due_in = f"{left:.0f}s" if left >= 0 else f"[red]late by {-left:.0f}s[/red]"
         table.add_row(
-            timer.order_id, timer.purpose, str(timer.attempt), timer.due_at.isoformat(), due_in, timer.timer_id
+            shown(timer.order_id),
+            shown(timer.purpose),
+            str(timer.attempt),
+            timer.due_at.isoformat(),
+            due_in,
+            shown(timer.timer_id),
         )
     return table
 
 
+def shown(text: str) -> Text:
+    """Text from a record as a cell: escaped, and never read as rich markup."""
+    return Text(escaped(text))
+
+
 def print_timers(timers: list[TimerScheduled], unreadable: int, now: datetime.datetime) -> None:
-    console = Console(width=None if sys.stdout.isatty() else 200)  # piped: whole ids, not cut to 80 columns
+    # Piped: whole ids, not cut to 80 columns.
+    console = Console(file=raw(sys.stdout), width=None if sys.stdout.isatty() else 200)
     if unreadable:
         console.print(f"{unreadable} entries of {TIMERS.name} are not timers (see {TIMERS.dead_letter_topic.name})")
     if not timers:
