@@ -41,9 +41,10 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     if settings.local_security == "sasl_ssl":
         from ops.localsecurity import client_environment, write_client_env
 
-        print(f"clients of the secure platform need these settings (also in {write_client_env(settings)}):")
-        for name, value in client_environment(settings).items():
-            print(f"  export {name}={value}")
+        env_file = write_client_env(settings)
+        print(f"clients of the secure platform need the settings in {env_file} (`set -a; . {env_file}; set +a`):")
+        for name, value in client_environment(settings, secrets_shown=False).items():
+            print(f"  {name}={value}")
     return 0
 
 

@@ -181,9 +181,22 @@ def _prepare(run_dir: Path, cache_dir: Path, listeners: str, format_options: lis
 
 
 def _format_storage(java: str, classpath: str, properties: Path, options: list[str]) -> None:
-    storage_tool = [java, "-cp", classpath, "kafka.tools.StorageTool"]
-    cluster_id = _run([*storage_tool, "random-uuid"]).strip().splitlines()[-1]
-    _run([*storage_tool, "format", "-t", cluster_id, "-c", str(properties), "--standalone", *options])
+    """Format the storage; `options` may hold SCRAM passwords, so they reach the tool through an owner-only
+    argument file (`java @file`), not the command line that any user of the machine can read in /proc."""
+    storage_tool = ["-cp", classpath, "kafka.tools.StorageTool"]
+    cluster_id = _run([java, *storage_tool, "random-uuid"]).strip().splitlines()[-1]
+    arguments = properties.parent / "format.args"
+    format_command = [*storage_tool, "format", "-t", cluster_id, "-c", str(properties), "--standalone", *options]
+    write_private(arguments, argument_file(format_command).encode())
+    try:
+        _run([java, f"@{arguments}"])
+    finally:
+        arguments.unlink()
+
+
+def argument_file(arguments: list[str]) -> str:
+    """The text of a java launcher argument file: one argument a line, each quoted, so any may hold spaces."""
+    return "".join('"' + argument.replace("\\", "\\\\").replace('"', '\\"') + '"\n' for argument in arguments)
 
 
 def _run(command: list[str]) -> str:

@@ -130,9 +130,11 @@ def client_settings(settings: Settings) -> Settings:
     return settings.model_copy(update=client_overrides(settings))
 
 
-def client_environment(settings: Settings) -> dict[str, str]:
-    """The OMS_* variables that give any `oms` command or processor the settings of `client_settings`."""
-    return {f"OMS_{field.upper()}": _plain(value) for field, value in client_overrides(settings).items()}
+def client_environment(settings: Settings, *, secrets_shown: bool = True) -> dict[str, str]:
+    """The OMS_* variables that give any `oms` command or processor the settings of `client_settings`;
+    without `secrets_shown`, a password reads `**********`, for printing."""
+    shown = _plain if secrets_shown else str
+    return {f"OMS_{field.upper()}": shown(value) for field, value in client_overrides(settings).items()}
 
 
 def write_client_env(settings: Settings) -> Path:

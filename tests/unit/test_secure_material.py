@@ -14,7 +14,7 @@ import httpx
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from ops import cli
+from ops import cli, kafka
 from ops import platform as local_platform
 from ops.localsecurity import (
     CLIENT_USER,
@@ -114,7 +114,7 @@ def test_the_registry_client_shows_its_certificate_to_a_registry_that_asks(
         SchemaRegistryClient({**without_certificate.schema_registry_config(), "max.retries": 0}).get_subjects()
 
 
-def test_oms_up_secure_starts_the_secure_platform_and_prints_its_client_settings(
+def test_oms_up_secure_starts_the_secure_platform_and_prints_its_client_settings_but_no_password(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     started: list[Settings] = []
@@ -131,8 +131,33 @@ def test_oms_up_secure_starts_the_secure_platform_and_prints_its_client_settings
     assert settings.local_security == "sasl_ssl"
     printed = capsys.readouterr().out
     environment = client_environment(settings)
-    for name in ("OMS_KAFKA_SECURITY_PROTOCOL", "OMS_KAFKA_SASL_PASSWORD", "OMS_SCHEMA_REGISTRY_URL"):
-        assert f"export {name}={environment[name]}" in printed
+    for name in ("OMS_KAFKA_SECURITY_PROTOCOL", "OMS_SCHEMA_REGISTRY_URL"):
+        assert f"{name}={environment[name]}" in printed
+    assert "OMS_KAFKA_SASL_PASSWORD=**********" in printed
+    assert environment["OMS_KAFKA_SASL_PASSWORD"] not in printed
     assert secure_files(settings).client_env.read_text().splitlines() == [
         f"{name}={value}" for name, value in environment.items()
     ]
+
+
+def test_the_scram_passwords_never_reach_a_command_line(platform: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    commands: list[list[str]] = []
+
+    def run(command: list[str]) -> str:
+        commands.append(command)
+        if command[-1].startswith("@"):
+            argument_file = Path(command[-1][1:])
+            assert argument_file.stat().st_mode & 0o777 == 0o600
+            assert all(password in argument_file.read_text() for password in passwords.values())
+        return "cluster-id\n"
+
+    monkeypatch.setattr(kafka, "_run", run)
+    monkeypatch.setattr(kafka, "kafka_libs", lambda cache_dir: cache_dir / "libs")
+    passwords = ensure_material(secure_files(platform))
+
+    kafka.kafka_server(platform).build_command()
+
+    assert commands[0][-1] == "random-uuid"
+    assert len(commands) == 2
+    assert not any(password in " ".join(command) for command in commands for password in passwords.values())
+    assert not list((platform.run_dir).rglob("format.args")), "the argument file is removed once read"
