@@ -4,6 +4,8 @@ broker as its own SCRAM user)."""
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +42,11 @@ def registry_server(settings: Settings) -> LocalServer:
         run_dir=settings.run_dir / "registry",
         cmdline_marker="quarkus-run.jar",
         build_command=lambda: _command(settings),
-        is_ready=lambda: _answers({"url": local_registry_url(settings)}),
+        is_ready=lambda: (
+            _storage_loaded(settings.local_registry_port) and _answers({"url": local_registry_url(settings)})
+        ),
         start_timeout_s=180.0,
-        port_settings={settings.local_registry_port: "OMS_LOCAL_REGISTRY_PORT"},
+        port_settings=_ports(settings.local_registry_port, "OMS_LOCAL_REGISTRY_PORT"),
     )
 
 
@@ -63,7 +67,9 @@ def plaintext_options(settings: Settings) -> dict[str, str]:
         "quarkus.http.host": HOST,
         "quarkus.http.port": str(settings.local_registry_port),
         "quarkus.http.access-log.enabled": "false",
-        "quarkus.management.enabled": "false",
+        # Apicurio's build keeps the management interface (health, metrics) on; loopback, beside the API.
+        "quarkus.management.host": HOST,
+        "quarkus.management.port": str(management_port(settings.local_registry_port)),
         # Schemas live in a Kafka topic (the `kafkasql-journal`), so they survive restarts as Kafka does.
         "apicurio.storage.kind": "kafkasql",
         "apicurio.kafkasql.bootstrap.servers": local_bootstrap_servers(settings),
@@ -87,9 +93,12 @@ def _secure_registry_server(settings: Settings) -> LocalServer:
         run_dir=run_dir,
         cmdline_marker="quarkus-run.jar",
         build_command=build_command,
-        is_ready=lambda: _answers(client_settings(settings).schema_registry_config()),
+        is_ready=lambda: (
+            _storage_loaded(settings.local_secure_registry_port)
+            and _answers(client_settings(settings).schema_registry_config())
+        ),
         start_timeout_s=180.0,
-        port_settings={settings.local_secure_registry_port: "OMS_LOCAL_SECURE_REGISTRY_PORT"},
+        port_settings=_ports(settings.local_secure_registry_port, "OMS_LOCAL_SECURE_REGISTRY_PORT"),
     )
 
 
@@ -108,9 +117,8 @@ def _secure_properties(settings: Settings) -> str:
         "quarkus.http.ssl.certificate.files": str(files.registry_certificate),
         "quarkus.http.ssl.certificate.key-files": str(files.registry_key),
         "quarkus.http.access-log.enabled": "false",
-        # Apicurio's build keeps the management interface (health, metrics) on; off the plaintext one's 9000.
         "quarkus.management.host": HOST,
-        "quarkus.management.port": str(settings.local_secure_registry_port + 1),
+        "quarkus.management.port": str(management_port(settings.local_secure_registry_port)),
         "apicurio.storage.kind": "kafkasql",
         "apicurio.kafkasql.bootstrap.servers": f"{KAFKA_HOST}:{settings.local_secure_kafka_port}",
         # Passed to the storage's producer, consumer and admin client alike.
@@ -131,6 +139,27 @@ def _java_command(jar: Path, options: dict[str, str]) -> list[str]:
         "-jar",
         str(jar),
     ]
+
+
+def management_port(api_port: int) -> int:
+    """Where a local registry serves health and metrics: the port after its API's."""
+    return api_port + 1
+
+
+def _ports(api_port: int, setting: str) -> dict[int, str]:
+    """The ports a local registry takes, and the setting that moves them both."""
+    return {api_port: setting, management_port(api_port): setting}
+
+
+def _storage_loaded(api_port: int) -> bool:
+    """Whether the registry has read its store back from Kafka. It listens before: for a few seconds after a
+    restart it answers 404 for schemas it has. Its readiness check is that load (kafkasql's `isReady`)."""
+    url = f"http://{HOST}:{management_port(api_port)}/health/ready"
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(json.load(response).get("status") == "UP")
+    except (OSError, ValueError):
+        return False
 
 
 def _answers(client_config: dict[str, Any]) -> bool:
