@@ -44,7 +44,7 @@ bench: up ## Measure the platform and save the figures under .bench/
 	$(OMS) schemas register
 	$(OMS) bench
 
-chaos: up ## Orders while processors and the broker are killed with kill -9; prints the exact reconciliation
+chaos: up ## Orders through kill -9 of processors, broker and registry, a frozen processor and a full disk; exact reconciliation
 	$(OMS) topics apply
 	$(OMS) schemas register
 	$(OMS) chaos

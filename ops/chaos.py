@@ -1,5 +1,7 @@
-"""`oms chaos`: orders with cancellations while processors are killed with SIGKILL every few seconds and the
-broker is killed and restarted once; then every order is reconciled exactly (ops/reconciliation.py).
+"""`oms chaos`: orders with cancellations while processors are killed with SIGKILL every few seconds, and
+between the kills the broker and the registry are killed and restarted, a processor is frozen past its session
+timeout and the ledgers' disk runs full (`ChaosPlan`); then every order is reconciled exactly
+(ops/reconciliation.py) and the time from the last fault to quiet is measured.
 
 The pieces are reusable by the failure tests: an `Observer` that reads what the workflows publish from now on
 (surviving a broker or registry outage), a `Fleet` of processor processes to kill and revive, the platform's
@@ -21,6 +23,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -28,6 +31,7 @@ from confluent_kafka import Consumer, Message
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from ops.fulldisk import LedgerDisk
 from ops.kafka import kafka_server
 from ops.localserver import LocalServer, port_is_open
 from ops.orders import GeneratedOrder, OrderMix, demand_by_sku, generate_orders
@@ -81,6 +85,9 @@ REVIVE_BACKOFF_S = 0.5
 MAX_REVIVE_BACKOFF_S = 10.0
 CRASH_LOOP_S = 30.0
 """A process that dies by itself this soon after its start is crash-looping: it is revived later each time."""
+PLATFORM_QUIET_AFTER_S = 20.0
+"""After the books are closed: how long no topic may grow for the platform to count as quiet (stale timers,
+late retries and commits included)."""
 QUIET_S = 8.0
 """After every order ended: how long nothing new must arrive before the books are closed."""
 PLATFORM_QUIET_S = 5.0
@@ -422,6 +429,19 @@ def read_ledgers(settings: Settings, order_ids: Collection[str]) -> Ledgers:
 # --- the run ---------------------------------------------------------------------------------------
 
 
+class Fault(StrEnum):
+    """What a run does to the platform beside killing processors, each once at its turn."""
+
+    BROKER = "broker"
+    """kill -9 the broker, and start it again `broker_down_s` later."""
+    REGISTRY = "registry"
+    """kill -9 the schema registry, and start it again `registry_down_s` later."""
+    FREEZE = "freeze"
+    """SIGSTOP a processor for `freeze_s`, past its session timeout: the group moves on without it."""
+    DISK = "disk"
+    """Fill the ledgers' disk to the last byte for `disk_full_s`."""
+
+
 @dataclass(frozen=True)
 class ChaosPlan:
     orders: int = 2000
@@ -429,9 +449,14 @@ class ChaosPlan:
     kill_every_s: float = 3.0
     cancel_share: float = 0.2
     seed: int = 7
-    broker_kill_after: int | None = None
-    """Kill the broker after this many processor kills (None: half of them); negative: never."""
+    broker_restarts: int = 1
     broker_down_s: float = 3.0
+    registry_restarts: int = 0
+    registry_down_s: float = 3.0
+    freeze_s: float = 0.0
+    """How long one processor is frozen (0: none is)."""
+    disk_full_s: float = 0.0
+    """How long the ledgers' disk is full (0: it never is)."""
     outcome_timeout_s: float = 600.0
     rate_per_s: float | None = None
     """Orders a second; None: spread over the kills, so that they all land while orders are in flight."""
@@ -440,10 +465,16 @@ class ChaosPlan:
     def rate(self) -> float:
         return self.rate_per_s or max(5.0, self.orders / max(1.0, self.kills * self.kill_every_s))
 
-    @property
-    def broker_kill_at(self) -> int | None:
-        at = self.kills // 2 if self.broker_kill_after is None else self.broker_kill_after
-        return at if at >= 0 else None
+    def faults(self) -> dict[int, list[Fault]]:
+        """After which processor kill each fault comes: spread evenly over the kills, a broker restart first
+        and any further ones last, so that the others meet a broker that has been restarted."""
+        order = [Fault.BROKER] * min(1, self.broker_restarts)
+        order += [Fault.FREEZE] * (self.freeze_s > 0) + [Fault.REGISTRY] * self.registry_restarts
+        order += [Fault.DISK] * (self.disk_full_s > 0) + [Fault.BROKER] * max(0, self.broker_restarts - 1)
+        schedule: dict[int, list[Fault]] = {}
+        for turn, fault in enumerate(order, start=1):
+            schedule.setdefault(max(1, round(turn * self.kills / (len(order) + 1))), []).append(fault)
+        return schedule
 
 
 @dataclass
@@ -455,6 +486,12 @@ class ChaosResult:
     undecodable: list[str]
     orders: int
     unfinished: int
+    not_injected: list[str] = field(default_factory=list)
+    """Faults of the plan this run could not cause, and why."""
+    ended_after_fault_s: float | None = None
+    """From the end of the last fault to the last order's outcome."""
+    quiet_after_fault_s: float | None = None
+    """From the end of the last fault to the platform's last write of any kind (None: never quiet)."""
 
     @property
     def ok(self) -> bool:
@@ -462,12 +499,19 @@ class ChaosResult:
 
     def report(self) -> str:
         lines = ["chaos run", *(f"  {event}" for event in self.events)]
+        lines.extend(f"not injected: {why}" for why in self.not_injected)
         if self.fleet_exits:
             exits = Counter(f"{name} (exit {code})" for name, code in self.fleet_exits)
             lines.append("processors that exited by themselves: " + ", ".join(f"{k} x{n}" for k, n in exits.items()))
         lines.extend(f"undecodable: {line}" for line in self.undecodable[:20])
         if self.unfinished:
             lines.append(f"{self.unfinished} of {self.orders} orders had no terminal outcome in time")
+        if self.ended_after_fault_s is not None:
+            quiet = "never" if self.quiet_after_fault_s is None else f"{self.quiet_after_fault_s:.1f}s"
+            lines.append(
+                f"after the last fault: every order ended in {self.ended_after_fault_s:.1f}s, "
+                f"the platform wrote its last record at {quiet} (nothing for {PLATFORM_QUIET_AFTER_S:.0f}s after)"
+            )
         lines.append(self.reconciliation.report())
         return "\n".join(lines)
 
@@ -484,6 +528,14 @@ class _Clock:
             echo(line)
 
 
+@dataclass
+class _Ongoing:
+    """A fault under way, and how it ends."""
+
+    ends_at: float
+    end: Callable[[], None]
+
+
 def run_chaos(
     settings: Settings,
     fleet: Fleet,
@@ -491,17 +543,24 @@ def run_chaos(
     *,
     prefix: str | None = None,
     echo: Callable[[str], None] | None = None,
+    disk: LedgerDisk | None = None,
 ) -> ChaosResult:
     """Produce `plan.orders` orders (a share cancelled) while processors of `fleet` are killed one at a time
-    every `kill_every_s` and the broker is killed once and restarted; wait for every order to end; reconcile.
+    every `kill_every_s`, and the plan's faults come between the kills (`ChaosPlan.faults`); wait for every
+    order to end and the platform to fall quiet; reconcile.
 
-    The caller holds `platform_lock` and owns `fleet` (started, and stopped afterwards)."""
+    The caller holds `platform_lock` and owns `fleet` (started, and stopped afterwards) and `disk` (the
+    ledgers' own disk, entered before the fleet started)."""
     chance = random.Random(plan.seed)
     clock = _Clock()
     orders = generate_orders(plan.orders, plan.seed, prefix=prefix or f"chaos-{uuid.uuid4().hex[:6]}", mix=CHAOS_MIX)
     order_ids = [order.order_id for order in orders]
     cancellations = CancellationPlan(plan.cancel_share, plan.seed, within_s=3.0)
     cancels = dict.fromkeys(cancellations.cancelled(order_ids), 1)
+    schedule = plan.faults()
+    not_injected = []
+    if plan.disk_full_s > 0 and (disk is None or not disk.mounted):
+        not_injected.append(f"a full disk ({disk.why_not if disk is not None else 'no disk of its own given'})")
     observer = Observer(settings, registry_client(settings))
     try:
         seeded = stock_for(orders)
@@ -514,29 +573,125 @@ def run_chaos(
         )
         kills = 0
         next_kill = time.monotonic() + plan.kill_every_s
-        while kills < plan.kills or producing.running:
+        ongoing: list[_Ongoing] = []
+        last_fault_at = time.monotonic()
+        while kills < plan.kills or producing.running or ongoing:
             observer.poll()
             for name in fleet.revive():
                 clock.note(f"revived {name}", echo)
+            for due in [under_way for under_way in ongoing if time.monotonic() >= under_way.ends_at]:
+                due.end()
+                ongoing.remove(due)
+                last_fault_at = time.monotonic()
             if kills < plan.kills and time.monotonic() >= next_kill:
                 name = chance.choice(fleet.alive() or list(fleet.processes))
                 pid = fleet.processes[name].pid
                 fleet.kill(name)
                 kills += 1
                 clock.note(f"kill -9 {name} (pid {pid}), {kills} of {plan.kills}", echo)
-                if kills == plan.broker_kill_at:
-                    _kill_and_restart_broker(settings, plan.broker_down_s, clock, echo)
-                next_kill = time.monotonic() + plan.kill_every_s
+                for fault in schedule.get(kills, []):
+                    ongoing.extend(_inject(fault, settings, plan, fleet, disk, chance, clock, echo))
+                last_fault_at = next_kill = time.monotonic()
+                next_kill += plan.kill_every_s
         report = producing.result()
-        clock.note(f"produced {report.delivered} commands", echo)
+        clock.note(f"produced {report.delivered} commands; the last fault ended", echo)
+        quiet = QuietWatch(settings)
         unfinished = wait_for_endings(observer, order_ids, cancels, plan.outcome_timeout_s, fleet, clock, echo)
+        ended_after = time.monotonic() - last_fault_at
         clock.note(f"{len(order_ids) - len(unfinished)} of {len(order_ids)} orders ended; settling", echo)
         reconciliation = close_the_books(settings, observer, orders, cancels, seeded)
+        last_write = quiet.wait(PLATFORM_QUIET_AFTER_S, plan.outcome_timeout_s)
         return ChaosResult(
-            reconciliation, clock.events, fleet.exited, observer.undecodable, len(orders), len(unfinished)
+            reconciliation,
+            clock.events,
+            fleet.exited,
+            observer.undecodable,
+            len(orders),
+            len(unfinished),
+            not_injected,
+            ended_after,
+            None if last_write is None else max(0.0, last_write - last_fault_at),
         )
     finally:
         observer.close()
+
+
+def _inject(
+    fault: Fault,
+    settings: Settings,
+    plan: ChaosPlan,
+    fleet: Fleet,
+    disk: LedgerDisk | None,
+    chance: random.Random,
+    clock: _Clock,
+    echo: Callable[[str], None] | None,
+) -> list[_Ongoing]:
+    """Cause `fault`: a restart is over when this returns; a freeze or a full disk is under way, and ends as
+    what is returned says."""
+    if fault is Fault.BROKER:
+        _kill_and_restart(kafka_server(settings), plan.broker_down_s, settings, clock, echo)
+    elif fault is Fault.REGISTRY:
+        _kill_and_restart(registry_server(settings), plan.registry_down_s, settings, clock, echo)
+    elif fault is Fault.FREEZE:
+        name = chance.choice(fleet.alive() or list(fleet.processes))
+        process = fleet.processes[name]
+        process.send_signal(signal.SIGSTOP)
+        clock.note(f"kill -STOP {name} (pid {process.pid}) for {plan.freeze_s:.0f}s", echo)
+
+        def thaw() -> None:
+            if process.poll() is None:
+                process.send_signal(signal.SIGCONT)
+            clock.note(f"kill -CONT {name} (pid {process.pid})", echo)
+
+        return [_Ongoing(time.monotonic() + plan.freeze_s, thaw)]
+    elif fault is Fault.DISK and disk is not None and disk.mounted:
+        filled = disk.fill()
+        clock.note(f"the ledgers' disk full ({filled / 2**20:.1f} MiB of filler) for {plan.disk_full_s:.0f}s", echo)
+
+        def free() -> None:
+            disk.free()
+            clock.note("the ledgers' disk freed", echo)
+
+        return [_Ongoing(time.monotonic() + plan.disk_full_s, free)]
+    return []
+
+
+class QuietWatch:
+    """Watches every topic of the platform, from when it is made, for the last time any of them grew."""
+
+    def __init__(self, settings: Settings, every_s: float = 0.5) -> None:
+        self.last_write: float | None = None
+        self._stop = threading.Event()
+        admin = AdminClient({**settings.kafka_config(), "log_level": 0})
+
+        def watch() -> None:
+            seen: dict[str, int] | None = None
+            while not self._stop.wait(every_s):
+                try:
+                    now = end_offsets(admin)
+                except Exception:  # a broker still coming back: look again
+                    continue
+                if seen is not None and now != seen:
+                    self.last_write = time.monotonic()
+                seen = now
+
+        self._thread = threading.Thread(target=watch, daemon=True)
+        self._thread.start()
+
+    def wait(self, quiet_s: float, timeout_s: float) -> float | None:
+        """Until nothing has been written for `quiet_s`; when the last write was seen (None: not quiet in
+        `timeout_s`)."""
+        deadline = time.monotonic() + timeout_s
+        started = time.monotonic()
+        try:
+            while time.monotonic() - max(self.last_write or started, started) < quiet_s:
+                if time.monotonic() > deadline:
+                    return None
+                time.sleep(0.2)
+            return self.last_write
+        finally:
+            self._stop.set()
+            self._thread.join()
 
 
 def wait_for_endings(
@@ -581,13 +736,12 @@ def close_the_books(
     )
 
 
-def _kill_and_restart_broker(
-    settings: Settings, down_s: float, clock: _Clock, echo: Callable[[str], None] | None
+def _kill_and_restart(
+    server: LocalServer, down_s: float, settings: Settings, clock: _Clock, echo: Callable[[str], None] | None
 ) -> None:
-    broker = kafka_server(settings)
     try:
-        pid = kill_server(broker)
-        clock.note(f"kill -9 broker (pid {pid})", echo)
+        pid = kill_server(server)
+        clock.note(f"kill -9 {server.name} (pid {pid})", echo)
         time.sleep(down_s)  # the outage itself: the processors must ride it out
     finally:
         for message in restart_platform(settings):

@@ -204,6 +204,7 @@ def bench_in_process(args: argparse.Namespace, settings: Settings, mix: OrderMix
 
 def cmd_chaos(args: argparse.Namespace, settings: Settings) -> int:
     from ops import bench, chaos
+    from ops.fulldisk import LedgerDisk
     from ops.handover import before_run_all
     from processors.services import SERVICES, services_run
     from topology.admin import admin_client, wait_for_group
@@ -214,6 +215,10 @@ def cmd_chaos(args: argparse.Namespace, settings: Settings) -> int:
         kill_every_s=args.kill_every,
         cancel_share=args.cancel_share,
         seed=args.seed,
+        broker_restarts=args.broker_restarts,
+        registry_restarts=args.registry_restarts,
+        freeze_s=args.freeze,
+        disk_full_s=args.disk_full,
         outcome_timeout_s=args.timeout,
     )
     admin = admin_client(settings)
@@ -227,14 +232,15 @@ def cmd_chaos(args: argparse.Namespace, settings: Settings) -> int:
         for line in before_run_all(settings):
             print(line)
         running = services_run(settings.colocated)
-        fleet = chaos.Fleet.of_children(settings, running)
-        try:
-            for name in running:
-                wait_for_group(admin, SERVICES[name].group, members=1)
-            result = chaos.run_chaos(settings, fleet, plan, echo=print)
-        finally:
-            fleet.stop()
-            chaos.restart_platform(settings)
+        with LedgerDisk(settings.simulators_path) as disk:
+            fleet = chaos.Fleet.of_children(settings, running)
+            try:
+                for name in running:
+                    wait_for_group(admin, SERVICES[name].group, members=1)
+                result = chaos.run_chaos(settings, fleet, plan, echo=print, disk=disk)
+            finally:
+                fleet.stop()
+                chaos.restart_platform(settings)
     print(result.report())
     return 0 if result.ok else 1
 
@@ -742,13 +748,25 @@ def build_parser() -> argparse.ArgumentParser:
         verbs,
         "chaos",
         cmd_chaos,
-        "orders while processors are killed (kill -9) and the broker is restarted once; exact reconciliation",
+        "orders while processors are killed (kill -9), the broker and registry restarted, a processor frozen and "
+        "the ledgers' disk filled; exact reconciliation, and the time from the last fault to quiet",
     )
-    chaos.add_argument("--orders", type=positive_int, default=2000, help="orders to produce (default 2000)")
-    chaos.add_argument("--kills", type=int, default=20, help="processor kills, one every --kill-every (default 20)")
+    chaos.add_argument("--orders", type=positive_int, default=5000, help="orders to produce (default 5000)")
+    chaos.add_argument("--kills", type=int, default=50, help="processor kills, one every --kill-every (default 50)")
     chaos.add_argument("--kill-every", type=positive_float, default=3.0, help="seconds between kills (default 3)")
     chaos.add_argument("--cancel-share", type=share, default=0.2, help="share of the orders cancelled (default 0.2)")
     chaos.add_argument("--seed", type=int, default=7)
+    chaos.add_argument("--broker-restarts", type=int, default=3, help="kill -9 and restart the broker (default 3)")
+    chaos.add_argument("--registry-restarts", type=int, default=1, help="the same of the registry (default 1)")
+    chaos.add_argument(
+        "--freeze", type=float, default=45.0, help="seconds a processor is stopped (SIGSTOP), 0 for none (default 45)"
+    )
+    chaos.add_argument(
+        "--disk-full",
+        type=float,
+        default=30.0,
+        help="seconds the ledgers' disk (a tmpfs of the run's: needs root) is full, 0 for never (default 30)",
+    )
     chaos.add_argument(
         "--timeout", type=positive_float, default=600.0, help="seconds for every order to end (default 600)"
     )
