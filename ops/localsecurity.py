@@ -119,6 +119,8 @@ def client_overrides(settings: Settings) -> dict[str, Any]:
         "kafka_sasl_password": SecretStr(password),
         "kafka_ssl_ca_location": files.ca_certificate,
         "schema_registry_url": registry_url(settings),
+        "schema_registry_username": CLIENT_USER,
+        "schema_registry_password": SecretStr(password),
         "schema_registry_ssl_ca_location": files.ca_certificate,
         "schema_registry_ssl_certificate_location": files.client_certificate,
         "schema_registry_ssl_key_location": files.client_key,

@@ -16,6 +16,7 @@ from ops.jvm import java_executable
 from ops.kafka import HOST as KAFKA_HOST
 from ops.kafka import scram_jaas
 from ops.localsecurity import (
+    CLIENT_USER,
     REGISTRY_USER,
     SCRAM_MECHANISM,
     client_settings,
@@ -109,7 +110,8 @@ def _secure_properties(settings: Settings) -> str:
     clients still offer theirs (`OMS_SCHEMA_REGISTRY_SSL_CERTIFICATE_LOCATION`) to a registry that does.
     """
     files = secure_files(settings)
-    password = ensure_material(files)[REGISTRY_USER]
+    passwords = ensure_material(files)
+    password = passwords[REGISTRY_USER]
     properties = {
         "quarkus.http.host": HOST,
         "quarkus.http.ssl-port": str(settings.local_secure_registry_port),
@@ -117,6 +119,15 @@ def _secure_properties(settings: Settings) -> str:
         "quarkus.http.ssl.certificate.files": str(files.registry_certificate),
         "quarkus.http.ssl.certificate.key-files": str(files.registry_key),
         "quarkus.http.access-log.enabled": "false",
+        # Every request to the API, reads included, needs a user's password (HTTP basic over TLS): the embedded
+        # user `oms`, with the password its SCRAM login has. Apicurio's build enables embedded users.
+        "quarkus.http.auth.basic": "true",
+        "apicurio.authn.mechanism.priority": "basic",
+        "quarkus.security.users.embedded.plain-text": "true",
+        f"quarkus.security.users.embedded.users.{CLIENT_USER}": passwords[CLIENT_USER],
+        f"quarkus.security.users.embedded.roles.{CLIENT_USER}": "sr-admin",
+        "quarkus.http.auth.permission.api.paths": "/apis/*",
+        "quarkus.http.auth.permission.api.policy": "authenticated",
         "quarkus.management.host": HOST,
         "quarkus.management.port": str(management_port(settings.local_secure_registry_port)),
         "apicurio.storage.kind": "kafkasql",

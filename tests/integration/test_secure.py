@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
 from pydantic import SecretStr
 
 from ops import platform
@@ -117,7 +119,8 @@ def test_an_order_is_delivered_over_sasl_ssl_and_https(secure: Settings, process
 
 
 def test_the_secure_platform_refuses_who_has_no_secret(secure: Settings) -> None:
-    """Without the password, or without TLS, neither server answers."""
+    """Without the password, or without TLS, neither server answers; the registry takes no request, read or
+    write, without the user's password."""
     wrong_password = secure.model_copy(update={"kafka_sasl_password": SecretStr("not-the-password")})
     plaintext = secure.model_copy(update={"kafka_security_protocol": "PLAINTEXT"})
     for refused in (wrong_password, plaintext):
@@ -128,6 +131,18 @@ def test_the_secure_platform_refuses_who_has_no_secret(secure: Settings) -> None
     http_url = secure.schema_registry_url.replace("https://", "http://")
     with pytest.raises((OSError, http.client.HTTPException)):
         urllib.request.urlopen(f"{http_url}/subjects", timeout=5)
+
+    anonymous = secure.model_copy(update={"schema_registry_username": None, "schema_registry_password": None})
+    wrong_user = secure.model_copy(update={"schema_registry_password": SecretStr("not-the-password")})
+    for refused in (anonymous, wrong_user):
+        client = SchemaRegistryClient({**refused.schema_registry_config(), "max.retries": 0})
+        with pytest.raises(SchemaRegistryError) as refusal:
+            client.set_compatibility(level="NONE")
+        assert refusal.value.http_status_code == 401
+        with pytest.raises(SchemaRegistryError) as refusal:
+            client.get_subjects()
+        assert refusal.value.http_status_code == 401
+    assert registry_client(secure).get_compatibility() == "FULL_TRANSITIVE"
 
 
 def _spare_ports() -> tuple[int, int, int]:
