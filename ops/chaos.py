@@ -534,6 +534,8 @@ class _Ongoing:
 
     ends_at: float
     end: Callable[[], None]
+    frozen: str | None = None
+    """The processor it holds stopped, which no kill may pick meanwhile."""
 
 
 def run_chaos(
@@ -584,7 +586,8 @@ def run_chaos(
                 ongoing.remove(due)
                 last_fault_at = time.monotonic()
             if kills < plan.kills and time.monotonic() >= next_kill:
-                name = chance.choice(fleet.alive() or list(fleet.processes))
+                frozen = {under_way.frozen for under_way in ongoing}
+                name = chance.choice([name for name in fleet.alive() if name not in frozen] or list(fleet.processes))
                 pid = fleet.processes[name].pid
                 fleet.kill(name)
                 kills += 1
@@ -628,10 +631,9 @@ def _inject(
 ) -> list[_Ongoing]:
     """Cause `fault`: a restart is over when this returns; a freeze or a full disk is under way, and ends as
     what is returned says."""
-    if fault is Fault.BROKER:
-        _kill_and_restart(kafka_server(settings), plan.broker_down_s, settings, clock, echo)
-    elif fault is Fault.REGISTRY:
-        _kill_and_restart(registry_server(settings), plan.registry_down_s, settings, clock, echo)
+    if fault in (Fault.BROKER, Fault.REGISTRY):
+        down_s = plan.broker_down_s if fault is Fault.BROKER else plan.registry_down_s
+        _kill_and_restart(fault, down_s, settings, clock, echo)
     elif fault is Fault.FREEZE:
         name = chance.choice(fleet.alive() or list(fleet.processes))
         process = fleet.processes[name]
@@ -639,11 +641,13 @@ def _inject(
         clock.note(f"kill -STOP {name} (pid {process.pid}) for {plan.freeze_s:.0f}s", echo)
 
         def thaw() -> None:
-            if process.poll() is None:
-                process.send_signal(signal.SIGCONT)
+            if process.poll() is not None:
+                clock.note(f"{name} (pid {process.pid}) was killed while frozen", echo)
+                return
+            process.send_signal(signal.SIGCONT)
             clock.note(f"kill -CONT {name} (pid {process.pid})", echo)
 
-        return [_Ongoing(time.monotonic() + plan.freeze_s, thaw)]
+        return [_Ongoing(time.monotonic() + plan.freeze_s, thaw, frozen=name)]
     elif fault is Fault.DISK and disk is not None and disk.mounted:
         filled = disk.fill()
         clock.note(f"the ledgers' disk full ({filled / 2**20:.1f} MiB of filler) for {plan.disk_full_s:.0f}s", echo)
@@ -737,11 +741,12 @@ def close_the_books(
 
 
 def _kill_and_restart(
-    server: LocalServer, down_s: float, settings: Settings, clock: _Clock, echo: Callable[[str], None] | None
+    fault: Fault, down_s: float, settings: Settings, clock: _Clock, echo: Callable[[str], None] | None
 ) -> None:
+    server = kafka_server(settings) if fault is Fault.BROKER else registry_server(settings)
     try:
         pid = kill_server(server)
-        clock.note(f"kill -9 {server.name} (pid {pid})", echo)
+        clock.note(f"kill -9 {fault} (pid {pid})", echo)
         time.sleep(down_s)  # the outage itself: the processors must ride it out
     finally:
         for message in restart_platform(settings):

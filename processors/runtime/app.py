@@ -62,6 +62,11 @@ def make_application(processor: str, settings: Settings, **overrides: Any) -> Ap
             "fetch.wait.max.ms": settings.fetch_wait_ms,
             # How soon a crashed instance's partitions go to the others.
             "session.timeout.ms": settings.session_timeout_ms,
+            # Static membership: a restarted instance takes its own partitions back at once. Without it, an
+            # instance that died while the broker was down stays a member of the group the restarted broker
+            # loads, and the group waits for it to rejoin for a whole max.poll.interval.ms (5 minutes) before
+            # its successor gets any partition.
+            "group.instance.id": f"{processor}-{instance_id()}",
             # librdkafka reads ahead up to 64 MB by default, held in the process while it is behind.
             "queued.max.messages.kbytes": PREFETCH_KB,
         },
