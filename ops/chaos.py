@@ -88,6 +88,7 @@ CRASH_LOOP_S = 30.0
 PLATFORM_QUIET_AFTER_S = 20.0
 """After the books are closed: how long no topic may grow for the platform to count as quiet (stale timers,
 late retries and commits included)."""
+PROGRESS_EVERY_S = 15.0
 QUIET_S = 8.0
 """After every order ended: how long nothing new must arrive before the books are closed."""
 PLATFORM_QUIET_S = 5.0
@@ -707,9 +708,15 @@ def wait_for_endings(
     clock: _Clock | None = None,
     echo: Callable[[str], None] | None = None,
 ) -> set[str]:
-    """Read until every order ended (reviving dead processors of `fleet` meanwhile); those that did not."""
+    """Read until every order ended (reviving dead processors of `fleet` meanwhile, and noting every
+    `PROGRESS_EVERY_S` how many have, so that a backlog draining shows apart from a stall); those that did
+    not."""
     deadline = time.monotonic() + timeout_s
+    next_progress = time.monotonic()
     while (unfinished := set(order_ids) - ended(observer, order_ids, cancels)) and time.monotonic() < deadline:
+        if clock is not None and time.monotonic() >= next_progress:
+            clock.note(f"{len(order_ids) - len(unfinished)} of {len(order_ids)} orders ended", echo)
+            next_progress += PROGRESS_EVERY_S
         observer.poll()
         for name in fleet.revive() if fleet is not None else []:
             if clock is not None:
