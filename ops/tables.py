@@ -4,7 +4,7 @@ every partition from its current end."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, IsolationLevel, KafkaError, KafkaException, TopicPartition
@@ -91,20 +91,13 @@ def open_transactions(
     their mark. A producer killed mid-transaction leaves one open until the broker times it out, and until
     then a consumer cannot read its partitions' committed offsets or anything written after it."""
     if marks is None:
-        metadata = admin.list_topics(timeout=METADATA_TIMEOUT_S).topics
-        partitions = [
-            TopicPartition(topic, partition)
-            for topic, described in metadata.items()
-            if not topic.startswith(UNCOUNTED_TOPIC_PREFIXES)
-            for partition in described.partitions
-        ]
-        marks = _latest(admin, partitions, IsolationLevel.READ_UNCOMMITTED)
+        marks = _latest(admin, _platform_partitions(admin), IsolationLevel.READ_UNCOMMITTED)
     stable = _latest(admin, list(marks), IsolationLevel.READ_COMMITTED)
     return {tp: end for tp, end in marks.items() if stable[tp] < end}
 
 
 def _latest(
-    admin: AdminClient, partitions: list[TopicPartition], isolation: IsolationLevel
+    admin: AdminClient, partitions: list[TopicPartition], isolation: IsolationLevel = IsolationLevel.READ_UNCOMMITTED
 ) -> dict[TopicPartition, int]:
     """Each partition's end offset as a consumer of `isolation` sees it: the last stable offset when it reads
     committed records only."""
@@ -120,17 +113,21 @@ def end_offsets(admin: AdminClient, internal: bool = False) -> dict[str, int]:
     """Per topic, its partitions' end offsets (high watermarks) summed: every offset ever written, data and
     transaction markers alike. Kafka's own and the ceilings' topics left out, or (`internal`) only Kafka's
     transaction log. One request for all."""
-    metadata = admin.list_topics(timeout=10).topics
-    partitions = [
+    counted = (lambda topic: topic == TRANSACTION_LOG) if internal else None
+    totals: dict[str, int] = {}
+    for tp, end in _latest(admin, _platform_partitions(admin, counted)).items():
+        totals[tp.topic] = totals.get(tp.topic, 0) + end
+    return dict(sorted(totals.items()))
+
+
+def _platform_partitions(admin: AdminClient, counted: Callable[[str], bool] | None = None) -> list[TopicPartition]:
+    """Every partition of the topics `counted` (by default the platform's: Kafka's own and the ceilings' left
+    out)."""
+    metadata = admin.list_topics(timeout=METADATA_TIMEOUT_S).topics
+    counted = counted or (lambda topic: not topic.startswith(UNCOUNTED_TOPIC_PREFIXES))
+    return [
         TopicPartition(topic, partition)
         for topic, described in metadata.items()
-        if (topic == TRANSACTION_LOG if internal else not topic.startswith(UNCOUNTED_TOPIC_PREFIXES))
+        if counted(topic)
         for partition in described.partitions
     ]
-    if not partitions:
-        return {}
-    futures = admin.list_offsets({tp: OffsetSpec.latest() for tp in partitions}, request_timeout=10)
-    totals: dict[str, int] = {}
-    for tp, future in futures.items():
-        totals[tp.topic] = totals.get(tp.topic, 0) + future.result().offset
-    return dict(sorted(totals.items()))

@@ -118,7 +118,7 @@ class FakeAdmin:
             }
         )
 
-    def list_offsets(self, wanted: dict[TopicPartition, Any], request_timeout: float) -> dict[TopicPartition, Future]:
+    def list_offsets(self, wanted: dict[TopicPartition, Any], **options: Any) -> dict[TopicPartition, Future]:
         return {tp: _resolved(SimpleNamespace(offset=self._ends[tp.topic][tp.partition])) for tp in wanted}
 
     def list_consumer_group_offsets(self, requests: list[Any]) -> dict[str, Future]:
