@@ -33,7 +33,16 @@ from schemas.serde import RecordCodec
 from topology.settings import Settings
 from topology.topics import ORDERS_EVENTS, PAYMENTS_EVENTS
 
-DEFAULT_TIMEOUT_S = 60.0
+ANSWER_SLACK_S = 30.0
+"""How much longer than the saga waits for an order it has not seen a caller waits for its answer: room for the
+timer that ends that wait to fire, and for the answer to come back."""
+
+
+def default_wait_s(settings: Settings) -> float:
+    """Long enough for every answer, the saga's `unknown-order` after its whole wait included."""
+    return settings.cancel_waits_for_order_s + ANSWER_SLACK_S
+
+
 ANSWERING = (OrderCancelled, OrderCancellationRejected, PaymentRefunded)
 ANSWERING_TYPES = {type_of(record.AVRO_NAME) for record in ANSWERING}
 
@@ -120,9 +129,10 @@ class AnswerReader:
 
 
 def cancel_and_wait(
-    settings: Settings, order_id: str, reason: str, timeout_s: float = DEFAULT_TIMEOUT_S, requested_by: str = "customer"
+    settings: Settings, order_id: str, reason: str, timeout_s: float, requested_by: str = "customer"
 ) -> tuple[CancelOrder, CancelAnswer | None]:
-    """Ask for the order's cancellation and wait up to `timeout_s` for the answer; None when none came."""
+    """Ask for the order's cancellation and wait up to `timeout_s` (`default_wait_s`) for the answer; None when
+    none came."""
     reader = AnswerReader(settings, order_id)  # before producing: the answer cannot come earlier
     try:
         command = produce_cancel(settings, order_id, reason, requested_by)

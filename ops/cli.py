@@ -348,13 +348,14 @@ def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cancel_and_wait(args: argparse.Namespace, settings: Settings) -> int:
-    from ops.cancel import cancel_and_wait
+    from ops.cancel import cancel_and_wait, default_wait_s
 
-    command, answer = cancel_and_wait(settings, args.order_id, args.reason, args.timeout)
+    timeout_s = default_wait_s(settings) if args.timeout is None else args.timeout
+    command, answer = cancel_and_wait(settings, args.order_id, args.reason, timeout_s)
     print(f"asked to cancel {command.order_id} (event id {command.event_id})")
     if answer is None:
         print(
-            f"oms: no answer to the cancellation within {args.timeout:g}s; the saga may still decide it "
+            f"oms: no answer to the cancellation within {timeout_s:g}s; the saga may still decide it "
             f"(`oms track {command.order_id}` shows where it stands)",
             file=sys.stderr,
         )
@@ -820,9 +821,9 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument(
         "--timeout",
         type=float,
-        default=60.0,
         metavar="SECONDS",
-        help="how long --wait waits for the answer (default 60)",
+        help="how long --wait waits for the answer (default: 30 s longer than the saga waits for an order it has "
+        "not seen, OMS_CANCEL_WAITS_FOR_ORDER_S, so that its unknown-order answer comes in time)",
     )
 
     sagas_parser = verbs.add_parser(

@@ -111,8 +111,10 @@ TEMPLATES: dict[tuple[NotificationKind, str], str] = {
     (Kind.CANCELLATION_REFUSED, Refusal.UNKNOWN_ORDER): (
         "We could not cancel your order {order_id}: we have no order with that number."
     ),
+    # Not a failure: the customer asked for what has happened already (a second click, a retry).
     (Kind.CANCELLATION_REFUSED, Refusal.ALREADY_CANCELLED): (
-        "We could not cancel your order {order_id}: it has already been cancelled."
+        "Your order {order_id} was already cancelled: there is nothing more to do, and any refund is on its way or "
+        "made."
     ),
     (Kind.CANCELLATION_REFUSED, Refusal.ORDER_REJECTED): (
         "We could not cancel your order {order_id}: we did not accept it when it was placed, so there is nothing "

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from ops.cancel import DEFAULT_TIMEOUT_S, cancel_and_wait
+from ops.cancel import cancel_and_wait, default_wait_s
 from ops.dashboard.requests import (
     LOCAL_NAMES,
     WILDCARD_HOSTS,
@@ -175,11 +175,10 @@ def handler_for(settings: Settings, view: View, guard: Guard) -> type[BaseHTTPRe
             if view.get(order_id) is None:
                 self._json(HTTPStatus.NOT_FOUND, {"error": "no such order in the tracker's view"})
                 return
-            command, answer = cancel_and_wait(settings, order_id, reason, DEFAULT_TIMEOUT_S, requested_by="operator")
+            wait_s = default_wait_s(settings)
+            command, answer = cancel_and_wait(settings, order_id, reason, wait_s, requested_by="operator")
             if answer is None:
-                error = (
-                    f"no answer within {DEFAULT_TIMEOUT_S:g}s; the saga may still decide (cancel {command.event_id})"
-                )
+                error = f"no answer within {wait_s:g}s; the saga may still decide (cancel {command.event_id})"
                 self._json(HTTPStatus.GATEWAY_TIMEOUT, {"error": error, "cancel": str(command.event_id)})
                 return
             status = HTTPStatus.OK if answer.outcome == "cancelled" else HTTPStatus.CONFLICT

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
+import pytest
+
+from ops import cancel
 from ops.cancel import answer_to
+from ops.cli import CANCEL_TIMED_OUT, main
 from ops.produce import cancel_order
 from processors.runtime.records import utc_now
 from schemas.models import (
@@ -15,6 +20,7 @@ from schemas.models import (
     PaymentProcessed,
     PaymentRefunded,
 )
+from topology.settings import Settings
 
 ORDER = "o-1"
 
@@ -96,3 +102,20 @@ def test_other_orders_and_other_records_answer_nothing() -> None:
     paid = PaymentProcessed(event_id=uuid.uuid4(), order_id=ORDER, occurred_at=utc_now(), amount=eur(1), charges=[])
 
     assert answer_to(command, [cancelled(None, "o-2"), rejection(command.event_id, "o-2"), paid]) is None
+
+
+def test_by_default_it_waits_longer_than_the_saga_waits_for_an_order_it_has_not_seen(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    waited: list[float] = []
+
+    def cancel_and_wait(settings: Settings, order_id: str, reason: str, timeout_s: float) -> tuple[Any, None]:
+        waited.append(timeout_s)
+        return cancel_order(order_id, reason), None
+
+    monkeypatch.setattr(cancel, "cancel_and_wait", cancel_and_wait)
+
+    assert main(["cancel", "never-placed", "--wait"]) == CANCEL_TIMED_OUT
+
+    [timeout_s] = waited
+    assert timeout_s > Settings().cancel_waits_for_order_s + 10

@@ -323,8 +323,16 @@ def test_every_code_of_the_saga_has_its_own_words(code: str) -> None:
     message = message_for(refused(code=code))
 
     assert (Kind.CANCELLATION_REFUSED, code) in TEMPLATES
-    assert message.text.startswith("We could not cancel your order o-123: ")
+    if code != Refusal.ALREADY_CANCELLED:
+        assert message.text.startswith("We could not cancel your order o-123: ")
     assert "the order was delivered" not in message.text or code == "delivered", "not the event's wording"
+
+
+def test_a_second_cancel_is_told_the_order_was_already_cancelled_not_that_cancelling_failed() -> None:
+    text = message_for(refused(code=Refusal.ALREADY_CANCELLED)).text
+
+    assert text.startswith("Your order o-123 was already cancelled")
+    assert "could not" not in text
 
 
 @pytest.mark.parametrize("code", PAYMENT_CODES)
