@@ -538,7 +538,7 @@ def ensure_groups_free(admin: AdminClient, groups: list[str], settings: Settings
     """Raise `GroupsBusy` when `busy_groups` names any: checked before the bench sets stock, and again just
     before its processors start, as the ceilings leave a few seconds for someone else to start theirs.
 
-    Static members (the timers and the tracker) stay in their group for a session timeout after they stop:
+    Static members (every processor) stay in their group for a session timeout after they stop:
     a group is given that long to empty, so that benches can run one right after the other."""
     deadline = time.monotonic() + settings.session_timeout_ms / 1000 + 5
     while busy := busy_groups(admin, groups):
