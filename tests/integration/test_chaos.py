@@ -8,8 +8,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from ops.chaos import ChaosPlan, ChaosResult, Fleet, run_chaos
 from topology.settings import Settings
+
+# A registry restart alone takes most of a minute of the machine's two cores; the default 300 s is for tests
+# that find the platform running.
+pytestmark = pytest.mark.timeout(600)
 
 PLAN = ChaosPlan(orders=300, kills=8, kill_every_s=3.0, cancel_share=0.25, seed=11, outcome_timeout_s=300)
 WITH_FAULTS = replace(PLAN, registry_restarts=1, freeze_s=15.0)
