@@ -91,8 +91,10 @@ late retries and commits included)."""
 PROGRESS_EVERY_S = 15.0
 QUIET_S = 8.0
 """After every order ended: how long nothing new must arrive before the books are closed."""
-PLATFORM_QUIET_S = 5.0
-"""Before a run: how long no topic may grow for the orders of an earlier run to count as come to rest."""
+PLATFORM_QUIET_S = 15.0
+"""Before a run: how long no topic may grow for the orders of an earlier run to count as come to rest. Longer
+than a processor's restart (a session timeout, then its start): a platform whose processor is restarting
+looks quiet while the orders it has still to take on wait for it."""
 
 
 # --- the lock --------------------------------------------------------------------------------------
