@@ -70,7 +70,7 @@ from processors.services import ENGINE, SERVICES, instances_run, services_run
 from processors.tracking.lag import consumer_lag
 from schemas.registry import registry_client
 from schemas.serde import RecordCodec
-from topology.admin import wait_for_group
+from topology.admin import wait_for_group, wait_until_empty
 from topology.settings import PROJECT_ROOT, Settings
 from topology.topics import (
     INVENTORY_EVENTS,
@@ -527,24 +527,13 @@ class GroupsBusy(Exception):
     """Processors are already running in the groups the bench needs to itself."""
 
 
-def busy_groups(admin: AdminClient, groups: list[str]) -> list[str]:
-    """The groups that have members now: someone else's processors (`oms run all`, integration tests, another
-    bench), which would share the partitions and the stock with the bench's own and spoil both."""
-    described = admin.describe_consumer_groups(groups)
-    return [group for group, future in described.items() if future.result(timeout=10).members]
-
-
 def ensure_groups_free(admin: AdminClient, groups: list[str], settings: Settings) -> None:
-    """Raise `GroupsBusy` when `busy_groups` names any: checked before the bench sets stock, and again just
-    before its processors start, as the ceilings leave a few seconds for someone else to start theirs.
-
-    Static members (every processor) stay in their group for a session timeout after they stop:
-    a group is given that long to empty, so that benches can run one right after the other."""
-    deadline = time.monotonic() + settings.session_timeout_ms / 1000 + 5
-    while busy := busy_groups(admin, groups):
-        if time.monotonic() > deadline:
-            raise GroupsBusy(f"processors are running in {', '.join(busy)}; the bench needs these groups to itself")
-        time.sleep(1)
+    """Raise `GroupsBusy` when any of `groups` still has members once a stopped processor would have left it:
+    someone else's processors (`oms run all`, integration tests, another bench) would share the partitions
+    and the stock with the bench's own and spoil both. Checked before the bench sets stock, and again just
+    before its processors start, as the ceilings leave a few seconds for someone else to start theirs."""
+    if busy := wait_until_empty(admin, groups, settings):
+        raise GroupsBusy(f"processors are running in {', '.join(busy)}; the bench needs these groups to itself")
 
 
 def exited(children: dict[str, Child]) -> dict[str, int]:

@@ -404,15 +404,8 @@ def seed_stock(settings: Settings, observer: Observer, levels: Mapping[str, int]
 
 def wait_for_quiet(settings: Settings, quiet_s: float = PLATFORM_QUIET_S, timeout_s: float = 60.0) -> None:
     """Until no topic of the platform has grown for `quiet_s`: whatever ran before has finished its work."""
-    admin = AdminClient(settings.kafka_config())
-    deadline = time.monotonic() + timeout_s
-    last, quiet_since = end_offsets(admin), time.monotonic()
-    while time.monotonic() - quiet_since < quiet_s:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the platform still busy after {timeout_s:.0f}s")
-        time.sleep(0.5)
-        if (now := end_offsets(admin)) != last:
-            last, quiet_since = now, time.monotonic()
+    if QuietWatch(settings).wait(quiet_s, timeout_s) is None:
+        raise TimeoutError(f"the platform still busy after {timeout_s:.0f}s")
 
 
 def read_ledgers(settings: Settings, order_ids: Collection[str]) -> Ledgers:
@@ -667,7 +660,8 @@ class QuietWatch:
     """Watches every topic of the platform, from when it is made, for the last time any of them grew."""
 
     def __init__(self, settings: Settings, every_s: float = 0.5) -> None:
-        self.last_write: float | None = None
+        self.last_write = time.monotonic()
+        """When a topic last grew; when the watch began, until one does."""
         self._stop = threading.Event()
         admin = AdminClient({**settings.kafka_config(), "log_level": 0})
 
@@ -686,12 +680,11 @@ class QuietWatch:
         self._thread.start()
 
     def wait(self, quiet_s: float, timeout_s: float) -> float | None:
-        """Until nothing has been written for `quiet_s`; when the last write was seen (None: not quiet in
-        `timeout_s`)."""
+        """Until nothing has been written for `quiet_s`; when the last write was (the watch's start when none
+        was seen), or None when the platform was not quiet within `timeout_s`."""
         deadline = time.monotonic() + timeout_s
-        started = time.monotonic()
         try:
-            while time.monotonic() - max(self.last_write or started, started) < quiet_s:
+            while time.monotonic() - self.last_write < quiet_s:
                 if time.monotonic() > deadline:
                     return None
                 time.sleep(0.2)

@@ -10,14 +10,12 @@ offsets of an active group, and its members would overwrite them anyway.
 from __future__ import annotations
 
 import datetime
-import time
 import uuid
 from dataclasses import dataclass
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
-    ConsumerGroupState,
     ConsumerGroupTopicPartitions,
     KafkaError,
     KafkaException,
@@ -28,12 +26,10 @@ from confluent_kafka.admin import AdminClient
 
 from ops.progress import Bars, bars_for
 from processors.runtime.clients import end_reader
+from topology.admin import wait_until_empty
 from topology.settings import Settings
 
 TIMEOUT_S = 10.0
-
-
-EMPTYING_SLACK_S = 5.0
 
 
 class GroupActive(RuntimeError):
@@ -88,28 +84,17 @@ def plan(
 
 
 def apply(settings: Settings, group: str, moves: list[Move]) -> None:
-    """Commit the planned offsets for `group`; refused while the group has members.
-
-    Processors are static members: one that stopped stays a member for a session timeout, so that a restart
-    takes its partitions back at once. The group is given that long (and a little more) to empty."""
+    """Commit the planned offsets for `group`; refused while the group has members (a stopped processor is
+    given the session timeout it takes to leave)."""
     admin = AdminClient(settings.kafka_config())
-    deadline = time.monotonic() + settings.session_timeout_ms / 1000 + EMPTYING_SLACK_S
-    while (state := _state(admin, group)) not in (ConsumerGroupState.EMPTY, ConsumerGroupState.DEAD):
-        if time.monotonic() > deadline:
-            raise GroupActive(
-                f"group {group} is {state.name.lower()}: stop its processor first (`oms run` instances); a stopped "
-                f"instance leaves it after OMS_SESSION_TIMEOUT_MS ({settings.session_timeout_ms} ms)"
-            )
-        time.sleep(0.5)
+    if wait_until_empty(admin, [group], settings):
+        raise GroupActive(
+            f"group {group} has members: stop its processor first (`oms run` instances); a stopped instance "
+            f"leaves it after OMS_SESSION_TIMEOUT_MS ({settings.session_timeout_ms} ms)"
+        )
     offsets = [TopicPartition(move.topic, move.partition, move.target) for move in moves]
     request = ConsumerGroupTopicPartitions(group, offsets)
     admin.alter_consumer_group_offsets([request], request_timeout=TIMEOUT_S)[group].result()
-
-
-def _state(admin: AdminClient, group: str) -> ConsumerGroupState:
-    [description] = admin.describe_consumer_groups([group], request_timeout=TIMEOUT_S).values()
-    state: ConsumerGroupState = description.result().state
-    return state
 
 
 def reproduce(

@@ -14,6 +14,8 @@ from topology.settings import Settings
 from topology.topics import TopicSpec
 
 TIMEOUT_S = 30.0
+STATIC_MEMBER_SLACK_S = 5.0
+"""Beyond a session timeout: how long a stopped processor, a static member, may take to leave its group."""
 
 
 @dataclass(frozen=True)
@@ -125,3 +127,19 @@ def wait_for_group(admin: AdminClient, group: str, members: int, timeout_s: floa
             return
         time.sleep(0.25)
     raise TimeoutError(f"consumer group {group} not stable with {members} members within {timeout_s:.0f}s: {state}")
+
+
+def groups_with_members(admin: AdminClient, groups: list[str]) -> list[str]:
+    """Those of `groups` that have members now."""
+    described = admin.describe_consumer_groups(groups)
+    return [group for group, future in described.items() if future.result(timeout=10).members]
+
+
+def wait_until_empty(admin: AdminClient, groups: list[str], settings: Settings) -> list[str]:
+    """Wait for `groups` to have no members, as long as a stopped processor stays one (processors are static
+    members: one that stopped leaves its group after a session timeout, so that a restart takes its partitions
+    back at once); those that still have members."""
+    deadline = time.monotonic() + settings.session_timeout_ms / 1000 + STATIC_MEMBER_SLACK_S
+    while (busy := groups_with_members(admin, groups)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return busy
