@@ -426,7 +426,7 @@ def cmd_track(args: argparse.Namespace, settings: Settings) -> int:
 
     timeline = read_timeline(settings, args.order_id)
     if timeline is None:
-        print(f"oms: no timeline for {args.order_id} (is `oms run tracker` running?)", file=sys.stderr)
+        print(f"oms: no timeline for {args.order_id} (is the tracker running: `oms run all`?)", file=sys.stderr)
         return 1
     print(as_json([timeline]) if args.json else "\n".join(timeline_lines(timeline, stuck_after(settings))))
     return 0

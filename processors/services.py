@@ -1,5 +1,5 @@
 """The processes `oms run` knows, declared once: the stream processors' specs, then the timers and the
-tracker (plain Kafka clients), then the engine that runs the order-keyed processors together; the metrics
+fleet's gauges (plain Kafka clients), then the engine that runs the order-keyed processors together; the metrics
 ports and the docs' table of processors follow this list."""
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from processors.runtime.metrics import serve_metrics
 from processors.runtime.spec import ProcessorSpec, wire
 from processors.runtime.tracing import configure_tracing
 from processors.sagas import processor as sagas
-from processors.tracking import tracker
+from processors.tracking import fleet
+from processors.tracking import processor as tracker
 from schemas.registry import registry_client
 from topology.settings import Settings
 
@@ -39,6 +40,7 @@ STREAM_PROCESSORS: tuple[ProcessorSpec, ...] = (
     activities.SPEC,
     notifications.SPEC,
     sagas.SPEC,
+    tracker.SPEC,
 )
 METRICS_BASE_PORT = 9400
 
@@ -87,7 +89,7 @@ def chain_processor(chain: Chain) -> Service:
 SERVICES: dict[str, Service] = {
     **{spec.name: stream_processor(spec) for spec in STREAM_PROCESSORS},
     "timers": Service(timers.PROCESSOR, timers.run),
-    "tracker": Service(tracker.PROCESSOR, tracker.run),
+    "fleet": Service(fleet.PROCESSOR, fleet.run),
     ENGINE: chain_processor(CHAIN),
 }
 

@@ -32,6 +32,9 @@ class TopicSpec:
     """Whether processors run together may hand its records to each other in memory (they are published all
     the same). False for a topic whose crossing is part of the workflow: its readers always read it from Kafka,
     behind what was produced before (docs/adr/0002-co-location.md)."""
+    view: bool = False
+    """Whether each record restates the whole current value of its key (compacted: a reader needs only the
+    latest). Processors run together publish, of what one message leads to, only the last record of each key."""
 
     def config(self) -> dict[str, str]:
         """Topic-level broker configuration this declaration implies."""
@@ -181,6 +184,7 @@ TRACKING_ORDERS = TopicSpec(
     cleanup_policy="compact",
     retention_ms=None,
     doc="The tracker's view: each order's timeline across choreography, routing slip and saga; the latest wins.",
+    view=True,
     # Rewritten at every step of an order: small segments and an eager cleaner keep what a rebuild reads
     # close to one record per order.
     extra_config={"segment.ms": str(10 * 60 * 1000), "min.cleanable.dirty.ratio": "0.1"},

@@ -23,8 +23,8 @@ from ops.tracking import summary
 from processors.runtime.cloudevents import header
 from processors.runtime.errors import is_outage
 from processors.runtime.records import utc_now
-from processors.tracking.store import STATUS_HEADER
 from processors.tracking.timeline import COMPENSATING, DONE, FAULTED, IN_FLIGHT, STATUSES, is_stuck
+from processors.tracking.view import STATUS_HEADER
 from schemas.models import OrderTimeline
 
 LISTED = 50  # orders per list on the page, the most recent first

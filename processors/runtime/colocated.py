@@ -6,7 +6,8 @@ stream that reads its topic, each with its own part of the order's one state; wh
 topic is handed, in the order emitted, to the member streams that read that topic, as the record object
 it was encoded from. The order's state is read once per message and written back once (`SharedState`).
 Everything emitted is published to its topic, in the same transaction as the offsets
-of what the engine read, as each processor would publish it alone. See docs/adr/0002-co-location.md.
+of what the engine read, as each processor would publish it alone; of a view (`TopicSpec.view`: each record
+restates its key), only the last record of each key that one message leads to. See docs/adr/0002-co-location.md.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class ChainStage:
             for topic, readers in chain.readers.items()
         }
         self._chained = chain.chained
+        self._views = frozenset(topic.name for topic in chain.outputs if topic.view)
         self._max_message_bytes = settings.max_message_bytes
 
     def __call__(
@@ -68,7 +70,7 @@ class ChainStage:
         for _ in range(MAX_HANDOVERS):
             if not waiting:
                 order.save()
-                return published
+                return latest_per_key(published, self._views)
             message = waiting.popleft()
             for scope, stage in self._readers.get(message.topic, ()):
                 for outgoing in stage.receive(message, order.scope(scope)):
@@ -98,6 +100,16 @@ class ChainStage:
             return handed
         error = ValueError(f"{processor} emitted it under key {outgoing.key!r} while handling key {cause.key!r}")
         return dead_letter(handed, error, processor, self._max_message_bytes)
+
+
+def latest_per_key(published: list[Outgoing], views: frozenset[str]) -> list[Outgoing]:
+    """`published` with only the last record of each key of a view (`TopicSpec.view`), where it stood: each
+    restates the whole of its key, so a message that moves an order through ten steps rewrites its view once,
+    not ten times."""
+    last = {(out.topic, out.key): index for index, out in enumerate(published) if out.topic in views}
+    if len(last) == sum(1 for out in published if out.topic in views):
+        return published
+    return [out for index, out in enumerate(published) if out.topic not in views or last[(out.topic, out.key)] == index]
 
 
 def wire_chain(app: Application, chain: Chain, settings: Settings, registry: SchemaRegistryClient) -> None:

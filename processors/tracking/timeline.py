@@ -9,7 +9,6 @@ slip's and the saga's state. Folding an event twice changes nothing (its id is r
 from __future__ import annotations
 
 import datetime
-import uuid
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
@@ -71,8 +70,15 @@ TIMELINE_FIELDS = set(OrderTimeline.model_fields)
 
 
 def new_timeline(order_id: str, at: datetime.datetime) -> OrderTimeline:
+    """An order's timeline before its first step. Its id is the order's own, the same in every run, so that a
+    repeated message publishes the same record."""
     return OrderTimeline(
-        event_id=uuid.uuid4(), order_id=order_id, occurred_at=at, status=IN_FLIGHT, last_progress_at=at, steps=[]
+        event_id=derive_event_id(order_id, "timeline"),
+        order_id=order_id,
+        occurred_at=at,
+        status=IN_FLIGHT,
+        last_progress_at=at,
+        steps=[],
     )
 
 

@@ -35,7 +35,7 @@ def test_orders_with_cancellations_reconcile_exactly_after_kill_9_of_processors_
 def test_orders_reconcile_exactly_through_kill_9_when_the_order_keyed_processors_run_together(
     settings: Settings, colocated_fleet: Fleet
 ) -> None:
-    assert set(colocated_fleet.processes) == {"orders", "stock", "timers", "tracker"}
+    assert set(colocated_fleet.processes) == {"orders", "stock", "timers", "fleet"}
     reconciles_exactly_through_chaos(settings, colocated_fleet, PLAN)
     assert colocated_fleet.killed["orders"] > 0
 

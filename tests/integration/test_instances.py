@@ -1,5 +1,5 @@
 """Scaled out as a Kubernetes StatefulSet would run it: three instances of every stateful processor, named as
-its pods are (`oms-payments-0`, `-1`, `-2`), and one timer service and one tracker. Each turns ready on
+its pods are (`oms-payments-0`, `-1`, `-2`), and one timer service and one fleet watcher. Each turns ready on
 `/readyz`; one instance of every processor is killed with SIGKILL while orders flow and is not started again,
 so the other two take over its partitions and state; afterwards every order reconciles exactly
 (ops/reconciliation.py): one terminal outcome, charged at most once, each piece of news told once."""
@@ -34,7 +34,7 @@ from topology.settings import Settings
 
 # Every stream processor keeps state per key (`ProcessorSpec.state`): all of them run three times.
 REPLICATED = tuple(spec.name for spec in STREAM_PROCESSORS)
-SINGLE = ("timers", "tracker")
+SINGLE = ("timers", "fleet")
 REPLICAS = 3
 ORDERS = 30
 RATE_PER_S = 6.0

@@ -33,7 +33,6 @@ from processors.routingslip.slip import build, step
 from processors.runtime.encoder import Encoder
 from processors.runtime.records import Emit, utc_now
 from processors.services import SERVICES, STREAM_PROCESSORS
-from processors.tracking import tracker
 from schemas.models import (
     AvroRecord,
     FulfillmentRequest,
@@ -75,8 +74,6 @@ def readers() -> dict[str, set[str]]:
         for topic in spec.inputs:
             found.setdefault(topic.name, set()).add(spec.group)
     found.setdefault(TIMERS.name, set()).add(timers.PROCESSOR)
-    for topic in tracker.INPUTS:
-        found.setdefault(topic.name, set()).add(tracker.PROCESSOR)
     return found
 
 

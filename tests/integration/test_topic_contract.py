@@ -19,7 +19,7 @@ from processors.runtime.encoder import Encoder
 from processors.runtime.records import Emit, Outgoing, utc_now
 from processors.sagas.processor import PROCESSOR as SAGAS
 from processors.stock import PROCESSOR as STOCK
-from processors.tracking.tracker import PROCESSOR as TRACKER
+from processors.tracking.processor import PROCESSOR as TRACKER
 from schemas.models import (
     Money,
     OrderCancelled,

@@ -19,7 +19,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from ops.produce import produce_orders
 from processors.runtime.records import utc_now
-from processors.tracking.tracker import PROCESSOR as TRACKER
+from processors.tracking.processor import PROCESSOR as TRACKER
 from schemas.models import Money, OrderTimeline, PaymentProcessed
 from schemas.serde import RecordCodec
 from tests.integration.harness import Processes, Watcher
@@ -122,7 +122,7 @@ def test_a_cancelled_order_shows_its_saga_and_a_halted_activity_makes_slips_stuc
     assert halted.order_id in {t["order_id"] for t in listed}
 
 
-def test_a_killed_tracker_rebuilds_its_view_and_folds_nothing_twice(
+def test_a_killed_tracker_keeps_its_timelines_and_folds_nothing_twice(
     settings: Settings, pipeline: Processes, admin: AdminClient, watcher: Watcher
 ) -> None:
     before, after = tee_order(f"track-before-{uuid.uuid4().hex[:4]}"), tee_order("track-after")

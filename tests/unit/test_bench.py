@@ -173,7 +173,7 @@ def test_children_are_what_oms_run_all_runs_and_the_engine_drains_the_backlog_wh
     colocated = bench.bench_children(settings, None, tmp_path / "simulators")
     alone = bench.bench_children(Settings(run_dir=tmp_path, colocated=False), None, tmp_path / "simulators")
 
-    assert set(colocated) == {"orders-0", "orders-1", "stock", "timers", "tracker"}
+    assert set(colocated) == {"orders-0", "orders-1", "stock", "timers", "fleet"}
     assert [colocated[f"orders-{n}"].instance for n in (0, 1)] == ["bench-0", "bench-1"]
     assert bench.hop_service(colocated) == "orders"
     assert {"intake", "payments", "sagas", "stock"} <= set(alone) and "orders" not in alone

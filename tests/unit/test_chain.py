@@ -24,19 +24,21 @@ from processors.runtime.deadletters import Received
 from processors.runtime.encoder import Encoder
 from processors.runtime.inprocess import InProcessRunner, memory_registry
 from processors.runtime.memory import MemoryState
-from processors.runtime.records import Emit, derive_event_id
+from processors.runtime.records import Emit, Outgoing, derive_event_id
 from processors.runtime.spec import ProcessorSpec, Stream
 from processors.runtime.stage import Handler
 from processors.runtime.state import StateSlot
 from processors.services import STREAM_PROCESSORS
-from schemas.models import AvroRecord, OrderCreated, PlaceOrder
-from tests.factories import a_valid_order, order_created_from
+from processors.tracking.timeline import new_timeline
+from schemas.models import AvroRecord, OrderCreated, OrderTimeline, PlaceOrder
+from tests.factories import NOW, a_valid_order, order_created_from
 from topology.settings import Settings
 from topology.topics import (
     INVENTORY_STOCK,
     ORDERS_COMMANDS,
     ORDERS_EVENTS,
     PAYMENTS_EVENTS,
+    TRACKING_ORDERS,
     fulfillment_activity,
 )
 
@@ -56,6 +58,7 @@ def test_the_order_keyed_processors_are_chained_and_stock_keyed_by_sku_runs_alon
         "activities",
         "notifications",
         "sagas",
+        "tracker",
     }
 
 
@@ -230,9 +233,21 @@ def test_the_same_orders_make_the_same_records_and_effects_whether_processors_ru
         return collections.Counter(
             (out.topic, out.key, header(out.headers, "ce_type"), header(out.headers, "ce_id"))
             for out in (delivered.outgoing for delivered in runner.log)
+            if out.topic != TRACKING_ORDERS.name
         )
 
+    def views(runner: InProcessRunner) -> dict[str, tuple[object, ...]]:
+        """The last timeline of every order, without the times its steps took."""
+        latest = {timeline.order_id: timeline for timeline in runner.records(OrderTimeline)}
+        return {
+            order_id: (t.status, t.outcome, t.slip, t.saga, sorted((s.pattern, s.name, s.status) for s in t.steps))
+            for order_id, t in latest.items()
+        }
+
     assert records(together) == records(alone)
+    assert views(together) == views(alone) and len(views(together)) == len(order_ids)
+    published_views = len(together.records(OrderTimeline))
+    assert published_views < len(alone.records(OrderTimeline)), "one view per order per message, not per event"
     assert len(alone.log) > 20 * len(order_ids)
     assert {type(record).__name__ for record in together.records()} >= {
         "OrderCreated",
@@ -316,3 +331,33 @@ def test_a_model_in_the_order_state_is_validated_and_dumped_once_per_message_not
     assert loaded[0] is None
     assert loaded[1] is saved[0], "the tally kept by the command's handling is the object the event's loads"
     assert state.values == {"order": {"tally/oms.orders.commands/tally": {"events": ["PlaceOrder", "OrderCreated"]}}}
+
+
+def test_of_a_view_only_the_last_record_of_each_key_that_one_message_leads_to_is_published() -> None:
+    registry = memory_registry()
+    command = a_valid_order("order-a")
+    created = order_created_from(command)
+
+    def view(step: int) -> Emit:
+        timeline = new_timeline("order-a", NOW).model_copy(update={"status": f"step-{step}"})
+        return Emit(TRACKING_ORDERS, "order-a", timeline)
+
+    def restate(record: AvroRecord, state: State, message: Received) -> list[Emit]:
+        return [view(1), Emit(ORDERS_EVENTS, "order-a", created), view(2)]
+
+    def restate_again(record: AvroRecord, state: State, message: Received) -> list[Emit]:
+        return [view(3)]
+
+    first = spec_of("first", (ORDERS_COMMANDS,), (ORDERS_EVENTS, TRACKING_ORDERS), restate)
+    second = spec_of("second", (ORDERS_EVENTS,), (TRACKING_ORDERS,), restate_again)
+    stage = chain_stage(chain_of([first, second]), registry)
+
+    published = stage.process(command_received(command, registry), MemoryState())
+
+    def status(out: Outgoing) -> str | None:
+        return out.record.status if isinstance(out.record, OrderTimeline) else None
+
+    assert [(out.topic, status(out)) for out in published] == [
+        (ORDERS_EVENTS.name, None),
+        (TRACKING_ORDERS.name, "step-3"),
+    ]

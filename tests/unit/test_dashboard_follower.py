@@ -16,8 +16,8 @@ import httpx
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from ops.dashboard.view import Delivered, Follower, View
-from processors.tracking.store import SAGA_HEADER, STATUS_HEADER
 from processors.tracking.timeline import new_timeline
+from processors.tracking.view import SAGA_HEADER, STATUS_HEADER
 from schemas.models import OrderTimeline
 from schemas.serde import UndecodableRecord
 from tests.factories import NOW

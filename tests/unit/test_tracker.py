@@ -1,20 +1,26 @@
-"""What the tracker folds into the view: only records declared for their topic and keyed by their order; and
-a rebuild that meets a record under a key no order has passes over it."""
+"""The tracker as a declared processor: it folds only records declared for their topic and keyed by their order,
+publishes the order's timeline with its summary in the headers, and a record it cannot fold or publish is its
+dead letter, never a stop."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from typing import cast
 
 import pytest
-from confluent_kafka import Message
 from prometheus_client import REGISTRY
 
+from processors.runtime.cloudevents import header
 from processors.runtime.contract import BreachOfContract, TopicContract
+from processors.runtime.deadletters import Received
+from processors.runtime.encoder import Encoder
 from processors.runtime.inprocess import memory_registry
+from processors.runtime.memory import MemoryState
 from processors.runtime.metrics import ACTIVITY_SECONDS
-from processors.tracking.tracker import OTHER_ACTIVITY, observe, stored, usable
+from processors.runtime.records import Emit, Outgoing
+from processors.runtime.spec import stage_of
+from processors.runtime.stage import Outcome, RecordStage
+from processors.tracking.processor import OTHER_ACTIVITY, SPEC, TIMELINE, observe
+from processors.tracking.view import PROGRESS_HEADER, SAGA_HEADER, STATUS_HEADER, progress_at
 from schemas.models import (
     AvroRecord,
     Money,
@@ -22,10 +28,18 @@ from schemas.models import (
     PaymentProcessed,
     RetrySaga,
     RoutingSlipActivityCompleted,
+    RoutingSlipActivityFaulted,
 )
 from schemas.serde import RecordCodec
 from tests.factories import NOW, a_valid_order
-from topology.topics import ORDERS_COMMANDS, PAYMENTS_EVENTS, TRACKING_ORDERS, TopicSpec
+from topology.settings import Settings
+from topology.topics import (
+    ORDERS_COMMANDS,
+    PAYMENTS_EVENTS,
+    ROUTING_SLIPS_EVENTS,
+    TRACKING_ORDERS,
+    TopicSpec,
+)
 
 
 def charged(order_id: str) -> PaymentProcessed:
@@ -70,47 +84,14 @@ def test_a_record_keyed_other_than_by_its_order_is_refused() -> None:
     assert "no key" in str(refusal(ORDERS_COMMANDS, None, placed))
 
 
-@dataclass
-class ViewMessage:
-    """What a rebuild reads of a message of the view."""
-
-    key_bytes: bytes | None
-    value_bytes: bytes | None
-
-    def key(self) -> bytes | None:
-        return self.key_bytes
-
-    def value(self) -> bytes | None:
-        return self.value_bytes
-
-    def headers(self) -> list[tuple[str, bytes]]:
-        return [("oms-status", b"in-flight")]
-
-    def topic(self) -> str:
-        return TRACKING_ORDERS.name
-
-    def partition(self) -> int:
-        return 0
-
-    def offset(self) -> int:
-        return 7
-
-
-def test_a_record_of_the_view_under_a_key_that_is_not_utf8_is_passed_over_by_a_rebuild() -> None:
-    assert stored(cast(Message, ViewMessage(b"\xff\xfe", b"..."))) is None
-
-    kept = stored(cast(Message, ViewMessage(b"o-1", b"...")))
-    assert kept is not None and kept.order_id == "o-1" and kept.status == "in-flight"
-
-
-def completed(activity: str) -> RoutingSlipActivityCompleted:
+def completed(activity: str, duration_ms: int = 1200) -> RoutingSlipActivityCompleted:
     return RoutingSlipActivityCompleted(
         event_id=uuid.uuid4(),
         order_id="o-1",
         occurred_at=NOW,
         tracking_number=uuid.uuid4(),
         activity=activity,
-        duration_ms=1200,
+        duration_ms=duration_ms,
     )
 
 
@@ -130,33 +111,94 @@ def test_a_made_up_activity_is_timed_under_one_label_not_a_label_of_its_own() ->
     assert ACTIVITY_SECONDS.labels(OTHER_ACTIVITY)._sum.get() == pytest.approx(before + 50 * 1.2)
 
 
-@dataclass
-class CommandMessage:
-    """A message of the orders' commands as the tracker reads it."""
+class Tracker:
+    """The tracker's stage over an in-memory registry, one state per order, as it runs alone."""
 
-    key_bytes: bytes
-    value_bytes: bytes
-    header_items: list[tuple[str, bytes]]
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.registry = memory_registry()
+        self.stage: RecordStage = stage_of(SPEC, SPEC.streams[0], settings or Settings(), self.registry)
+        self.states: dict[str, MemoryState] = {}
 
-    def key(self) -> bytes:
-        return self.key_bytes
+    def message(self, topic: TopicSpec, record: AvroRecord, headers: tuple[tuple[str, bytes], ...] = ()) -> Received:
+        written = Encoder(self.registry, "oms.test")(Emit(topic, record.order_id, record))  # type: ignore[attr-defined]
+        return Received(topic.name, 0, 1, 0, written.key, written.value, (*written.headers, *headers))
 
-    def value(self) -> bytes:
-        return self.value_bytes
-
-    def headers(self) -> list[tuple[str, bytes]]:
-        return self.header_items
+    def take(self, message: Received) -> tuple[list[Outgoing], Outcome]:
+        key = (message.key or b"").decode()
+        return self.stage.process(message, self.states.setdefault(key, MemoryState()))
 
 
-def test_a_command_is_passed_over_by_the_schema_it_was_written_with_and_a_header_claiming_one_is_refused() -> None:
-    codec, contract = RecordCodec(memory_registry(), ORDERS_COMMANDS.name), TopicContract(ORDERS_COMMANDS)
+def test_each_change_of_an_order_publishes_its_timeline_with_where_it_stands_in_the_headers() -> None:
+    tracker = Tracker()
     placed = a_valid_order(order_id="o-1")
+
+    [view], outcome = tracker.take(tracker.message(ORDERS_COMMANDS, placed))
+    [again], _ = tracker.take(tracker.message(PAYMENTS_EVENTS, charged("o-1")))
+
+    assert outcome is Outcome.OK
+    assert view.topic == again.topic == TRACKING_ORDERS.name and view.key == again.key == b"o-1"
+    timeline = RecordCodec(tracker.registry, TRACKING_ORDERS.name).decode_as(again.value or b"", OrderTimeline)
+    assert [step.name for step in timeline.steps][:2] == ["intake", "payment"]
+    headers = again.headers
+    assert header(headers, STATUS_HEADER) == "in-flight" and header(headers, SAGA_HEADER) == ""
+    assert progress_at(header(headers, PROGRESS_HEADER) or "") == timeline.last_progress_at
+    kept = TIMELINE.load(tracker.states["o-1"])
+    assert kept is not None and len(kept.steps) == len(timeline.steps)
+
+
+def test_an_event_folded_twice_publishes_nothing_the_second_time() -> None:
+    tracker = Tracker()
+    message = tracker.message(ORDERS_COMMANDS, a_valid_order(order_id="o-1"))
+
+    tracker.take(message)
+    published, outcome = tracker.take(message)
+
+    assert published == [] and outcome is Outcome.OK
+
+
+def test_a_retry_command_is_passed_over_by_its_schema_and_a_header_claiming_one_is_read() -> None:
+    tracker = Tracker()
+    claiming = (("ce_type", b"oms.RetrySaga"),)
     retry = RetrySaga(event_id=uuid.uuid4(), order_id="o-1", occurred_at=NOW)
-    claiming = [("ce_type", b"oms.RetrySaga")]
 
-    disguised = CommandMessage(b"o-1", codec.encode(placed), claiming)
-    genuine = CommandMessage(b"o-1", codec.encode(retry), claiming)
+    assert tracker.take(tracker.message(ORDERS_COMMANDS, retry)) == ([], Outcome.PASSED_OVER)
+    [letter], outcome = tracker.take(tracker.message(ORDERS_COMMANDS, a_valid_order(order_id="o-1"), claiming))
+    assert outcome is Outcome.DEAD_LETTERED
+    assert "the ce_type header says oms.RetrySaga" in (header(letter.headers, "dlq.error.message") or "")
 
-    assert usable(cast(Message, genuine), codec, contract) is None
-    with pytest.raises(BreachOfContract, match=r"the ce_type header says oms\.RetrySaga"):
-        usable(cast(Message, disguised), codec, contract)  # read, and dead-lettered: not passed over unread
+
+def test_a_duration_no_clock_can_hold_is_the_records_dead_letter_not_a_stop() -> None:
+    tracker = Tracker()
+    tracker.take(tracker.message(ORDERS_COMMANDS, a_valid_order(order_id="o-1")))
+
+    [letter], outcome = tracker.take(tracker.message(ROUTING_SLIPS_EVENTS, completed("pick", duration_ms=10**14)))
+    [view], after = tracker.take(tracker.message(PAYMENTS_EVENTS, charged("o-1")))
+
+    assert outcome is Outcome.DEAD_LETTERED and letter.topic == f"{ROUTING_SLIPS_EVENTS.name}.dlq"
+    assert after is Outcome.OK and view.topic == TRACKING_ORDERS.name
+
+
+def test_a_timeline_too_large_to_publish_dead_letters_the_event_that_made_it_and_keeps_the_one_before() -> None:
+    tracker = Tracker(Settings(max_message_bytes=200_000))
+    tracker.take(tracker.message(ORDERS_COMMANDS, a_valid_order(order_id="o-1")))
+    slip = uuid.uuid4()
+
+    def faulted(index: int) -> RoutingSlipActivityFaulted:
+        return RoutingSlipActivityFaulted(
+            event_id=uuid.uuid4(),
+            order_id="o-1",
+            occurred_at=NOW,
+            tracking_number=slip,
+            activity=f"made-up-{index}",
+            reason="x" * 2000,
+        )
+
+    for index in range(150):  # each reason is within its bound; a step each, together they outgrow a message
+        published, outcome = tracker.take(tracker.message(ROUTING_SLIPS_EVENTS, faulted(index)))
+        if outcome is Outcome.DEAD_LETTERED:
+            break
+
+    assert outcome is Outcome.DEAD_LETTERED
+    assert "a message may have" in (header(published[0].headers, "dlq.error.message") or "")
+    kept = TIMELINE.load(tracker.states["o-1"])
+    assert kept is not None and len(kept.steps) == 1 + index  # intake, and every fault before the one refused
