@@ -7,7 +7,7 @@ decision, encode, dead letters), codecs and simulators as on the broker, with st
 memory. Each processor's CPU time inside its stages, and the writing of what the simulators deferred (once
 per commit, every `COMMANDS_PER_COMMIT` commands), per order, is what our code costs. `oms bench` measures
 the same processors on Kafka; the difference is the per-message floor beneath our code (Quix Streams,
-librdkafka, RocksDB state and its changelogs, transactions, polling). The timers and the tracker are no
+librdkafka, RocksDB state and its changelogs, transactions, polling). The timers and the fleet's gauges are no
 stream processors and are not run here.
 
 Orders are placed one at a time, each followed by everything it leads to, and a planned cancellation comes

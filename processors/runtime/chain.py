@@ -32,6 +32,8 @@ class Reader:
 
     spec: ProcessorSpec
     stream: Stream
+    views: frozenset[str] = frozenset()
+    """The chain's views (`Chain.views`): its stage hands their records back unencoded."""
 
     @property
     def name(self) -> str:
@@ -41,7 +43,7 @@ class Reader:
 
     def stage(self, settings: Settings, registry: SchemaRegistryClient) -> RecordStage:
         """The stage its messages go through, as when its processor runs alone."""
-        return stage_of(self.spec, self.stream, settings, registry)
+        return stage_of(self.spec, self.stream, settings, registry, encode_later=self.views)
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,9 @@ class Chain:
     """Topics whose records members hand each other in memory."""
     readers: dict[str, tuple[Reader, ...]]
     """By topic name: the members' streams that read it."""
+    views: frozenset[str] = frozenset()
+    """Views (`TopicSpec.view`) members write and none reads: of each key, the engine publishes only the last
+    record that one message leads to, and encodes no other."""
 
     @property
     def outputs(self) -> tuple[TopicSpec, ...]:
@@ -80,9 +85,10 @@ def chain_of(specs: Sequence[ProcessorSpec]) -> Chain:
         for name, topic in read.items()
         if name in written_inside and name not in written_outside and topic.chainable and partitioned_like_orders(topic)
     )
+    views = frozenset(topic.name for spec in members for topic in spec.outputs if topic.view and topic.name not in read)
     readers = {
         name: tuple(
-            Reader(spec, stream)
+            Reader(spec, stream, views)
             for spec in members
             for stream in spec.streams
             if any(topic.name == name for topic in stream.topics)
@@ -90,4 +96,4 @@ def chain_of(specs: Sequence[ProcessorSpec]) -> Chain:
         for name in read
     }
     inputs = tuple(topic for name, topic in read.items() if name not in chained)
-    return Chain(members, inputs, chained, readers)
+    return Chain(members, inputs, chained, readers, views)

@@ -1,4 +1,4 @@
-"""The plain confluent-kafka clients of the processes that are not Quix Streams apps (timers, tracker) and
+"""The plain confluent-kafka clients of the processes that are not Quix Streams apps (timers, fleet) and
 of the operators' tools: their shared settings in one place, and reading partitions to their current end."""
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from functools import reduce
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from quixstreams import Application, State
@@ -24,7 +24,7 @@ from quixstreams.dataframe import StreamingDataFrame
 from processors.runtime.app import app_topic
 from processors.runtime.chain import Chain, Reader
 from processors.runtime.deadletters import Received, dead_letter
-from processors.runtime.records import Outgoing
+from processors.runtime.records import Outgoing, Unencoded
 from processors.runtime.scoped import SharedState
 from processors.runtime.stage import publish, received_now
 from topology.settings import Settings
@@ -44,6 +44,8 @@ class MemberStage(Protocol):
 
     def receive(self, received: Received, state: State) -> list[Outgoing]: ...
 
+    def encode_later(self, pending: Unencoded, cause: Received) -> Outgoing: ...
+
 
 class ChainStage:
     """What one message read from Kafka leads to, through every member of the chain it reaches."""
@@ -54,7 +56,6 @@ class ChainStage:
             for topic, readers in chain.readers.items()
         }
         self._chained = chain.chained
-        self._views = frozenset(topic.name for topic in chain.outputs if topic.view)
         self._max_message_bytes = settings.max_message_bytes
 
     def __call__(
@@ -65,15 +66,18 @@ class ChainStage:
     def process(self, received: Received, state: State) -> list[Outgoing]:
         """Everything `received` leads to inside the chain, in the order emitted: to be published."""
         published: list[Outgoing] = []
+        views: dict[tuple[str, bytes | None], _View] = {}
         order = SharedState(state)
         waiting = deque([received])
         for _ in range(MAX_HANDOVERS):
             if not waiting:
                 order.save()
-                return latest_per_key(published, self._views)
+                return _with_views(published, views)
             message = waiting.popleft()
             for scope, stage in self._readers.get(message.topic, ()):
                 for outgoing in stage.receive(message, order.scope(scope)):
+                    if isinstance(outgoing, Unencoded):
+                        views[(outgoing.topic, outgoing.key)] = _View(len(published), stage, message)
                     published.append(outgoing)
                     if outgoing.topic in self._chained:
                         handed = self._handed_over(outgoing, message, stage.processor)
@@ -102,14 +106,26 @@ class ChainStage:
         return dead_letter(handed, error, processor, self._max_message_bytes)
 
 
-def latest_per_key(published: list[Outgoing], views: frozenset[str]) -> list[Outgoing]:
-    """`published` with only the last record of each key of a view (`TopicSpec.view`), where it stood: each
-    restates the whole of its key, so a message that moves an order through ten steps rewrites its view once,
-    not ten times."""
-    last = {(out.topic, out.key): index for index, out in enumerate(published) if out.topic in views}
-    if len(last) == sum(1 for out in published if out.topic in views):
+class _View(NamedTuple):
+    """The last unencoded record of a view's key: where it stands among what is published, the stage that
+    encodes it, and the message that led to it."""
+
+    position: int
+    stage: MemberStage
+    cause: Received
+
+
+def _with_views(published: list[Outgoing], views: dict[tuple[str, bytes | None], _View]) -> list[Outgoing]:
+    """`published` with only the last record of each view's key, encoded, where it stood: each restates the
+    whole of its key, so a message that moves an order through ten steps encodes and publishes its view once."""
+    if not views:
         return published
-    return [out for index, out in enumerate(published) if out.topic not in views or last[(out.topic, out.key)] == index]
+    last = {view.position: view for view in views.values()}
+    return [
+        last[index].stage.encode_later(outgoing, last[index].cause) if isinstance(outgoing, Unencoded) else outgoing
+        for index, outgoing in enumerate(published)
+        if not isinstance(outgoing, Unencoded) or index in last
+    ]
 
 
 def wire_chain(app: Application, chain: Chain, settings: Settings, registry: SchemaRegistryClient) -> None:

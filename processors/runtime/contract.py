@@ -29,7 +29,7 @@ class TopicContract:
         self._types = {name: type_of(name) for name in topic.records}
 
     def check(self, writer: str, key: bytes | None, headers: Sequence[tuple[str, bytes]], value: AvroRecord) -> None:
-        """The whole contract, for a reader that decodes before it looks (the tracker)."""
+        """The whole contract at once, for a reader that decodes before it looks."""
         self.check_type(writer, headers)
         self.check_record(key, value)
 

@@ -1,6 +1,6 @@
 """The one way records leave for Kafka: an `Emit` becomes an `Outgoing` (Avro value, key, CloudEvents
-headers, the current span's `traceparent`, timestamp), whoever emits it: a processor's stage, the timers, the
-tracker or an operator's tool."""
+headers, the current span's `traceparent`, timestamp), whoever emits it: a processor's stage, the timers
+or an operator's tool."""
 
 from __future__ import annotations
 

@@ -95,8 +95,8 @@ def _quix_readiness(app: Application) -> str | None:
 
 
 def assignment_readiness(assigned: Collection[int], restoring: Collection[int], restoring_what: str) -> str | None:
-    """Readiness of a plain Kafka client that reads its state back on every assignment (the timers, the
-    tracker): ready once it has partitions and none of them is still being read back."""
+    """Readiness of a plain Kafka client that reads its state back on every assignment (the timers):
+    ready once it has partitions and none of them is still being read back."""
     if restoring:
         return f"{restoring_what}: partitions {sorted(restoring)}"
     return None if assigned else NO_PARTITIONS

@@ -31,7 +31,7 @@ from processors.runtime.deadletters import Received
 from processors.runtime.deferred import flush_deferred
 from processors.runtime.encoder import Encoder
 from processors.runtime.memory import MemoryState
-from processors.runtime.records import Emit, Outgoing
+from processors.runtime.records import Emit, Outgoing, Unencoded
 from processors.runtime.spec import ProcessorSpec, stage_of
 from processors.runtime.stage import RecordStage
 from schemas.models import AvroRecord
@@ -93,6 +93,13 @@ class _Charged:
         finally:
             self._runner.cpu_s[self._name] += time.thread_time() - started
             self._runner.handled[self._name] += 1
+
+    def encode_later(self, pending: Unencoded, cause: Received) -> Outgoing:
+        started = time.thread_time()
+        try:
+            return self._stage.encode_later(pending, cause)
+        finally:
+            self._runner.cpu_s[self._name] += time.thread_time() - started
 
 
 class InProcessRunner:

@@ -42,6 +42,15 @@ class Outgoing:
     """What `value` encodes, for a reader in the same process (docs/adr/0002-co-location.md)."""
 
 
+@dataclass(frozen=True)
+class Unencoded(Outgoing):
+    """A record a stage hands back without encoding it, for the engine of processors run together to encode
+    only if it publishes it: of a view (`TopicSpec.view`), only the last record of each key that one message
+    leads to is published. Never published as it is."""
+
+    emit: Emit | None = field(default=None, compare=False, repr=False)
+
+
 _NAMESPACE_BYTES = EVENT_ID_NAMESPACE.bytes
 
 

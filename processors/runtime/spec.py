@@ -80,8 +80,15 @@ def wire(app: Application, spec: ProcessorSpec, settings: Settings, registry: Sc
         publish(merged.apply(stage, stateful=True, expand=True, metadata=True), outputs)
 
 
-def stage_of(spec: ProcessorSpec, stream: Stream, settings: Settings, registry: SchemaRegistryClient) -> RecordStage:
-    """The stage a stream's messages go through, on Kafka or in the in-process runner."""
+def stage_of(
+    spec: ProcessorSpec,
+    stream: Stream,
+    settings: Settings,
+    registry: SchemaRegistryClient,
+    encode_later: frozenset[str] = frozenset(),
+) -> RecordStage:
+    """The stage a stream's messages go through, on Kafka or in the in-process runner; `encode_later`, the
+    topics whose records it hands back unencoded (`RecordStage`), in an engine of processors run together."""
     return RecordStage(
         spec.group,
         stream.topics,
@@ -91,6 +98,7 @@ def stage_of(spec: ProcessorSpec, stream: Stream, settings: Settings, registry: 
         handles=stream.handles,
         skip=stream.skip,
         outputs=spec.outputs,
+        encode_later=encode_later,
     )
 
 

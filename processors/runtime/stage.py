@@ -31,7 +31,7 @@ from processors.runtime.encoder import Encoder
 from processors.runtime.errors import is_outage
 from processors.runtime.logs import about_message
 from processors.runtime.metrics import DEAD_LETTERS, MESSAGES, PROCESSING
-from processors.runtime.records import Emit, Outgoing
+from processors.runtime.records import Emit, Outgoing, Unencoded
 from processors.runtime.sizes import check_size
 from processors.runtime.tentative import TentativeState
 from processors.runtime.tracing import handling
@@ -82,6 +82,7 @@ class RecordStage:
         handles: Iterable[type[AvroRecord]] | None = None,
         skip: Skip | None = None,
         outputs: Iterable[TopicSpec] | None = None,
+        encode_later: frozenset[str] = frozenset(),
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -94,6 +95,7 @@ class RecordStage:
         self._handle = handle
         self._skip = skip
         self._outputs = None if outputs is None else frozenset(topic.name for topic in outputs)
+        self._encode_later = encode_later
         self._max_message_bytes = settings.max_message_bytes
         self._outage_retry_s = settings.outage_retry_s
         self._sleep, self._clock = sleep, clock
@@ -217,9 +219,28 @@ class RecordStage:
     def _encoded(self, emit: Emit) -> Outgoing:
         if self._outputs is not None and emit.topic.name not in self._outputs:
             raise ValueError(f"{self.processor} does not write to {emit.topic.name}")
+        if emit.topic.name in self._encode_later and emit.record is not None:
+            return Unencoded(emit.topic.name, emit.key.encode(), None, emit.headers, record=emit.record, emit=emit)
+        return self._encoded_now(emit)
+
+    def _encoded_now(self, emit: Emit) -> Outgoing:
         outgoing = self._encode(emit)
         check_size(outgoing, self._max_message_bytes)
         return outgoing
+
+    def encode_later(self, pending: Unencoded, cause: Received) -> Outgoing:
+        """A record it handed back unencoded (`encode_later`), encoded now; the dead letter of the message that
+        led to it when it cannot be (too large: the key's state keeps what led to it all the same)."""
+        assert pending.emit is not None
+        try:
+            return self._encoded_now(pending.emit)
+        except Exception as error:
+            if is_outage(error):
+                raise
+            logger.warning("dead-lettering %s: %s: %s", cause.topic, type(error).__name__, error)
+            self._counted[(cause.topic, Outcome.DEAD_LETTERED)].inc()
+            self._dead_letters[cause.topic].inc()
+            return dead_letter(cause, error, self.processor, self._max_message_bytes)
 
 
 def received_now(value: bytes | None, key: bytes | None, timestamp: int, headers: Any) -> Received:

@@ -24,10 +24,9 @@ from typing import NamedTuple
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from processors.runtime.clients import PREFETCH_KB, is_fatal
+from processors.runtime.clients import PREFETCH_KB, is_fatal, member_consumer
 from processors.runtime.cloudevents import header
 from processors.runtime.health import HEALTH, NO_PARTITIONS
-from processors.runtime.identity import instance_id
 from processors.runtime.metrics import CONSUMER_LAG, ORDERS, SAGA_INSTANCES, STUCK_ORDERS
 from processors.runtime.records import utc_now
 from processors.sagas.cancellation import Phase
@@ -115,19 +114,16 @@ def publish_gauges(fleet: Fleet, stuck_after: datetime.timedelta) -> None:
 class FleetWatch:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._consumer = Consumer(
-            {
-                **settings.kafka_config(),
-                "group.id": PROCESSOR,
-                "group.instance.id": f"{PROCESSOR}-{instance_id()}",
-                "session.timeout.ms": settings.session_timeout_ms,
+        self._consumer = member_consumer(
+            settings,
+            PROCESSOR,
+            **{
                 # Its offsets say only how far it has read (its lag, and the bench's count of records read): it
                 # reads its partitions from the beginning on every assignment all the same.
                 "enable.auto.commit": True,
                 "auto.commit.interval.ms": 1000,
-                "isolation.level": "read_committed",
                 "queued.max.messages.kbytes": PREFETCH_KB,
-            }
+            },
         )
         self.fleet = Fleet()
         self._assigned: set[int] = set()

@@ -5,6 +5,7 @@ processor runs alone."""
 from __future__ import annotations
 
 import collections
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -361,3 +362,21 @@ def test_of_a_view_only_the_last_record_of_each_key_that_one_message_leads_to_is
         (ORDERS_EVENTS.name, None),
         (TRACKING_ORDERS.name, "step-3"),
     ]
+
+
+def test_a_view_too_large_to_publish_is_the_dead_letter_of_the_message_that_led_to_it() -> None:
+    registry = memory_registry()
+    command = a_valid_order("order-a")
+    large = new_timeline("order-a", NOW).model_copy(update={"seen": [str(uuid.uuid4()) for _ in range(100)]})
+
+    def restate(record: AvroRecord, state: State, message: Received) -> list[Emit]:
+        return [Emit(TRACKING_ORDERS, "order-a", large)]
+
+    first = spec_of("first", (ORDERS_COMMANDS,), (TRACKING_ORDERS,), restate)
+    settings = Settings(max_message_bytes=2000)
+    stage = ChainStage(chain_of([first]), lambda reader: reader.stage(settings, registry), settings)
+
+    [letter] = stage.process(command_received(command, registry), MemoryState())
+
+    assert letter.topic == f"{ORDERS_COMMANDS.name}.dlq" and letter.key == b"order-a"
+    assert "over the 2000 a message may have" in (header(letter.headers, "dlq.error.message") or "")
