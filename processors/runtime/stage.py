@@ -230,7 +230,8 @@ class RecordStage:
 
     def encode_later(self, pending: Unencoded, cause: Received) -> Outgoing:
         """A record it handed back unencoded (`encode_later`), encoded now; the dead letter of the message that
-        led to it when it cannot be (too large: the key's state keeps what led to it all the same)."""
+        led to it when it cannot be (too large: the key's state keeps what led to it all the same). An outage
+        is raised: the engine stops and is restarted into the message it read."""
         assert pending.emit is not None
         try:
             return self._encoded_now(pending.emit)
