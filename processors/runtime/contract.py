@@ -28,11 +28,6 @@ class TopicContract:
         self.topic = topic
         self._types = {name: type_of(name) for name in topic.records}
 
-    def check(self, writer: str, key: bytes | None, headers: Sequence[tuple[str, bytes]], value: AvroRecord) -> None:
-        """The whole contract at once, for a reader that decodes before it looks."""
-        self.check_type(writer, headers)
-        self.check_record(key, value)
-
     def check_type(self, writer: str, headers: Sequence[tuple[str, bytes]]) -> None:
         """The writer's record type (from its schema id) is declared here, and the `ce_type` header, if any,
         names the same type: a header costs nothing to forge, a schema id must be registered for the topic."""

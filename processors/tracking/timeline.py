@@ -198,14 +198,6 @@ class Draft:
         return _share(OrderTimeline.model_validate(fields), TIMELINE_FIELDS)
 
 
-def sharing_fields_sets(timeline: OrderTimeline) -> OrderTimeline:
-    """The timeline, its own and its steps' sets of the fields given replaced by the shared ones where equal (a
-    decoded timeline's: every field)."""
-    for step in timeline.steps:
-        _share(step, STEP_FIELDS)
-    return _share(timeline, TIMELINE_FIELDS)
-
-
 Shared = TypeVar("Shared", bound=BaseModel)
 
 
@@ -246,7 +238,7 @@ def _status(saga: str | None, slip: str | None, outcome: str | None, placed_at: 
 
 
 class Progressing(Protocol):
-    """Where an order stands: a timeline, or what the tracker's store keeps of one it holds on disk."""
+    """Where an order stands: a timeline, or what the fleet's gauges keep of one (`fleet.Standing`)."""
 
     @property
     def status(self) -> str: ...

@@ -55,7 +55,9 @@ def charged(order_id: str) -> PaymentProcessed:
 def refusal(topic: TopicSpec, key: bytes | None, record: AvroRecord) -> str | None:
     """Why the tracker's contract for `topic` refuses `record` under `key`; None when it may fold it."""
     try:
-        TopicContract(topic).check(record.AVRO_NAME, key, [], record)
+        contract = TopicContract(topic)
+        contract.check_type(record.AVRO_NAME, [])
+        contract.check_record(key, record)
     except BreachOfContract as breach:
         return str(breach)
     return None
