@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -16,10 +17,10 @@ from topology.settings import PROJECT_ROOT
 PROMETHEUS_DIR = PROJECT_ROOT / "ops" / "prometheus"
 
 
-def promtool(*args: str) -> subprocess.CompletedProcess[str]:
+def promtool(*args: str, cwd: Path = PROMETHEUS_DIR) -> subprocess.CompletedProcess[str]:
     executable = shutil.which("promtool")
     assert executable is not None, "promtool comes with the prometheus package: make setup installs it"
-    return subprocess.run([executable, *args], cwd=PROMETHEUS_DIR, capture_output=True, text=True, timeout=60)
+    return subprocess.run([executable, *args], cwd=cwd, capture_output=True, text=True, timeout=60)
 
 
 def test_prometheus_configuration_and_its_rule_files_are_valid() -> None:
