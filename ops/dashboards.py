@@ -1,6 +1,11 @@
 """Grafana dashboards as code: the panels (title, PromQL, unit) defined here are written to `ops/grafana/*.json`
 by `oms dashboards write`; a test keeps the files current and another evaluates every query against a
-Prometheus scraping a running pipeline."""
+Prometheus scraping a running pipeline.
+
+Every selector is limited to the namespace and instances chosen in the dashboard's variables (`series`), and
+every query holds at any instance count: the fleet's gauges are each instance's share, so they are summed;
+every fleet instance measures every group's lag, so it is taken once per partition (`LAG_ONCE`) before it is
+summed."""
 
 from __future__ import annotations
 
@@ -11,6 +16,43 @@ from typing import Any
 
 GRAFANA_DIR = Path(__file__).parent / "grafana"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+# "All" matches any value and a missing label alike: locally (`oms run all`) no series has a namespace.
+ALL = ".*"
+SCOPE = 'namespace=~"$namespace", instance=~"$instance"'
+
+
+def series(metric: str, *matchers: str) -> str:
+    """A selector of `metric`, limited to the namespace and instances chosen on the dashboard."""
+    return f"{metric}{{{', '.join((*matchers, SCOPE))}}}"
+
+
+LAG_ONCE = f"max by (namespace, group, topic, partition) ({series('oms_consumer_lag_messages')})"
+PROCESSES_UP = series("up", 'job="oms"')
+
+
+def scope_variable(name: str, label: str, query: str) -> dict[str, Any]:
+    """A variable listing the values of a label, several or all of them chosen ("All" at first)."""
+    return {
+        "name": name,
+        "label": label,
+        "type": "query",
+        "datasource": DATASOURCE,
+        "query": query,
+        "definition": query,
+        "refresh": 2,
+        "sort": 1,
+        "multi": True,
+        "includeAll": True,
+        "allValue": ALL,
+        "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+    }
+
+
+VARIABLES = (
+    {"name": "datasource", "type": "datasource", "query": "prometheus", "label": "Prometheus"},
+    scope_variable("namespace", "Namespace", 'label_values(up{job="oms"}, namespace)'),
+    scope_variable("instance", "Instance", 'label_values(up{job="oms", namespace=~"$namespace"}, instance)'),
+)
 
 
 @dataclass(frozen=True)
@@ -20,6 +62,10 @@ class Panel:
     legend: str
     unit: str = "short"
     kind: str = "timeseries"
+
+    def resolved(self, namespace: str = ALL, instance: str = ALL) -> str:
+        """The query as Grafana sends it, with the variables' values in place ("All" unless chosen)."""
+        return self.expr.replace("$namespace", namespace).replace("$instance", instance)
 
 
 @dataclass(frozen=True)
@@ -58,9 +104,7 @@ class Dashboard:
             "schemaVersion": 39,
             "refresh": "10s",
             "time": {"from": "now-30m", "to": "now"},
-            "templating": {
-                "list": [{"name": "datasource", "type": "datasource", "query": "prometheus", "label": "Prometheus"}]
-            },
+            "templating": {"list": list(VARIABLES)},
             "panels": panels,
         }
 
@@ -73,52 +117,55 @@ DASHBOARDS = (
         "oms-overview",
         "OMS: overview",
         (
-            Panel("Orders by status", "sum by (status) (oms_orders)", "{{status}}"),
-            Panel("Stuck orders", "oms_orders_stuck", "stuck", kind="stat"),
+            Panel("Orders by status", f"sum by (status) ({series('oms_orders')})", "{{status}}"),
+            Panel("Stuck orders", f"sum({series('oms_orders_stuck')})", "stuck", kind="stat"),
             Panel(
                 "Messages processed per second",
-                "sum by (processor) (rate(oms_messages_processed_total[1m]))",
+                f"sum by (processor) (rate({series('oms_messages_processed_total')}[1m]))",
                 "{{processor}}",
                 "ops",
             ),
             Panel(
                 "Dead letters (last 15 minutes)",
-                "sum by (processor, topic) (increase(oms_dead_letters_total[15m]))",
+                f"sum by (processor, topic) (increase({series('oms_dead_letters_total')}[15m]))",
                 "{{processor}} {{topic}}",
             ),
             Panel(
                 "Order latency p95, placed to outcome",
-                "histogram_quantile(0.95, sum by (le, outcome) (rate(oms_order_latency_seconds_bucket[5m])))",
+                "histogram_quantile(0.95, sum by (le, outcome) "
+                f"(rate({series('oms_order_latency_seconds_bucket')}[5m])))",
                 "{{outcome}}",
                 "s",
             ),
-            Panel("Processes up", 'sum by (service) (up{job="oms"})', "{{service}}"),
+            Panel("Processes up", f"sum by (service) ({PROCESSES_UP})", "{{service}}"),
         ),
     ),
     Dashboard(
         "oms-workflows",
         "OMS: workflows",
         (
-            Panel("Saga instances by state", "sum by (state) (oms_saga_instances)", "{{state}}"),
+            Panel("Saga instances by state", f"sum by (state) ({series('oms_saga_instances')})", "{{state}}"),
             Panel(
                 "Saga transitions (last 15 minutes)",
-                "sum by (from_state, to_state) (increase(oms_saga_transitions_total[15m]))",
+                f"sum by (from_state, to_state) (increase({series('oms_saga_transitions_total')}[15m]))",
                 "{{from_state}} -> {{to_state}}",
             ),
             Panel(
                 "Routing slips ended (last 15 minutes)",
-                "sum by (outcome) (increase(oms_routing_slips_total[15m]))",
+                f"sum by (outcome) (increase({series('oms_routing_slips_total')}[15m]))",
                 "{{outcome}}",
             ),
             Panel(
                 "Activity duration p95",
-                "histogram_quantile(0.95, sum by (le, activity) (rate(oms_routing_slip_activity_seconds_bucket[5m])))",
+                "histogram_quantile(0.95, sum by (le, activity) "
+                f"(rate({series('oms_routing_slip_activity_seconds_bucket')}[5m])))",
                 "{{activity}}",
                 "s",
             ),
             Panel(
                 "Processing time p99 per processor",
-                "histogram_quantile(0.99, sum by (le, processor) (rate(oms_processing_seconds_bucket[5m])))",
+                "histogram_quantile(0.99, sum by (le, processor) "
+                f"(rate({series('oms_processing_seconds_bucket')}[5m])))",
                 "{{processor}}",
                 "s",
             ),
@@ -128,15 +175,15 @@ DASHBOARDS = (
         "oms-kafka-consumers",
         "OMS: Kafka consumers",
         (
-            Panel("Consumer lag by group", "sum by (group) (oms_consumer_lag_messages)", "{{group}}"),
+            Panel("Consumer lag by group", f"sum by (group) ({LAG_ONCE})", "{{group}}"),
             Panel(
                 "Consumer lag by partition",
-                "max by (group, topic, partition) (oms_consumer_lag_messages)",
+                f"sum by (group, topic, partition) ({LAG_ONCE})",
                 "{{group}} {{topic}}[{{partition}}]",
             ),
             Panel(
                 "Messages by topic and outcome",
-                "sum by (topic, outcome) (rate(oms_messages_processed_total[1m]))",
+                f"sum by (topic, outcome) (rate({series('oms_messages_processed_total')}[1m]))",
                 "{{topic}} {{outcome}}",
                 "ops",
             ),

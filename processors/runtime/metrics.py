@@ -33,11 +33,24 @@ DEAD_LETTERS = Counter(
 SAGA_TRANSITIONS = Counter(
     "oms_saga_transitions_total", "Saga transitions, by saga and states.", ["saga", "from_state", "to_state"]
 )
-SAGA_INSTANCES = Gauge("oms_saga_instances", "Saga instances by state, as the tracker sees them.", ["saga", "state"])
-ORDERS = Gauge(
-    "oms_orders", "Orders by status in the tracker's view (in-flight, compensating, faulted, completed).", ["status"]
+# The fleet's gauges count the orders of the instance's partitions of the view: their sum over instances is
+# the whole; every other process that serves metrics exports `oms_orders_stuck` at 0.
+SAGA_INSTANCES = Gauge(
+    "oms_saga_instances",
+    "Saga instances by state, as the tracker sees them, on this instance's partitions (sum over instances).",
+    ["saga", "state"],
 )
-STUCK_ORDERS = Gauge("oms_orders_stuck", "In-flight or compensating orders without progress for the stuck threshold.")
+ORDERS = Gauge(
+    "oms_orders",
+    "Orders by status in the tracker's view (in-flight, compensating, faulted, completed), on this instance's "
+    "partitions (sum over instances).",
+    ["status"],
+)
+STUCK_ORDERS = Gauge(
+    "oms_orders_stuck",
+    "In-flight or compensating orders without progress for the stuck threshold, on this instance's partitions "
+    "(sum over instances).",
+)
 ROUTING_SLIPS = Counter("oms_routing_slips_total", "Routing slips that ended, by outcome.", ["outcome"])
 ACTIVITY_SECONDS = Histogram(
     "oms_routing_slip_activity_seconds",
@@ -52,10 +65,14 @@ ORDER_LATENCY = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 CONSUMER_LAG = Gauge(
-    "oms_consumer_lag_messages", "Messages not yet consumed, per group and partition.", ["group", "topic", "partition"]
+    "oms_consumer_lag_messages",
+    "Messages not yet consumed, per group and partition, as every fleet instance measures them (take the max per "
+    "group, topic and partition before summing).",
+    ["group", "topic", "partition"],
 )
 TIMERS_PENDING = Gauge(
-    "oms_timers_pending", "Timers scheduled and neither fired nor cancelled, on this instance's partitions."
+    "oms_timers_pending",
+    "Timers scheduled and neither fired nor cancelled, on this instance's partitions (sum over instances).",
 )
 TIMER_LATENESS = Histogram(
     "oms_timer_lateness_seconds",

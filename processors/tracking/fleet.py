@@ -5,7 +5,8 @@ A plain consumer of the tracker's view, `oms.tracking.orders`, in a group of its
 its partitions: on every assignment it reads its partitions from the beginning (the compacted topic holds the
 latest timeline of every order) and keeps, per order, only what the records' summary headers say
 (`processors.tracking.view`): it decodes nothing and writes nothing; the offsets it commits say only how far
-it has read.
+it has read. Each instance's gauges of the orders count its own partitions' orders: their sum over instances
+is the fleet's. The lag is every instance's measure of every group (`LagReporter`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from processors.runtime.health import HEALTH, NO_PARTITIONS
 from processors.runtime.metrics import CONSUMER_LAG, ORDERS, SAGA_INSTANCES, STUCK_ORDERS
 from processors.runtime.records import utc_now
 from processors.sagas.cancellation import Phase
-from processors.tracking.lag import consumer_lag
+from processors.tracking.lag import PartitionLag, consumer_lag
 from processors.tracking.timeline import STATUSES, is_stuck
 from processors.tracking.view import PROGRESS_HEADER, SAGA_HEADER, STATUS_HEADER, progress_at
 from topology.settings import Settings
@@ -41,6 +42,12 @@ GAUGES_EVERY_S = 5.0
 LAG_EVERY_S = 5.0
 
 logger = logging.getLogger(__name__)
+
+
+class LagLabels(NamedTuple):
+    group: str
+    topic: str
+    partition: str
 
 
 class Standing(NamedTuple):
@@ -182,8 +189,26 @@ class FleetWatch:
         )
 
 
+def publish_lag(measured: list[PartitionLag], published: set[LagLabels]) -> set[LagLabels]:
+    """The lag of every partition measured into `oms_consumer_lag_messages`, and the series of those no longer
+    measured (a group deleted, its offsets expired) removed, so that none stays at its last value for good;
+    the labels now published."""
+    current: set[LagLabels] = set()
+    for entry in measured:
+        labels = LagLabels(entry.group, entry.topic, str(entry.partition))
+        CONSUMER_LAG.labels(*labels).set(entry.lag)
+        current.add(labels)
+    for labels in published - current:
+        CONSUMER_LAG.remove(*labels)
+    return current
+
+
 class LagReporter:
-    """Every `LAG_EVERY_S`, the lag of every `oms.` consumer group into `oms_consumer_lag_messages`."""
+    """Every `LAG_EVERY_S`, the lag of every `oms.` consumer group into `oms_consumer_lag_messages`.
+
+    Every fleet instance measures every group, whichever partitions of the view it holds: the measure needs no
+    partition, goes on while any instance runs, and takes no hand-over when partitions move. Queries take each
+    partition's lag once (`max by (namespace, group, topic, partition)`) before they sum it."""
 
     def __init__(self, settings: Settings) -> None:
         self._config = settings.kafka_config()
@@ -198,15 +223,17 @@ class LagReporter:
         self._stop.set()
 
     def _run(self) -> None:
+        published: set[LagLabels] = set()
         while not self._stop.wait(LAG_EVERY_S):
             try:
-                for entry in consumer_lag(self._admin):
-                    CONSUMER_LAG.labels(entry.group, entry.topic, str(entry.partition)).set(entry.lag)
+                measured = consumer_lag(self._admin)
             except Exception as error:  # a metric that could not be measured this time; the next try may
                 logger.warning("consumer lag not measured: %s", error)
                 # After a broker restart the admin client may keep asking with a stale leader epoch
                 # (FENCED_LEADER_EPOCH on every try, for minutes): a new client starts from fresh metadata.
                 self._admin = AdminClient(self._config)
+                continue
+            published = publish_lag(measured, published)
 
 
 def run(settings: Settings) -> None:

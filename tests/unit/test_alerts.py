@@ -1,10 +1,12 @@
-"""The alert rules (ops/prometheus/alerts.yml) load, fire as their unit tests say, and use metrics that exist."""
+"""The alert rules (ops/prometheus/alerts.yml) load, fire as their unit tests say, and use metrics that exist; the
+scrape job they select is the one every deployment names."""
 
 from __future__ import annotations
 
 import re
 import shutil
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -14,12 +16,13 @@ import processors.runtime.metrics  # noqa: F401  # registers the metrics the ale
 from topology.settings import PROJECT_ROOT
 
 PROMETHEUS_DIR = PROJECT_ROOT / "ops" / "prometheus"
+MONITORING_DOC = PROJECT_ROOT / "docs" / "monitoring.md"
 
 
-def promtool(*args: str) -> subprocess.CompletedProcess[str]:
+def promtool(*args: str, cwd: Path = PROMETHEUS_DIR) -> subprocess.CompletedProcess[str]:
     executable = shutil.which("promtool")
     assert executable is not None, "promtool comes with the prometheus package: make setup installs it"
-    return subprocess.run([executable, *args], cwd=PROMETHEUS_DIR, capture_output=True, text=True, timeout=60)
+    return subprocess.run([executable, *args], cwd=cwd, capture_output=True, text=True, timeout=60)
 
 
 def test_prometheus_configuration_and_its_rule_files_are_valid() -> None:
@@ -46,6 +49,42 @@ def test_every_alert_is_tested_and_queries_metrics_the_processors_export() -> No
         assert rule["alert"] in tested, f"{rule['alert']} has no promtool test"
         for name in re.findall(r"\boms_[a-z_]+", rule["expr"]):
             assert name in exported, f"{rule['alert']} queries {name}, which no process exports"
+
+
+def test_the_documented_annotation_scrape_names_the_job_the_alerts_select(tmp_path: Path) -> None:
+    [documented] = [
+        block
+        for block in re.findall(r"```yaml\n(.*?)```", MONITORING_DOC.read_text(), re.DOTALL)
+        if "kubernetes_sd_configs" in block
+    ]
+    # Debian's Prometheus is built without Kubernetes discovery: its relabelling is checked under static targets.
+    config = yaml.safe_load(documented)
+    [job] = config["scrape_configs"]
+    checked_job = {**job, "static_configs": [{"targets": ["127.0.0.1:9400"]}]}
+    del checked_job["kubernetes_sd_configs"]
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump({"scrape_configs": [checked_job]}))
+    checked = promtool("check", "config", "prometheus.yml", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    [service] = [
+        document
+        for document in yaml.safe_load_all((PROJECT_ROOT / "ops" / "deploy" / "k8s" / "fleet.yaml").read_text())
+        if document["kind"] == "Service"
+    ]
+    assert service["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+    renamed = [rule for rule in job["relabel_configs"] if rule.get("target_label") == "job"]
+    assert renamed == [
+        {
+            "source_labels": ["__meta_kubernetes_service_label_app_kubernetes_io_name"],
+            "regex": service["metadata"]["labels"]["app.kubernetes.io/name"],
+            "target_label": "job",
+            "replacement": "oms",
+        }
+    ]
+    rules = {rule["alert"]: rule for group in _load("alerts.yml")["groups"] for rule in group["rules"]}
+    assert 'up{job="oms"}' in rules["OmsProcessDown"]["expr"]
+    [local_job] = _load("prometheus.yml")["scrape_configs"]
+    assert local_job["job_name"] == "oms"
 
 
 def _load(name: str) -> dict[str, Any]:

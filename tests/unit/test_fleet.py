@@ -1,10 +1,14 @@
-"""The fleet's gauges count every order once, as its latest view record's headers say, without decoding it."""
+"""The fleet's gauges count every order once, as its latest view record's headers say, without decoding it, and
+its lag gauge holds the partitions last measured, no others."""
 
 from __future__ import annotations
 
 import datetime
 
-from processors.tracking.fleet import Fleet, Standing
+from prometheus_client import REGISTRY
+
+from processors.tracking.fleet import Fleet, Standing, publish_lag
+from processors.tracking.lag import PartitionLag
 from processors.tracking.timeline import new_timeline
 from processors.tracking.view import summary_headers
 from tests.factories import NOW
@@ -60,3 +64,22 @@ def test_a_record_without_a_status_is_passed_over_and_a_bad_progress_falls_back_
 
     assert fleet.orders[0] == {b"o-1": Standing("in-flight", None, NOW - STUCK_AFTER)}
     assert fleet.counts(NOW, STUCK_AFTER)[2] == 1
+
+
+def test_the_lag_of_a_partition_no_longer_measured_is_no_longer_exported() -> None:
+    def exported(group: str, partition: int) -> float | None:
+        labels = {"group": group, "topic": "oms.orders.events", "partition": str(partition)}
+        return REGISTRY.get_sample_value("oms_consumer_lag_messages", labels)
+
+    first = [
+        PartitionLag("oms.test-lag", "oms.orders.events", 0, 5),
+        PartitionLag("oms.test-gone", "oms.orders.events", 1, 7),
+    ]
+    published = publish_lag(first, set())
+    assert (exported("oms.test-lag", 0), exported("oms.test-gone", 1)) == (5, 7)
+
+    published = publish_lag([PartitionLag("oms.test-lag", "oms.orders.events", 0, 3)], published)
+
+    assert (exported("oms.test-lag", 0), exported("oms.test-gone", 1)) == (3, None)
+    publish_lag([], published)
+    assert exported("oms.test-lag", 0) is None
