@@ -497,15 +497,19 @@ def cmd_timers(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
     from ops.deploy import generated_files, write_files
+    from ops.kubernetes import remove_stale_files
 
     if not args.write:
         for path in generated_files():
             print(path)
         return 0
     changed = write_files()
+    removed = remove_stale_files()
     for path in changed:
         print(f"wrote {path}")
-    print(f"{len(generated_files())} files, {len(changed)} changed")
+    for path in removed:
+        print(f"removed {path}")
+    print(f"{len(generated_files())} files, {len(changed)} changed, {len(removed)} removed")
     return 0
 
 
@@ -837,7 +841,9 @@ def build_parser() -> argparse.ArgumentParser:
     timers_parser.add_argument("order_id", nargs="?", metavar="ORDER", help="only this order's timers")
     verb(verbs, "config", cmd_config, "the effective settings (OMS_* variables), where each comes from, secrets hidden")
     deploy = verb(verbs, "deploy", cmd_deploy, "the Compose file and Kubernetes manifests, made from the processors")
-    deploy.add_argument("--write", action="store_true", help="write them (docker-compose.yml, ops/deploy/)")
+    deploy.add_argument(
+        "--write", action="store_true", help="write them (docker-compose.yml, ops/deploy/), remove stale ones"
+    )
     intake = verbs.add_parser("intake", help="what intake accepts").add_subparsers(dest="intake_verb", required=True)
     intake_rules = verb(intake, "rules", cmd_intake_rules, "intake's rules as a table: what each PlaceOrder gets")
     intake_rules.add_argument("--write", action="store_true", help="refresh the table in docs/producing.md")

@@ -52,7 +52,7 @@ def describe(admin: AdminClient, names: Sequence[str]) -> dict[str, ActualTopic]
 def inspect(settings: Settings, declared: Sequence[TopicSpec]) -> list[TopicComparison]:
     admin = admin_client(settings)
     actual = describe(admin, [topic.name for topic in declared])
-    return compare(declared, actual, settings.replication_factor)
+    return compare(declared, actual, settings.replication_factor, settings.min_insync_replicas)
 
 
 def apply(settings: Settings, declared: Sequence[TopicSpec]) -> ApplyReport:
@@ -62,13 +62,16 @@ def apply(settings: Settings, declared: Sequence[TopicSpec]) -> ApplyReport:
     starting beside us, metadata not yet caught up) is compared as it exists, not reported as created.
     """
     admin = admin_client(settings)
-    comparisons = compare(declared, describe(admin, [topic.name for topic in declared]), settings.replication_factor)
+    actual = describe(admin, [topic.name for topic in declared])
+    comparisons = compare(declared, actual, settings.replication_factor, settings.min_insync_replicas)
     missing = [c.declared for c in comparisons if c.status is TopicStatus.MISSING]
     raced = _create(admin, settings, missing)
     if raced:
         found = _describe_when_visible(admin, raced)
         comparisons = [
-            compare([c.declared], found, settings.replication_factor)[0] if c.declared.name in raced else c
+            compare([c.declared], found, settings.replication_factor, settings.min_insync_replicas)[0]
+            if c.declared.name in raced
+            else c
             for c in comparisons
         ]
     return ApplyReport(
@@ -88,7 +91,7 @@ def _create(admin: AdminClient, settings: Settings, topics: Sequence[TopicSpec])
                 topic.name,
                 num_partitions=topic.partitions,
                 replication_factor=settings.replication_factor,
-                config=topic.config(),
+                config=topic.created_config(settings.min_insync_replicas),
             )
             for topic in topics
         ],

@@ -31,13 +31,18 @@ class TopicComparison:
 
 
 def compare(
-    declared: Iterable[TopicSpec], actual: Mapping[str, ActualTopic], replication_factor: int
+    declared: Iterable[TopicSpec],
+    actual: Mapping[str, ActualTopic],
+    replication_factor: int,
+    min_insync_replicas: int,
 ) -> list[TopicComparison]:
     """One comparison per declared topic; a topic the cluster has but nobody declared is not our business."""
-    return [_compare_one(topic, actual.get(topic.name), replication_factor) for topic in declared]
+    return [_compare_one(topic, actual.get(topic.name), replication_factor, min_insync_replicas) for topic in declared]
 
 
-def _compare_one(topic: TopicSpec, actual: ActualTopic | None, replication_factor: int) -> TopicComparison:
+def _compare_one(
+    topic: TopicSpec, actual: ActualTopic | None, replication_factor: int, min_insync_replicas: int
+) -> TopicComparison:
     if actual is None:
         return TopicComparison(topic, None, TopicStatus.MISSING)
     differences = []
@@ -45,7 +50,7 @@ def _compare_one(topic: TopicSpec, actual: ActualTopic | None, replication_facto
         differences.append(f"partitions: declared {topic.partitions}, actual {actual.partitions}")
     if actual.replication_factor != replication_factor:
         differences.append(f"replication factor: declared {replication_factor}, actual {actual.replication_factor}")
-    for key, value in topic.config().items():
+    for key, value in topic.created_config(min_insync_replicas).items():
         if actual.config.get(key) != value:
             differences.append(f"{key}: declared {value}, actual {actual.config.get(key)}")
     status = TopicStatus.DRIFTED if differences else TopicStatus.IN_SYNC

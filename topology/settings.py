@@ -61,7 +61,11 @@ class Settings(BaseSettings):
     schema_registry_ssl_key_password: SecretStr | None = None
 
     # Replication of the topics `oms topics apply` creates; 3 on a production cluster.
-    replication_factor: int = 1
+    replication_factor: int = Field(default=1, ge=1)
+    # How many replicas must hold a write before the broker acknowledges it (`min.insync.replicas` of the topics
+    # created). Unset: one fewer than the replication factor, at least 1 (1 locally, 2 for 3 replicas), so that
+    # one broker can be down without stopping writes, and an acknowledged write survives losing one more.
+    min_insync_replicas: int = Field(default=1, ge=1)
     # Partitions of every order-keyed topic: how many instances of a processor can share its work. Fixed once
     # the topics hold data: an order's records must stay in the partition its key hashed to.
     order_partitions: int = Field(default=4, ge=1)
@@ -148,6 +152,19 @@ class Settings(BaseSettings):
             self.kafka_bootstrap_servers = local_bootstrap_servers(self)
         if "schema_registry_url" not in self.model_fields_set:
             self.schema_registry_url = local_registry_url(self)
+        return self
+
+    @model_validator(mode="after")
+    def min_insync_replicas_follow_the_replication(self) -> Settings:
+        """Unset, `min_insync_replicas` is one fewer than the replication factor (at least 1); set, it cannot
+        exceed it, or no write would ever be acknowledged."""
+        if "min_insync_replicas" not in self.model_fields_set:
+            self.min_insync_replicas = max(1, self.replication_factor - 1)
+        if self.min_insync_replicas > self.replication_factor:
+            raise ValueError(
+                f"min_insync_replicas ({self.min_insync_replicas}) exceeds replication_factor "
+                f"({self.replication_factor}): no write could be acknowledged"
+            )
         return self
 
     def kafka_config(self) -> dict[str, Any]:

@@ -43,6 +43,11 @@ class TopicSpec:
             config["retention.ms"] = str(self.retention_ms)
         return config
 
+    def created_config(self, min_insync_replicas: int) -> dict[str, str]:
+        """`config` with the durability asked of the cluster it is created on (`Settings.min_insync_replicas`,
+        which follows the replication factor rather than the topic)."""
+        return {**self.config(), "min.insync.replicas": str(min_insync_replicas)}
+
     @property
     def dead_letter_topic(self) -> TopicSpec:
         return dead_letters_of(self)

@@ -106,6 +106,6 @@ def app_topic(app: Application, spec: TopicSpec, settings: Settings) -> Topic:
         config=TopicConfig(
             num_partitions=spec.partitions,
             replication_factor=settings.replication_factor,
-            extra_config=spec.config(),
+            extra_config=spec.created_config(settings.min_insync_replicas),
         ),
     )

@@ -45,6 +45,7 @@ def test_apply_twice_creates_then_changes_nothing(
     assert sorted(second.in_sync) == sorted(first.created)
     stock = describe(admin, [declared[1].name])[declared[1].name]
     assert stock.config["cleanup.policy"] == "compact"
+    assert stock.config["min.insync.replicas"] == str(settings.min_insync_replicas)
     assert stock.partitions == INVENTORY_STOCK.partitions
 
 

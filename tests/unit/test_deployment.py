@@ -1,54 +1,21 @@
-"""The deployment files: made from the processor declarations, current, and valid for their tools."""
+"""The deployment files: made from the processor declarations, current, and valid for their tools (Kubernetes's in
+test_kubernetes.py)."""
 
 from __future__ import annotations
 
-import copy
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
-import kubernetes_validate
-import pytest
 import yaml
 
-from ops.deploy import COMPOSE_FILE, DEPLOYED, K8S_DIR, generated_files
+from ops.deploy import COMPOSE_FILE, DEPLOYED, generated_files
 from topology.settings import PROJECT_ROOT
-
-KUBERNETES_VERSION = "1.33"
-
-
-def manifests() -> list[dict[str, Any]]:
-    return [document for path in sorted(K8S_DIR.glob("*.yaml")) for document in yaml.safe_load_all(path.read_text())]
 
 
 def test_the_files_are_what_the_declarations_make() -> None:
     for path, text in generated_files().items():
         assert path.read_text() == text, f"{path} is stale: run `oms deploy --write`"
-
-
-def test_every_processor_has_a_stateful_set_whose_pods_name_their_instance() -> None:
-    stateful = {
-        doc["spec"]["template"]["spec"]["containers"][0]["args"][1]
-        for doc in manifests()
-        if doc["kind"] == "StatefulSet"
-    }
-    assert stateful == set(DEPLOYED)
-    services = {doc["metadata"]["name"] for doc in manifests() if doc["kind"] == "Service"}
-    assert services == {f"oms-{name}" for name in DEPLOYED}
-
-
-def test_the_manifests_are_valid_kubernetes_resources() -> None:
-    for document in manifests():
-        kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
-
-
-def test_the_validation_catches_a_misspelt_field() -> None:
-    stateful_set = next(doc for doc in manifests() if doc["kind"] == "StatefulSet")
-    broken = copy.deepcopy(stateful_set)
-    broken["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["httpGet"]["prot"] = "metrics"
-    with pytest.raises(kubernetes_validate.ValidationError):
-        kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)
 
 
 def compose_config(path: Path) -> subprocess.CompletedProcess[str]:

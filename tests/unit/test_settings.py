@@ -57,3 +57,28 @@ def test_unknown_security_protocol_is_refused(monkeypatch: pytest.MonkeyPatch) -
 
     with pytest.raises(ValueError, match="kafka_security_protocol"):
         Settings()
+
+
+@pytest.mark.parametrize(("replication_factor", "min_insync_replicas"), [(1, 1), (2, 1), (3, 2), (5, 4)])
+def test_min_insync_replicas_unset_leave_one_broker_to_spare(
+    monkeypatch: pytest.MonkeyPatch, replication_factor: int, min_insync_replicas: int
+) -> None:
+    monkeypatch.delenv("OMS_MIN_INSYNC_REPLICAS", raising=False)
+    monkeypatch.setenv("OMS_REPLICATION_FACTOR", str(replication_factor))
+
+    assert Settings().min_insync_replicas == min_insync_replicas
+
+
+def test_min_insync_replicas_given_are_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMS_REPLICATION_FACTOR", "3")
+    monkeypatch.setenv("OMS_MIN_INSYNC_REPLICAS", "3")
+
+    assert Settings().min_insync_replicas == 3
+
+
+def test_min_insync_replicas_above_the_replication_factor_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMS_REPLICATION_FACTOR", "1")
+    monkeypatch.setenv("OMS_MIN_INSYNC_REPLICAS", "2")
+
+    with pytest.raises(ValueError, match="min_insync_replicas"):
+        Settings()

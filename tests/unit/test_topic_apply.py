@@ -69,3 +69,31 @@ def test_other_create_failures_are_raised(monkeypatch: pytest.MonkeyPatch) -> No
 
     with pytest.raises(KafkaException):
         apply(Settings(), [ORDERS_EVENTS])
+
+
+class EmptyCluster(LaggingAdmin):
+    """No topic exists; what is created is kept for the test to read."""
+
+    def __init__(self) -> None:
+        super().__init__("")
+        self.created: list[Any] = []
+
+    def list_topics(self, timeout: float) -> Any:
+        return SimpleNamespace(topics={})
+
+    def create_topics(self, topics: list[Any], operation_timeout: float) -> dict[str, Future[Any]]:
+        self.created.extend(topics)
+        return {topic.topic: done() for topic in topics}
+
+
+def test_topics_are_created_with_the_replication_and_min_insync_replicas_of_the_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cluster = EmptyCluster()
+    monkeypatch.setattr(topology_admin, "admin_client", lambda settings: cluster)
+
+    apply(Settings(replication_factor=3), [ORDERS_EVENTS])
+
+    [created] = cluster.created
+    assert created.replication_factor == 3
+    assert created.config["min.insync.replicas"] == "2"

@@ -52,13 +52,14 @@ def test_compacted_topics_keep_records_forever() -> None:
 
 
 def test_compare_tells_missing_in_sync_and_drifted() -> None:
-    in_sync = ActualTopic(ORDERS_EVENTS.partitions, 1, ORDERS_EVENTS.config())
-    drifted = ActualTopic(2, 1, {**INVENTORY_STOCK.config(), "cleanup.policy": "delete"})
+    in_sync = ActualTopic(ORDERS_EVENTS.partitions, 1, ORDERS_EVENTS.created_config(1))
+    drifted = ActualTopic(2, 1, {**INVENTORY_STOCK.created_config(1), "cleanup.policy": "delete"})
 
     results = compare(
         [ORDERS_EVENTS, INVENTORY_STOCK, topic_named("oms.timers")],
         {ORDERS_EVENTS.name: in_sync, INVENTORY_STOCK.name: drifted, "undeclared": in_sync},
         replication_factor=1,
+        min_insync_replicas=1,
     )
 
     assert [result.status for result in results] == [
@@ -73,9 +74,17 @@ def test_compare_tells_missing_in_sync_and_drifted() -> None:
 
 
 def test_replication_factor_differing_from_settings_is_drift() -> None:
-    actual = ActualTopic(ORDERS_EVENTS.partitions, 1, ORDERS_EVENTS.config())
+    actual = ActualTopic(ORDERS_EVENTS.partitions, 1, ORDERS_EVENTS.created_config(1))
 
-    [result] = compare([ORDERS_EVENTS], {ORDERS_EVENTS.name: actual}, replication_factor=3)
+    [result] = compare([ORDERS_EVENTS], {ORDERS_EVENTS.name: actual}, replication_factor=3, min_insync_replicas=1)
 
     assert result.status is TopicStatus.DRIFTED
     assert result.differences == ("replication factor: declared 3, actual 1",)
+
+
+def test_fewer_in_sync_replicas_than_the_settings_ask_is_drift() -> None:
+    actual = ActualTopic(ORDERS_EVENTS.partitions, 3, ORDERS_EVENTS.created_config(1))
+
+    [result] = compare([ORDERS_EVENTS], {ORDERS_EVENTS.name: actual}, replication_factor=3, min_insync_replicas=2)
+
+    assert result.differences == ("min.insync.replicas: declared 2, actual 1",)
