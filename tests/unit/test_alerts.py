@@ -68,7 +68,9 @@ def test_the_documented_annotation_scrape_names_the_job_the_alerts_select(tmp_pa
 
     [service] = [
         document
-        for document in yaml.safe_load_all((PROJECT_ROOT / "ops" / "deploy" / "k8s" / "fleet.yaml").read_text())
+        for document in yaml.safe_load_all(
+            (PROJECT_ROOT / "ops" / "deploy" / "k8s" / "base" / "fleet.yaml").read_text()
+        )
         if document["kind"] == "Service"
     ]
     assert service["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
