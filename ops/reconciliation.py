@@ -3,11 +3,13 @@
 Given the records read from the order-keyed topics (and, where the run can read them, the stock levels before
 and after, the simulators' ledgers and the dead-letter counts), every order must satisfy:
 
-- exactly one terminal outcome: rejected, payment failed, out of stock, delivered or cancelled;
-  every `CancelOrder` answered once; no event published twice (the same `event_id` on a topic);
+- exactly one terminal outcome, as `oms.orders.events` tells it: rejected (`OrderRejected`), payment failed or
+  out of stock (`OrderFailed`), delivered or cancelled; every `PaymentFailed` and `InventoryShortage` told
+  there by the one `OrderFailed` that names it, and no `OrderFailed` without one; every `CancelOrder` answered
+  once; no event published twice (the same `event_id` on a topic);
 - money: one charge at most; cancelled and short orders get back what they were charged, as refunds plus
-  store credit, never more; delivered orders keep it; rejected and failed orders were never charged; the
-  payment gateway's ledger agrees with the topics;
+  store credit, never more, as their `OrderCancelled` or `OrderFailed` says; delivered orders keep it;
+  rejected and failed orders were never charged; the payment gateway's ledger agrees with the topics;
 - stock per SKU: seeded - reserved + restocked = final (the partial grants of a short order come and go on
   the SKU side and leave no trace here); a cancelled order gives back all it held, a delivered one nothing;
 - fulfillment: one routing slip per order, each activity done once (again only after it revised the
@@ -41,6 +43,8 @@ from schemas.models import (
     OrderCancelled,
     OrderCreated,
     OrderDelivered,
+    OrderFailed,
+    OrderFailureReason,
     OrderRejected,
     PaymentFailed,
     PaymentMethod,
@@ -63,6 +67,16 @@ Report = Callable[[str], None]
 REJECTED, PAYMENT_FAILED, OUT_OF_STOCK = "rejected", "payment-failed", "out-of-stock"
 DELIVERED, CANCELLED = "delivered", "cancelled"
 OUTCOMES = (REJECTED, PAYMENT_FAILED, OUT_OF_STOCK, DELIVERED, CANCELLED)
+# The outcome each reason of an `OrderFailed` tells, and the event on another topic that decides it.
+FAILURES: Mapping[OrderFailureReason, str] = {
+    OrderFailureReason.PAYMENT_FAILED: PAYMENT_FAILED,
+    OrderFailureReason.OUT_OF_STOCK: OUT_OF_STOCK,
+}
+DECIDED_BY: Mapping[str, type[PaymentFailed] | type[InventoryShortage]] = {
+    PAYMENT_FAILED: PaymentFailed,
+    OUT_OF_STOCK: InventoryShortage,
+}
+OTHER_FAILURE = "failed"  # an `OrderFailed` whose reason this reconciliation does not know
 SLIP_ENDS = (RoutingSlipCompleted, RoutingSlipFaulted, RoutingSlipTerminated, RoutingSlipCompensationFailed)
 
 # What each label of the order generator (`ops.orders.Expected`) may end as; a cancelled order may end
@@ -165,6 +179,7 @@ def reconcile(
         records = by_order.get(order_id, [])
         outcome = _outcome(order_id, records, cancels.get(order_id, 0), expected, result)
         outcomes[order_id] = outcome
+        _check_failures_told(order_id, records, result)
         _check_money(order_id, outcome, records, ledgers, result)
         _check_fulfillment(order_id, outcome, records, ledgers, result)
         _check_notifications(order_id, records, result)
@@ -196,15 +211,13 @@ def of_type(records: Iterable[AvroRecord], kind: type[Record]) -> list[Record]:
 
 
 def terminal_outcomes(records: Sequence[AvroRecord]) -> list[str]:
-    """Every terminal outcome the order's records tell, in the order seen."""
+    """Every terminal outcome the order's events on `oms.orders.events` tell, in the order seen."""
     found = []
     for record in records:
         if isinstance(record, OrderRejected) and not is_duplicate_id_rejection(record):
             found.append(REJECTED)
-        elif isinstance(record, PaymentFailed):
-            found.append(PAYMENT_FAILED)
-        elif isinstance(record, InventoryShortage):
-            found.append(OUT_OF_STOCK)
+        elif isinstance(record, OrderFailed):
+            found.append(FAILURES.get(record.reason, OTHER_FAILURE))
         elif isinstance(record, OrderDelivered):
             found.append(DELIVERED)
         elif isinstance(record, OrderCancelled):
@@ -244,6 +257,33 @@ def _outcome(
     return outcome
 
 
+def _check_failures_told(order_id: str, records: Sequence[AvroRecord], result: Reconciliation) -> None:
+    """A failure decided on another topic (`PaymentFailed`, `InventoryShortage`) is told on the orders topic by
+    an `OrderFailed` naming it (`caused_by`), and an `OrderFailed` names a failure that was decided."""
+    decided = {
+        (outcome, str(record.event_id)): kind.__name__
+        for outcome, kind in DECIDED_BY.items()
+        for record in of_type(records, kind)
+    }
+    told = {
+        (FAILURES.get(record.reason, OTHER_FAILURE), str(record.caused_by)) for record in of_type(records, OrderFailed)
+    }
+    for outcome, cause in sorted(decided.keys() - told):
+        result.violations.append(
+            Violation(
+                order_id,
+                "told",
+                f"{decided[outcome, cause]} {cause} ended the order {outcome}; no OrderFailed tells it",
+            )
+        )
+    for outcome, cause in sorted(told - decided.keys()):
+        result.violations.append(
+            Violation(
+                order_id, "told", f"an OrderFailed tells {outcome}, caused by {cause}, which decided no such thing"
+            )
+        )
+
+
 def _check_money(
     order_id: str, outcome: str | None, records: Sequence[AvroRecord], ledgers: Ledgers | None, result: Reconciliation
 ) -> None:
@@ -264,10 +304,11 @@ def _check_money(
         violation(f"delivered, yet {returned} returned")
     if outcome in (REJECTED, PAYMENT_FAILED) and (charged or returned):
         violation(f"{outcome}, yet charged {charged} and returned {returned}")
-    for cancelled in of_type(records, OrderCancelled):
-        told = cancelled.refunded.amount_minor if cancelled.refunded is not None else 0
+    ends: list[OrderCancelled | OrderFailed] = [*of_type(records, OrderCancelled), *of_type(records, OrderFailed)]
+    for ended in ends:
+        told = ended.refunded.amount_minor if ended.refunded is not None else 0
         if told != returned:
-            violation(f"OrderCancelled says {told} refunded, the refunds add up to {returned}")
+            violation(f"{type(ended).__name__} says {told} refunded, the refunds add up to {returned}")
     if ledgers is not None:
         in_ledger = (ledgers.charged.get(order_id, 0), ledgers.returned.get(order_id, 0))
         if in_ledger != (charged, returned):

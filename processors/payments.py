@@ -16,6 +16,11 @@ the pure decision, as `decide` is for charges. The order's events, the refund co
 are merged into one stream, so that one per-order state holds the payment and the refunds made of it: what each
 tender has given back, and which requests were carried out, so that none is carried out twice. A request that
 comes before the payment is decided waits in that state, and is carried out once the payment is.
+
+Payments also tells the order's end on the orders topic, when it is the one to decide it: an `OrderFailed`
+(`PAYMENT_FAILED`) with each `PaymentFailed`, and an `OrderFailed` (`OUT_OF_STOCK`) with the refunds of an
+`InventoryShortage`, saying what went back; each in the same transaction as the event it goes with, its id
+derived from the deciding event's, so that a partner learns every outcome from `oms.orders.events` alone.
 """
 
 from __future__ import annotations
@@ -48,18 +53,26 @@ from schemas.models import (
     InventoryShortage,
     Money,
     OrderCreated,
+    OrderFailed,
+    OrderFailureReason,
     PaymentFailed,
     PaymentMethod,
     PaymentProcessed,
     PaymentRefunded,
     PaymentRefundFailed,
     RefundPayment,
+    ShortLine,
     StockLine,
     Tender,
     TenderCharge,
 )
 from topology.settings import Settings
 from topology.topics import INVENTORY_EVENTS, ORDERS_EVENTS, PAYMENTS_COMMANDS, PAYMENTS_EVENTS
+
+# The most `OrderFailed.detail` may carry, as its schema declares it.
+DETAIL_LENGTH = next(
+    rule.max_length for rule in OrderFailed.model_fields["detail"].metadata if hasattr(rule, "max_length")
+)
 
 PROCESSOR = "oms.payments"
 INPUTS = (ORDERS_EVENTS, PAYMENTS_COMMANDS, INVENTORY_EVENTS)
@@ -177,6 +190,8 @@ class RefundAsk(BaseModel):
     amount: Money | None = None
     store_credit_if_unavailable: bool = True
     """False: a tender whose gateway stays unavailable is reported (retryable) for the asker to retry later."""
+    short_lines: list[ShortLine] | None = None
+    """The lines an `InventoryShortage` could not reserve: the refund ends the order (`OrderFailed`)."""
 
 
 class PaymentState(BaseModel):
@@ -290,10 +305,24 @@ def payment_failed(
         retryable=retryable,
         code=code,
     )
+    told = OrderFailed(
+        event_id=derive_event_id(failed.event_id, "order-failed"),
+        order_id=order.order_id,
+        occurred_at=now,
+        reason=OrderFailureReason.PAYMENT_FAILED,
+        code=code,
+        detail=cut(reason, DETAIL_LENGTH),
+        caused_by=failed.event_id,
+    )
     return Decided(
         state.model_copy(update={"outcome": "failed", "order_event_id": str(order.event_id)}),
-        [Emit(PAYMENTS_EVENTS, order.order_id, failed)],
+        [Emit(PAYMENTS_EVENTS, order.order_id, failed), Emit(ORDERS_EVENTS, order.order_id, told)],
     )
+
+
+def cut(text: str, length: int) -> str:
+    """`text` if it fits in `length` characters, else its start ending with an ellipsis."""
+    return text if len(text) <= length else text[: length - 1] + "…"
 
 
 def refusal_reason(order: OrderCreated, refusal: TenderRefused) -> str:
@@ -321,7 +350,7 @@ def paid_lines(order: OrderCreated) -> list[StockLine]:
 def refund_asked(record: RefundPayment | InventoryShortage) -> RefundAsk:
     """What `record` asks to refund: a shortage asks for everything still charged, the order cannot be filled."""
     if isinstance(record, InventoryShortage):
-        return RefundAsk(cause_id=record.event_id, order_id=record.order_id)
+        return RefundAsk(cause_id=record.event_id, order_id=record.order_id, short_lines=record.short_lines)
     return RefundAsk(
         cause_id=record.event_id,
         order_id=record.order_id,
@@ -429,7 +458,8 @@ def refund_outcome(
     now: datetime.datetime,
 ) -> Decided:
     """One `PaymentRefunded` per charge that gave back, a retryable `PaymentRefundFailed` for what an unavailable
-    gateway kept, and a `PaymentRefundFailed` for what was asked beyond what stayed charged."""
+    gateway kept, and a `PaymentRefundFailed` for what was asked beyond what stayed charged; after a shortage's
+    refund, the order's end (`OrderFailed`)."""
     given = {result.index: result for result in results if isinstance(result, TenderRefunded | TenderCredited)}
     made = [part for part in parts if part.index in given]
     emits = [Emit(PAYMENTS_EVENTS, ask.order_id, refunded(state, ask, part, given[part.index], now)) for part in made]
@@ -443,7 +473,30 @@ def refund_outcome(
         missing = ask.amount.model_copy(update={"amount_minor": ask.amount.amount_minor - covered})
         reason = f"only {covered} of the {ask.amount.amount_minor} {ask.amount.currency} asked stayed charged"
         emits.append(refund_failed(ask, missing, reason, now))
-    return Decided(carried_out(state, ask, made), emits)
+    after = carried_out(state, ask, made)
+    if ask.short_lines is not None and after.outcome == "processed":
+        emits.append(Emit(ORDERS_EVENTS, ask.order_id, out_of_stock(after, ask, ask.short_lines, now)))
+    return Decided(after, emits)
+
+
+def out_of_stock(
+    state: PaymentState, ask: RefundAsk, short_lines: list[ShortLine], now: datetime.datetime
+) -> OrderFailed:
+    """The order's end once its shortage was refunded: what went back of it, in all, as refunds and store credit."""
+    shortages = ", ".join(f"{line.sku} ({line.available} of {line.requested} available)" for line in short_lines)
+    refunded = None
+    if state.charges:
+        returned = sum(state.returned_minor.values())
+        refunded = Money(amount_minor=returned, currency=state.charges[0].amount.currency)
+    return OrderFailed(
+        event_id=derive_event_id(ask.cause_id, "order-failed"),
+        order_id=ask.order_id,
+        occurred_at=now,
+        reason=OrderFailureReason.OUT_OF_STOCK,
+        detail=cut(f"out of stock: {shortages}", DETAIL_LENGTH),
+        refunded=refunded,
+        caused_by=ask.cause_id,
+    )
 
 
 def refunded(
@@ -575,6 +628,6 @@ SPEC = ProcessorSpec(
     group=PROCESSOR,
     # Merged, so that one per-order state holds the payment and the refunds made of it.
     streams=(Stream(INPUTS, _handler, handles=(OrderCreated, RefundPayment, InventoryShortage)),),
-    outputs=(PAYMENTS_EVENTS,),
+    outputs=(PAYMENTS_EVENTS, ORDERS_EVENTS),
     state="order id: outcome, charges, what was given back, refunds waiting for the payment",
 )

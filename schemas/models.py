@@ -467,6 +467,26 @@ class OrderDelivered(OrderEvent):
     signed_by: str | None = Field(default=None, max_length=200)
 
 
+class OrderFailureReason(enum.StrEnum):
+    PAYMENT_FAILED = "PAYMENT_FAILED"
+    OUT_OF_STOCK = "OUT_OF_STOCK"
+    OTHER = "OTHER"
+
+
+class OrderFailed(OrderEvent):
+    """The order ended without being sent: its payment failed (nothing stays charged), or it was out of stock (told once what it had been charged went back). Once per order, on the orders topic, so that a partner follows an order from that one topic."""
+
+    AVRO_NAME: ClassVar[str] = "oms.orders.OrderFailed"
+    event_id: uuid.UUID = Field(description="Unique per message; consumers deduplicate by it.")
+    order_id: str = Field(max_length=128)
+    occurred_at: datetime.datetime
+    reason: OrderFailureReason = Field(description="Why, machine-readable; a reader that does not know a newer reason reads OTHER.")
+    code: str = Field(default="", max_length=100, description="The deciding event's own code, when it has one: a PaymentFailed's (card-declined, gateway-unavailable...); empty for OUT_OF_STOCK.")
+    detail: str = Field(max_length=500, description="Why, in plain words for an operator (which tender, what the gateway said; which products were short), cut to 500 characters.")
+    refunded: Money | None = Field(default=None, description="For OUT_OF_STOCK: what went back to the customer, as refunds and store credit. Null when nothing had been charged (PAYMENT_FAILED).")
+    caused_by: uuid.UUID = Field(description="event_id of the event that decided it: the PaymentFailed, or the InventoryShortage.")
+
+
 class OrderRejected(OrderEvent):
     """A PlaceOrder failed intake; every reason is listed. With the code duplicate-order-id it answers a second PlaceOrder for an order id already used, and says nothing of the order that holds the id."""
 
@@ -693,6 +713,7 @@ RECORD_TYPES: dict[str, type[AvroRecord]] = {
     "oms.orders.OrderCancelled": OrderCancelled,
     "oms.orders.OrderCreated": OrderCreated,
     "oms.orders.OrderDelivered": OrderDelivered,
+    "oms.orders.OrderFailed": OrderFailed,
     "oms.orders.OrderRejected": OrderRejected,
     "oms.orders.OrderShipped": OrderShipped,
     "oms.orders.PlaceOrder": PlaceOrder,

@@ -80,8 +80,9 @@ ORDERS_EVENTS = TopicSpec(
         "oms.orders.OrderDelivered",
         "oms.orders.OrderCancelled",
         "oms.orders.OrderCancellationRejected",
+        "oms.orders.OrderFailed",
     ),
-    doc="An order's life as facts: created, rejected, shipped, delivered, cancelled.",
+    doc="An order's life as facts: created, rejected, shipped, delivered, cancelled, failed (payment or stock).",
 )
 PAYMENTS_COMMANDS = TopicSpec(
     name="oms.payments.commands",

@@ -63,11 +63,13 @@ PROCESSOR = "oms.sagas"
 INPUTS = (ORDERS_COMMANDS, ORDERS_EVENTS, PAYMENTS_EVENTS, INVENTORY_EVENTS, ROUTING_SLIPS_EVENTS, SAGA_TIMERS)
 OUTPUTS = (SAGAS_EVENTS, FULFILLMENT_CONTROL, PAYMENTS_COMMANDS, INVENTORY_COMMANDS, ORDERS_EVENTS, TIMERS)
 
-# What is not read: the slip's step-by-step progress and the saga's own answers.
+# What is not read: the slip's step-by-step progress, the saga's own answers, and the end of an order that
+# failed (its facts come from the PaymentFailed or InventoryShortage that decided it).
 SKIPPED_TYPES = frozenset(
     {
         "oms.OrderCancelled",
         "oms.OrderCancellationRejected",
+        "oms.OrderFailed",
         "oms.RoutingSlipCreated",
         "oms.RoutingSlipActivityCompleted",
         "oms.RoutingSlipActivityFaulted",

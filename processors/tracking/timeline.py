@@ -29,6 +29,8 @@ from schemas.models import (
     OrderCreated,
     OrderDelivered,
     OrderEvent,
+    OrderFailed,
+    OrderFailureReason,
     OrderRejected,
     OrderTimeline,
     PaymentFailed,
@@ -341,6 +343,17 @@ def delivered(view: Draft, record: OrderDelivered) -> None:
     view.set(outcome="delivered")
 
 
+# The outcome an `OrderFailed` tells, named as the event that decided it names it.
+FAILURE_OUTCOMES: dict[OrderFailureReason, str] = {
+    OrderFailureReason.PAYMENT_FAILED: "payment-failed",
+    OrderFailureReason.OUT_OF_STOCK: "out-of-stock",
+}
+
+
+def failed(view: Draft, record: OrderFailed) -> None:
+    view.set(outcome=FAILURE_OUTCOMES.get(record.reason, "failed"))
+
+
 def notified(view: Draft, record: NotificationSent) -> None:
     view.end(CHOREOGRAPHY, f"notify {record.kind.value.lower().replace('_', ' ')}", COMPLETED, record.occurred_at)
 
@@ -408,6 +421,7 @@ APPLY: dict[type[AvroRecord], Callable[[Draft, Any], None]] = {
     RoutingSlipTerminated: slip_ended("terminated"),
     RoutingSlipCompensationFailed: slip_ended(COMPENSATION_FAILED),
     OrderDelivered: delivered,
+    OrderFailed: failed,
     NotificationSent: notified,
     CancelOrder: cancel_asked,
     SagaTransitioned: transitioned,

@@ -23,6 +23,8 @@ from schemas.models import (
     NotificationKind,
     NotificationSent,
     OrderCreated,
+    OrderFailed,
+    OrderFailureReason,
     OrderRejected,
     PaymentFailed,
     PaymentProcessed,
@@ -40,6 +42,11 @@ OUTCOME_OF_EXPECTED: dict[str, set[type[AvroRecord]]] = {
     "created-paid-reserved": {InventoryReserved},
     "shortage": {InventoryShortage},
     "may-shortage": {InventoryReserved, InventoryShortage},
+}
+# The end the orders topic tells of an order that a payment failure or a shortage decided.
+TOLD_AS: dict[type[AvroRecord], OrderFailureReason] = {
+    PaymentFailed: OrderFailureReason.PAYMENT_FAILED,
+    InventoryShortage: OrderFailureReason.OUT_OF_STOCK,
 }
 NOTIFIED: dict[type[AvroRecord], NotificationKind] = {
     OrderCreated: NotificationKind.ORDER_RECEIVED,
@@ -134,6 +141,29 @@ def test_mixed_orders_each_reach_exactly_one_outcome_of_the_right_kind(settings:
         total = sum(line.quantity * line.unit_price.amount_minor for line in order.record.lines)
         kept = total if order.expected == "created-paid-reserved" else 0
         assert gateway.out_of_pocket(order.order_id) == kept, order
+
+    # Each failure is told once on the orders topic, naming the event that decided it; a short order's says
+    # that all it was charged went back.
+    deciders = {
+        str(s.key): s.record
+        for s in seen
+        if s.key in order_ids and isinstance(s.record, PaymentFailed | InventoryShortage)
+    }
+    seen = watcher.wait_until(
+        lambda seen: {s.key for s in seen if isinstance(s.record, OrderFailed) and s.key in order_ids} == set(deciders),
+        what="every failure told on the orders topic",
+    )
+    ends = [(s.topic, str(s.key), s.record) for s in seen if isinstance(s.record, OrderFailed) and s.key in order_ids]
+    assert sorted(key for _, key, _ in ends) == sorted(deciders), "one end per failed order"
+    charged = {
+        order.order_id: sum(line.quantity * line.unit_price.amount_minor for line in order.record.lines)
+        for order in orders
+    }
+    for topic, key, end in ends:
+        decider = deciders[key]
+        assert (topic, end.reason, end.caused_by) == (ORDERS_EVENTS.name, TOLD_AS[type(decider)], decider.event_id)
+        if end.reason is OrderFailureReason.OUT_OF_STOCK:
+            assert end.refunded is not None and end.refunded.amount_minor == charged[key]
 
     # Each kind of notification reaches the customer once per order.
     expected_notices = {

@@ -22,6 +22,7 @@ from schemas.models import (
     OrderCancelled,
     OrderCreated,
     OrderDelivered,
+    OrderFailed,
     OrderRejected,
     OrderShipped,
     PaymentFailed,
@@ -284,6 +285,14 @@ def test_a_cancellation_before_payment_of_an_order_whose_payment_fails_is_reject
     [rejected] = of_type(saga.feed(PaymentFailed(**base(), amount=TOTAL, reason="declined")), OrderCancellationRejected)
 
     assert "payment failed" in rejected.reason
+
+
+def test_the_saga_passes_an_order_s_failure_over_undecoded_as_the_events_that_decided_it_taught_it() -> None:
+    [stream] = processor.SPEC.streams
+
+    assert stream.handles is not None
+    assert OrderFailed not in stream.handles
+    assert {PaymentFailed, InventoryShortage} <= set(stream.handles)
 
 
 def test_a_slip_that_completes_before_the_stop_takes_effect_rejects_the_cancellation_without_refund() -> None:

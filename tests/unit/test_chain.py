@@ -258,6 +258,7 @@ def test_the_same_orders_make_the_same_records_and_effects_whether_processors_ru
         "OrderDelivered",
         "OrderCancelled",
         "OrderCancellationRejected",
+        "OrderFailed",
         "NotificationSent",
     }
     alone_ledgers, together_ledgers = (

@@ -25,8 +25,11 @@ from schemas.models import (
     OrderCancelled,
     OrderCreated,
     OrderDelivered,
+    OrderFailed,
+    OrderFailureReason,
     OrderRejected,
     OrderShipped,
+    PaymentFailed,
     PaymentProcessed,
     PaymentRefunded,
     PlaceOrder,
@@ -40,12 +43,18 @@ from schemas.models import (
 )
 from tests.factories import order_of
 from topology.settings import Settings
-from topology.topics import INVENTORY_STOCK, ORDERS_COMMANDS, fulfillment_activity
+from topology.topics import INVENTORY_EVENTS, INVENTORY_STOCK, ORDERS_COMMANDS, ORDERS_EVENTS, fulfillment_activity
 
 
 @pytest.fixture
 def runner(tmp_path: Path) -> InProcessRunner:
     return InProcessRunner(STREAM_PROCESSORS, Settings(run_dir=tmp_path))
+
+
+@pytest.fixture(params=[False, True], ids=["alone", "together"])
+def either(request: pytest.FixtureRequest, tmp_path: Path) -> InProcessRunner:
+    """The processors each alone, or the order-keyed ones run together as one engine."""
+    return InProcessRunner(STREAM_PROCESSORS, Settings(run_dir=tmp_path), colocated=request.param)
 
 
 @pytest.fixture
@@ -112,6 +121,70 @@ def test_an_order_short_of_stock_is_refunded_and_the_customer_told(runner: InPro
     assert "RoutingSlipCreated" not in kinds(runner, order.order_id)
     assert "OUT_OF_STOCK" in {record.kind.value for record in runner.records(NotificationSent, order.order_id)}
     assert runner.records(StockLevel)[-1].available == 1  # nothing kept back for the short order
+
+
+def ends_on_the_orders_topic(runner: InProcessRunner, order_id: str) -> list[OrderFailed]:
+    """The order's `OrderFailed`s, each checked to be published on the orders topic under the order's key."""
+    published = [
+        (delivered.outgoing.topic, delivered.outgoing.key, delivered.record)
+        for delivered in runner.log
+        if isinstance(delivered.record, OrderFailed) and delivered.record.order_id == order_id
+    ]
+    assert all((topic, key) == (ORDERS_EVENTS.name, order_id.encode()) for topic, key, _ in published)
+    return [record for _, _, record in published]
+
+
+def told(runner: InProcessRunner, order_id: str) -> list[str]:
+    return sorted(record.kind.value for record in runner.records(NotificationSent, order_id))
+
+
+def test_a_declined_card_ends_the_order_on_the_orders_topic_once(either: InProcessRunner) -> None:
+    order = order_of("declined", {"SKU-MUG-01": 1})
+    order = order.model_copy(update={"tenders": [order.tenders[0].model_copy(update={"token": "tok_declined_1"})]})
+    stock(either, {"SKU-MUG-01": 5})
+
+    place(either, order)
+    either.run()
+    [created] = either.records(OrderCreated, order.order_id)
+    either.send(Emit(ORDERS_EVENTS, order.order_id, created))  # a replay of the orders topic
+    place(either, order)  # and the producer's retry
+    either.run()
+
+    [failed] = either.records(PaymentFailed, order.order_id)
+    [ended] = ends_on_the_orders_topic(either, order.order_id)
+    assert (ended.reason, ended.code, ended.caused_by, ended.refunded) == (
+        OrderFailureReason.PAYMENT_FAILED,
+        "card-declined",
+        failed.event_id,
+        None,
+    )
+    assert ended.detail == failed.reason
+    assert told(either, order.order_id) == ["ORDER_RECEIVED", "PAYMENT_FAILED"], "told once, by the PaymentFailed"
+    assert either.dead_letters() == []
+
+
+def test_a_shortage_ends_the_order_on_the_orders_topic_once_refunded(either: InProcessRunner) -> None:
+    order = order_of("short", {"SKU-MUG-01": 4})
+    stock(either, {"SKU-MUG-01": 1})
+
+    place(either, order)
+    either.run()
+    [shortage] = either.records(InventoryShortage, order.order_id)
+    either.send(Emit(INVENTORY_EVENTS, order.order_id, shortage))  # a replay of the inventory topic
+    either.run()
+
+    [created] = either.records(OrderCreated, order.order_id)
+    [ended] = ends_on_the_orders_topic(either, order.order_id)
+    assert (ended.reason, ended.caused_by, ended.refunded) == (
+        OrderFailureReason.OUT_OF_STOCK,
+        shortage.event_id,
+        created.total,
+    )
+    assert ended.detail == "out of stock: SKU-MUG-01 (1 of 4 available)"
+    seen = kinds(either, order.order_id)
+    assert seen.index("PaymentRefunded") < seen.index("OrderFailed"), "told once its money went back"
+    assert told(either, order.order_id) == ["ORDER_CONFIRMED", "ORDER_RECEIVED", "OUT_OF_STOCK"]
+    assert either.dead_letters() == []
 
 
 def test_a_parcel_no_carrier_takes_faults_the_slip_and_compensates_in_reverse(runner: InProcessRunner) -> None:

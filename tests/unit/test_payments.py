@@ -11,6 +11,7 @@ from quixstreams import State
 
 from processors.adapters.payment_gateway import ChargeResult, RefundResult, SimulatedPaymentGateway
 from processors.payments import (
+    DETAIL_LENGTH,
     INPUTS,
     PAYMENT,
     ChargeTender,
@@ -38,6 +39,8 @@ from schemas.models import (
     InventoryShortage,
     Money,
     OrderCreated,
+    OrderFailed,
+    OrderFailureReason,
     OrderLine,
     OrderRejected,
     PaymentFailed,
@@ -52,7 +55,7 @@ from schemas.models import (
     TenderCharge,
 )
 from tests.factories import DictState, record_of
-from topology.topics import PAYMENTS_EVENTS
+from topology.topics import ORDERS_EVENTS, PAYMENTS_EVENTS
 
 NOW = datetime.datetime(2025, 3, 1, 12, 0, tzinfo=datetime.UTC)
 NO_WAIT = RetryPolicy(attempts=5, first_delay_s=0, max_delay_s=0)
@@ -95,6 +98,30 @@ def only_emit(step: Any) -> Emit:
     [emit] = step.emits
     assert emit.topic == PAYMENTS_EVENTS
     return emit
+
+
+def failure(emits: list[Emit]) -> PaymentFailed:
+    """The `PaymentFailed` of `emits`, which tell the order's end beside it on the orders topic, and nothing else."""
+    [(topic, key, failed), (told_on, told_key, told)] = [(emit.topic, emit.key, emit.record) for emit in emits]
+    assert isinstance(failed, PaymentFailed) and isinstance(told, OrderFailed)
+    assert (topic, told_on) == (PAYMENTS_EVENTS, ORDERS_EVENTS)
+    assert key == told_key == failed.order_id
+    assert told == OrderFailed(
+        event_id=derive_event_id(failed.event_id, "order-failed"),
+        order_id=failed.order_id,
+        occurred_at=failed.occurred_at,
+        reason=OrderFailureReason.PAYMENT_FAILED,
+        code=failed.code,
+        detail=failed.reason,
+        refunded=None,
+        caused_by=failed.event_id,
+    )
+    return failed
+
+
+def failed_step(step: Any) -> PaymentFailed:
+    assert isinstance(step, Decided)
+    return failure(step.emits)
 
 
 # The pure decision.
@@ -148,9 +175,9 @@ def test_payment_processed_lists_the_order_lines_summed_per_sku() -> None:
 def test_a_declined_first_tender_fails_the_payment_with_nothing_to_void() -> None:
     order = order_created(card("tok_declined", 1000), gift_card("gc_ok", 500))
 
-    emit = only_emit(decide(None, order, [TenderRefused(0, "card declined", code="card-declined")], NOW))
+    failed = failed_step(decide(None, order, [TenderRefused(0, "card declined", code="card-declined")], NOW))
 
-    assert emit.record == PaymentFailed(
+    assert failed == PaymentFailed(
         event_id=derive_event_id(order.event_id, "payment-failed"),
         order_id=order.order_id,
         occurred_at=NOW,
@@ -175,8 +202,7 @@ def test_a_later_refusal_voids_the_earlier_charges_newest_first_then_fails() -> 
 
     assert first_void == VoidCharge(1, "t1", f"{order.event_id}/void/1")
     assert second_void == VoidCharge(0, "t0", f"{order.event_id}/void/0")
-    record = only_emit(final).record
-    assert isinstance(record, PaymentFailed)
+    record = failed_step(final)
     assert (record.reason, record.code) == (
         "tender 3 of 3 (GIFT_CARD) declined: gift card balance too low",
         "gift-card-empty",
@@ -187,9 +213,8 @@ def test_a_later_refusal_voids_the_earlier_charges_newest_first_then_fails() -> 
 def test_a_gateway_outage_fails_the_payment_as_retryable() -> None:
     order = order_created(card("tok_down", 1000))
 
-    record = only_emit(decide(None, order, [TenderRefused(0, "timeout", gateway_unavailable=True)], NOW)).record
+    record = failed_step(decide(None, order, [TenderRefused(0, "timeout", gateway_unavailable=True)], NOW))
 
-    assert isinstance(record, PaymentFailed)
     assert record.retryable
     assert record.reason == "payment gateway unavailable for tender 1 of 1 (CARD): timeout"
     assert record.code == "gateway-unavailable"
@@ -205,9 +230,8 @@ def test_an_order_already_decided_emits_nothing_and_calls_nothing() -> None:
 def test_tenders_that_do_not_pay_the_total_are_not_charged() -> None:
     order = order_created(card("tok_ok", 900), total=eur(1000))
 
-    record = only_emit(decide(None, order, [], NOW)).record
+    record = failed_step(decide(None, order, [], NOW))
 
-    assert isinstance(record, PaymentFailed)
     assert record.reason == "tenders pay 900 in EUR, the order totals 1000 EUR"
     assert record.code == "tenders-mismatch"
     assert not record.retryable
@@ -237,11 +261,10 @@ def test_an_order_paid_with_several_tenders_is_charged_once_per_tender(gateway: 
 def test_a_declined_card_after_a_gift_card_leaves_nothing_charged(gateway: SimulatedPaymentGateway) -> None:
     order = order_created(gift_card("gc_ok_1", 300), card("tok_nofunds_1", 700))
 
-    [emit] = handle(order, DictState(), gateway, NO_WAIT)
+    failed = failure(handle(order, DictState(), gateway, NO_WAIT))
 
-    assert isinstance(emit.record, PaymentFailed)
-    assert emit.record.reason == "tender 2 of 2 (CARD) declined: insufficient funds"
-    assert emit.record.code == "insufficient-funds", "the gateway's decline code"
+    assert failed.reason == "tender 2 of 2 (CARD) declined: insufficient funds"
+    assert failed.code == "insufficient-funds", "the gateway's decline code"
     assert gateway.count_voids(order.order_id) == 1
     assert gateway.approved_total(order.order_id) == 0
 
@@ -260,12 +283,11 @@ def test_a_gateway_that_stays_down_voids_earlier_charges_and_fails_retryable(
 ) -> None:
     order = order_created(store_credit("sc_1", 400), card("tok_down_1", 600))
 
-    [emit] = handle(order, DictState(), gateway, NO_WAIT)
+    failed = failure(handle(order, DictState(), gateway, NO_WAIT))
 
-    assert isinstance(emit.record, PaymentFailed)
-    assert emit.record.retryable
-    assert emit.record.reason.startswith("payment gateway unavailable for tender 2 of 2 (CARD)")
-    assert emit.record.code == "gateway-unavailable"
+    assert failed.retryable
+    assert failed.reason.startswith("payment gateway unavailable for tender 2 of 2 (CARD)")
+    assert failed.code == "gateway-unavailable"
     assert gateway.attempts(f"{order.event_id}/charge/1") == NO_WAIT.attempts
     assert gateway.approved_total(order.order_id) == 0
 
@@ -286,12 +308,13 @@ def test_a_replayed_order_created_emits_nothing_and_calls_the_gateway_no_more(
 def test_a_rerun_after_a_crash_emits_the_same_outcome_and_charges_once(gateway: SimulatedPaymentGateway) -> None:
     order = order_created(gift_card("gc_ok_1", 300), card("tok_declined_1", 700))
 
-    [before_crash] = handle(order, DictState(), gateway, NO_WAIT)
-    [after_restart] = handle(order, DictState(), gateway, NO_WAIT)  # the state write was never committed
+    before_crash = handle(order, DictState(), gateway, NO_WAIT)
+    after_restart = handle(order, DictState(), gateway, NO_WAIT)  # the state write was never committed
 
-    assert record_of(after_restart).model_dump(exclude={"occurred_at"}) == record_of(before_crash).model_dump(
-        exclude={"occurred_at"}
-    )
+    assert [record_of(emit).model_dump(exclude={"occurred_at"}) for emit in after_restart] == [
+        record_of(emit).model_dump(exclude={"occurred_at"}) for emit in before_crash
+    ]
+    assert [type(record_of(emit)) for emit in after_restart] == [PaymentFailed, OrderFailed]
     assert gateway.count_charges(order.order_id) == 2
     assert gateway.count_voids(order.order_id) == 1
     assert len(gateway.effects(order.order_id)) == 2
@@ -446,13 +469,60 @@ def test_a_shortage_asks_for_everything_still_charged() -> None:
     assert second == RefundTender(0, "t0", eur(300), f"{ask.cause_id}/refund/0")
 
 
-def test_a_shortage_with_nothing_left_charged_emits_nothing() -> None:
+def test_a_shortage_with_nothing_left_charged_refunds_nothing_and_ends_the_order() -> None:
     ask = refund_asked(inventory_shortage("order-1"))
 
     final = decide_refund(paid(CARD_700, returned_minor={0: 700}), ask, [], NOW)
 
-    assert records(final) == []
     assert isinstance(final, Decided) and final.state.refunds_done == [ask.cause_id]
+    [told] = final.emits
+    assert (told.topic, told.key) == (ORDERS_EVENTS, "order-1")
+    assert isinstance(told.record, OrderFailed) and told.record.refunded == eur(700), "given back before, in all"
+
+
+def test_a_shortage_s_refund_ends_the_order_saying_what_went_back() -> None:
+    state = paid(GIFT_CARD_300, CARD_700)
+    shortage = inventory_shortage("order-1")
+    ask = refund_asked(shortage)
+
+    final = decide_refund(
+        state, ask, [RefundRefused(1, "card closed"), TenderCredited(1, "c1"), TenderRefunded(0, "r0")], NOW
+    )
+
+    assert isinstance(final, Decided)
+    *refunds, told = final.emits
+    assert [type(emit.record) for emit in refunds] == [PaymentRefunded, PaymentRefunded]
+    assert (told.topic, told.key) == (ORDERS_EVENTS, "order-1")
+    assert told.record == OrderFailed(
+        event_id=derive_event_id(shortage.event_id, "order-failed"),
+        order_id="order-1",
+        occurred_at=NOW,
+        reason=OrderFailureReason.OUT_OF_STOCK,
+        detail="out of stock: SKU-1 (0 of 1 available)",
+        refunded=eur(1000),
+        caused_by=shortage.event_id,
+    )
+
+
+def test_a_refund_asked_by_a_command_does_not_end_the_order() -> None:
+    ask = refund_asked(refund_payment("order-1", eur(700)))
+
+    final = decide_refund(paid(CARD_700), ask, [TenderRefunded(0, "r0")], NOW)
+
+    assert [type(record) for record in records(final)] == [PaymentRefunded]
+
+
+def test_the_detail_of_an_order_s_end_is_cut_to_its_declared_length() -> None:
+    order = order_created(card("tok_declined", 1000))
+    refusal = TenderRefused(0, "card declined " * 100, code="card-declined")
+
+    step = decide(None, order, [refusal], NOW)
+
+    assert isinstance(step, Decided)
+    failed, told = (emit.record for emit in step.emits)
+    assert isinstance(failed, PaymentFailed) and isinstance(told, OrderFailed)
+    assert len(failed.reason) > DETAIL_LENGTH == 500
+    assert told.detail == failed.reason[: DETAIL_LENGTH - 1] + "…"
 
 
 def test_a_refund_above_what_stays_charged_gives_back_the_rest_and_fails_the_difference() -> None:
@@ -662,9 +732,17 @@ def test_an_inventory_shortage_refunds_the_order_in_full_once(gateway: Simulated
     order = paid_order(gateway, state, gift_card("gc_ok_1", 300), card("tok_ok_1", 700))
     shortage = inventory_shortage(order.order_id)
 
-    refunds = refunds_in(handle(shortage, state, gateway, NO_WAIT))
+    *refunded, told = handle(shortage, state, gateway, NO_WAIT)
     replayed = handle(shortage, state, gateway, NO_WAIT)
 
+    refunds = refunds_in(refunded)
+    assert (told.topic, told.key) == (ORDERS_EVENTS, order.order_id)
+    assert isinstance(told.record, OrderFailed)
+    assert (told.record.event_id, told.record.reason, told.record.refunded) == (
+        derive_event_id(shortage.event_id, "order-failed"),
+        OrderFailureReason.OUT_OF_STOCK,
+        eur(1000),
+    )
     assert [refund.event_id for refund in refunds] == [
         derive_event_id(shortage.event_id, "refunded/1"),
         derive_event_id(shortage.event_id, "refunded/0"),
@@ -685,7 +763,8 @@ def test_refunds_never_give_back_more_than_was_charged(gateway: SimulatedPayment
     # What stays charged on the card (100, in store credit) and on the gift card (300); the rest fails.
     assert [refund.amount for refund in refunds_in(refunded)] == [eur(100), eur(300)]
     assert isinstance(failed.record, PaymentRefundFailed) and failed.record.amount == eur(200)
-    assert after_shortage == []
+    [told] = after_shortage
+    assert isinstance(told.record, OrderFailed) and told.record.refunded == eur(1000)
     assert gateway.approved_total(order.order_id) == 1000
     assert gateway.refunded_total(order.order_id) + gateway.credited_total(order.order_id) == 1000
     assert gateway.out_of_pocket(order.order_id) == 0
@@ -717,9 +796,9 @@ def test_a_refund_asked_before_a_payment_that_fails_is_answered_with_a_failure(
     refund = refund_payment(order.order_id, eur(1000))
 
     handle(refund, state, gateway, NO_WAIT)
-    payment_failed, refund_failed = handle(order, state, gateway, NO_WAIT)
+    *payment_failed, refund_failed = handle(order, state, gateway, NO_WAIT)
 
-    assert isinstance(payment_failed.record, PaymentFailed)
+    failure(payment_failed)
     assert isinstance(refund_failed.record, PaymentRefundFailed)
     assert refund_failed.record == PaymentRefundFailed(
         event_id=derive_event_id(refund.event_id, "refund-failed"),

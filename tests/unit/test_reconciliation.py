@@ -19,9 +19,13 @@ from schemas.models import (
     AvroRecord,
     CancelOrder,
     InventoryReleased,
+    InventoryShortage,
+    Money,
     NotificationSent,
     OrderCancelled,
     OrderDelivered,
+    OrderFailed,
+    OrderFailureReason,
     PaymentFailed,
     PaymentProcessed,
     PaymentRefunded,
@@ -180,16 +184,63 @@ def test_real_flows_of_every_outcome_reconcile_exactly(run: Run) -> None:
 
 def test_an_order_that_never_ends_or_ends_twice_breaks_the_one_outcome_rule(run: Run) -> None:
     never = without(run.seen(), OrderDelivered, run.delivered)
+    declined = PaymentFailed(
+        event_id=uuid.uuid4(),
+        order_id=run.cancelled.order_id,
+        occurred_at=utc_now(),
+        amount=run.cancelled.tenders[0].amount,
+        reason="declined",
+    )
     twice = [
         *run.seen(),
-        Seen("oms.payments.events", run.cancelled.order_id, PaymentFailed(
+        Seen("oms.payments.events", run.cancelled.order_id, declined),
+        Seen("oms.orders.events", run.cancelled.order_id, OrderFailed(
             event_id=uuid.uuid4(), order_id=run.cancelled.order_id, occurred_at=utc_now(),
-            amount=run.cancelled.tenders[0].amount, reason="declined",
+            reason=OrderFailureReason.PAYMENT_FAILED, detail="declined", caused_by=declined.event_id,
         )),
     ]  # fmt: skip
 
     assert rules(run.reconcile(never))["one-outcome"] == {run.delivered}
     assert "2 outcomes: cancelled, payment-failed" in run.reconcile(twice).report()
+
+
+def test_each_failure_is_told_once_on_the_orders_topic_naming_what_decided_it(run: Run) -> None:
+    ends = {order_id: run.runner.records(OrderFailed, order_id) for order_id in (run.declined, run.short)}
+    [payment_failed] = run.runner.records(PaymentFailed, run.declined)
+    [shortage] = run.runner.records(InventoryShortage, run.short)
+    untold = without(without(run.seen(), OrderFailed, run.declined), OrderFailed, run.short)
+    stray = [
+        *run.seen(),
+        Seen("oms.orders.events", run.delivered, ends[run.short][0].model_copy(
+            update={"event_id": uuid.uuid4(), "order_id": run.delivered}
+        )),
+    ]  # fmt: skip
+
+    assert [(end.reason, end.caused_by) for end in ends[run.declined]] == [
+        (OrderFailureReason.PAYMENT_FAILED, payment_failed.event_id)
+    ]
+    assert [(end.reason, end.caused_by) for end in ends[run.short]] == [
+        (OrderFailureReason.OUT_OF_STOCK, shortage.event_id)
+    ]
+    broken = rules(run.reconcile(untold))
+    assert broken["told"] == broken["one-outcome"] == {run.declined, run.short}
+    assert rules(run.reconcile(stray))["told"] == {run.delivered}
+
+
+def test_an_out_of_stock_end_that_misstates_the_refund_breaks_the_money_rule(run: Run) -> None:
+    seen = run.seen()
+    [end] = [item for item in seen if isinstance(item.record, OrderFailed) and item.key == run.short]
+    assert isinstance(end.record, OrderFailed) and end.record.refunded is not None
+    less = end.record.refunded.amount_minor - 1
+    misstated = [
+        replace(item, record=end.record.model_copy(update={"refunded": Money(amount_minor=less, currency="EUR")}))
+        if item is end
+        else item
+        for item in seen
+    ]
+
+    assert run.reconcile().ok
+    assert rules(run.reconcile(misstated)) == {"money": {run.short}}
 
 
 def test_an_unanswered_cancellation_is_named(run: Run) -> None:

@@ -6,6 +6,8 @@ import datetime
 import uuid
 from typing import Any
 
+import pytest
+
 from processors.intake import decide
 from processors.intake_rules import is_duplicate_id_rejection
 from processors.tracking.timeline import DUPLICATE_ID_ANSWERED, STEP_FIELDS, TIMELINE_FIELDS, fold, is_stuck
@@ -13,6 +15,8 @@ from schemas.models import (
     AvroRecord,
     Money,
     OrderDelivered,
+    OrderFailed,
+    OrderFailureReason,
     OrderTimeline,
     PaymentProcessed,
     RoutingSlipActivityCompensated,
@@ -177,6 +181,23 @@ def test_a_rejected_order_is_completed_with_its_reasons() -> None:
     assert (timeline.status, timeline.outcome) == ("completed", "rejected")
     [intake] = timeline.steps
     assert (intake.name, intake.status, intake.error) == ("intake", "failed", "email address is not valid")
+
+
+@pytest.mark.parametrize(
+    ("reason", "outcome"),
+    [
+        (OrderFailureReason.PAYMENT_FAILED, "payment-failed"),
+        (OrderFailureReason.OUT_OF_STOCK, "out-of-stock"),
+        (OrderFailureReason.OTHER, "failed"),
+    ],
+)
+def test_an_order_failed_ends_the_order_with_its_reason(reason: OrderFailureReason, outcome: str) -> None:
+    placed = a_valid_order(ORDER)
+    ended = OrderFailed(**at(1), reason=reason, detail="told on the orders topic", caused_by=uuid.uuid4())
+
+    timeline = folded(placed, order_created_from(placed), ended)
+
+    assert (timeline.status, timeline.outcome) == ("completed", outcome)
 
 
 def test_a_duplicate_order_id_is_noted_and_leaves_the_order_as_it_was() -> None:
