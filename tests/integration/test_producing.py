@@ -94,3 +94,17 @@ def test_an_example_producer_places_an_order_and_follows_it_to_delivery(
     )
     assert len([s for s in watcher.for_order(order_id) if isinstance(s.record, OrderCreated)]) == 1
 
+
+@pytest.mark.parametrize("language", ["python", "java"])
+def test_an_example_producer_follows_a_declined_card_to_its_failure(
+    language: str, settings: Settings, watcher: Watcher, request: pytest.FixtureRequest
+) -> None:
+    command = python_example() if language == "python" else request.getfixturevalue("java_example")
+    set_stock_and_wait(settings, watcher, {"SKU-MUG-01": 50, "SKU-TEA-01": 50})
+    order_id = f"ext-{language}-{uuid.uuid4().hex[:10]}"
+
+    lines = place_and_follow(command, settings, order_id, "tok_declined_visa")
+
+    assert "event oms.OrderCreated" in lines
+    assert outcome_of(lines) == "oms.OrderFailed"
+    assert "card declined" in next(line for line in lines if line.startswith("outcome "))
