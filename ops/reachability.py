@@ -1,0 +1,92 @@
+"""Before an operator's command reads or writes: the files its settings name exist, and Kafka answers, within
+seconds, so that a wrong address or a broker that is down ends the command at once with what to fix rather
+than after librdkafka's own retries."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, ClusterMetadata
+
+from topology.settings import Settings
+
+REACH_TIMEOUT_S = 4.0  # with the command's start, an answer or a failure within 5 s
+_POLL_S = 0.25
+
+# What librdkafka reports as soon as it knows: no broker took the connection, no name resolved, the TLS or
+# SASL handshake failed. Waiting on would only repeat it.
+_DECISIVE = frozenset(
+    {
+        KafkaError._ALL_BROKERS_DOWN,
+        KafkaError._RESOLVE,
+        KafkaError._AUTHENTICATION,
+        KafkaError._SSL,
+        KafkaError.SASL_AUTHENTICATION_FAILED,
+    }
+)
+# librdkafka's value of `ssl.ca.location` that asks it to find the system's CAs: no file of ours.
+_NOT_A_PATH = frozenset({"probe"})
+
+
+class MissingFile(Exception):
+    """A file a setting names is not there."""
+
+
+class Unreachable(Exception):
+    """Kafka did not answer."""
+
+
+class ClientRefused(Exception):
+    """librdkafka refused the client configuration itself."""
+
+
+def missing_files(settings: Settings) -> list[tuple[str, Path]]:
+    """(where it is set, path) for every file setting, or `-X ...location` property, that names nothing."""
+    named: list[tuple[str, Path]] = [
+        (f"OMS_{field.upper()}", getattr(settings, field))
+        for field in Settings.model_fields
+        if field.endswith("_location") and getattr(settings, field) is not None
+    ]
+    named += [
+        (f"kafka property {key}", Path(value))
+        for key, value in settings.kafka_properties.items()
+        if key.endswith(".location") and value not in _NOT_A_PATH
+    ]
+    return [(where, path) for where, path in named if not path.exists()]
+
+
+def require_files(settings: Settings) -> None:
+    missing = missing_files(settings)
+    if missing:
+        raise MissingFile("; ".join(f"{where}: no file {path}" for where, path in missing))
+
+
+def require_kafka(settings: Settings, timeout_s: float = REACH_TIMEOUT_S) -> ClusterMetadata:
+    """The cluster's metadata, once a broker of `settings` answers; raise `Unreachable`, naming the reason
+    librdkafka gave, as soon as it knows none will, or after `timeout_s`."""
+    errors: list[KafkaError] = []
+    try:
+        admin = AdminClient({**settings.kafka_config(), "error_cb": errors.append})
+    except KafkaException as error:
+        raise ClientRefused(_reason(error.args[0])) from None
+    deadline = time.monotonic() + timeout_s
+    last: str | None = None
+    while True:
+        try:
+            return admin.list_topics(timeout=max(0.01, min(_POLL_S, deadline - time.monotonic())))
+        except KafkaException as error:
+            last = _reason(error.args[0])
+        admin.poll(0)
+        decisive = [error for error in errors if error.code() in _DECISIVE]
+        if decisive or time.monotonic() >= deadline:
+            causes = [error for error in errors if error.code() != KafkaError._ALL_BROKERS_DOWN]
+            reason = _reason(causes[-1]) if causes else (last or "no answer")
+            within = "" if decisive else f" within {timeout_s:g} s"
+            raise Unreachable(f"Kafka ({settings.kafka_bootstrap_servers}) did not answer{within}: {reason}")
+
+
+def _reason(error: object) -> str:
+    text = error.str() if isinstance(error, KafkaError) else str(error)
+    return text.splitlines()[0][:300] if text else "no reason given"
