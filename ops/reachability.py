@@ -35,7 +35,12 @@ class MissingFile(Exception):
 
 
 class Unreachable(Exception):
-    """Kafka did not answer."""
+    """Kafka did not answer: at `address`, for `reason` (librdkafka's last word on it)."""
+
+    def __init__(self, address: str, reason: str, waited_s: float | None) -> None:
+        self.address, self.reason = address, reason
+        within = f" within {waited_s:g} s" if waited_s is not None else ""
+        super().__init__(f"Kafka ({address}) did not answer{within}: {reason}")
 
 
 class ClientRefused(Exception):
@@ -83,8 +88,7 @@ def require_kafka(settings: Settings, timeout_s: float = REACH_TIMEOUT_S) -> Clu
         if decisive or time.monotonic() >= deadline:
             causes = [error for error in errors if error.code() != KafkaError._ALL_BROKERS_DOWN]
             reason = _reason(causes[-1]) if causes else (last or "no answer")
-            within = "" if decisive else f" within {timeout_s:g} s"
-            raise Unreachable(f"Kafka ({settings.kafka_bootstrap_servers}) did not answer{within}: {reason}")
+            raise Unreachable(settings.kafka_bootstrap_servers, reason, None if decisive else timeout_s)
 
 
 def _reason(error: object) -> str:

@@ -23,8 +23,10 @@ class Endpoint:
 def kafka_endpoint(settings: Settings) -> Endpoint:
     try:
         metadata = require_kafka(settings)
-    except (Unreachable, ClientRefused) as error:
-        return Endpoint("kafka", settings.kafka_bootstrap_servers, False, str(error))
+    except Unreachable as error:
+        return Endpoint("kafka", settings.kafka_bootstrap_servers, False, f"did not answer: {error.reason}")
+    except ClientRefused as error:
+        return Endpoint("kafka", settings.kafka_bootstrap_servers, False, f"client refused: {error}")
     brokers = len(metadata.brokers)
     detail = f"{brokers} broker{'s' if brokers != 1 else ''}, cluster {metadata.cluster_id}"
     return Endpoint("kafka", settings.kafka_bootstrap_servers, True, detail)
