@@ -204,7 +204,7 @@ def cmd_schemas_check(args: argparse.Namespace, settings: Settings) -> int:
     client = registry_client(settings)
     results = [(subject, check(client, subject)) for subject in declared_subjects()]
     failures = sum(1 for _, result in results if not result.compatible)
-    if getattr(args, "json", False):
+    if args.json:
         rows = [
             {
                 "subject": result.subject,
@@ -506,8 +506,11 @@ def _generated_block(write: bool, block: Callable[[], str], write_block: Callabl
 
 
 def cmd_processors(args: argparse.Namespace, settings: Settings) -> int:
-    from ops.processors import DOCS, table_block, write_table
+    from ops.processors import DOCS, processor_rows, table_block, write_table
 
+    if args.json and not args.write:
+        print_json(processor_rows())
+        return 0
     return _generated_block(args.write, table_block, write_table, DOCS)
 
 
@@ -597,6 +600,9 @@ def cmd_timers(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
     from ops.deploy import generated_files, write_files
 
+    if args.json and not args.write:
+        print_json([str(path) for path in generated_files()])
+        return 0
     if not args.write:
         for path in generated_files():
             print(path)
@@ -845,6 +851,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     listed = verb(verbs, "processors", cmd_processors, "what each stream processor reads, writes and keeps, as a table")
     listed.add_argument("--write", action="store_true", help="refresh the table in docs/processors.md")
+    listings.append(listed)
 
     run = verb(verbs, "run", cmd_run, "run one processor, or all of them, in the foreground until SIGINT/SIGTERM")
     # Not `choices`: the names come from the processors' declarations, whose imports (Quix Streams and every
@@ -984,6 +991,7 @@ def build_parser() -> argparse.ArgumentParser:
     listings += [slips_parked, stock_show, timers_parser, config]
     deploy = verb(verbs, "deploy", cmd_deploy, "the Compose file and Kubernetes manifests, made from the processors")
     deploy.add_argument("--write", action="store_true", help="write them (docker-compose.yml, ops/deploy/)")
+    listings.append(deploy)
     intake = verbs.add_parser("intake", help="what intake accepts").add_subparsers(dest="intake_verb", required=True)
     intake_rules = verb(intake, "rules", cmd_intake_rules, "intake's rules as a table: what each PlaceOrder gets")
     intake_rules.add_argument("--write", action="store_true", help="refresh the table in docs/producing.md")

@@ -198,29 +198,6 @@ def test_bootstrap_servers_in_librdkafkas_forms_are_accepted(servers: str, monke
     assert load_settings().kafka_bootstrap_servers == servers
 
 
-def test_listing_commands_all_take_json() -> None:
-    parser = build_parser()
-    listings = [
-        ["status"],
-        ["config"],
-        ["topics", "list"],
-        ["topics", "apply"],
-        ["schemas", "check"],
-        ["schemas", "register"],
-        ["timers"],
-        ["stock", "show"],
-        ["slips"],
-        ["slips", "parked"],
-        ["sagas"],
-        ["dlq", "list", "oms.orders.commands"],
-        ["track", "o-1"],
-        ["replay", "group", "oms.payments"],
-    ]
-
-    for words in listings:
-        assert parser.parse_args([*words, "--json"]).json is True, words
-
-
 def test_an_x_property_needs_a_key_and_keeps_any_equals_sign_in_its_value() -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args(["-X", "=value", "topics", "list"])
