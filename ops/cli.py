@@ -678,23 +678,25 @@ def cmd_replay_group(args: argparse.Namespace, settings: Settings) -> int:
     from ops.replay import GroupActive, apply, plan
 
     moves = plan(settings, args.group, to_time=args.to_time, to_offset=args.to_offset, topics=args.topic or None)
-    if args.json and not args.execute:
-        print_json([{**dataclasses.asdict(move), "read_again": move.rereads} for move in moves])
-        return 0
-    print(f"{'topic':<40} {'partition':>9} {'committed':>10} {'to':>10} {'read again':>10}")
-    for move in moves:
-        current = "-" if move.current is None else str(move.current)
-        again = "-" if move.rereads is None else str(move.rereads)
-        print(f"{move.topic:<40} {move.partition:>9} {current:>10} {move.target:>10} {again:>10}")
-    if not args.execute:
+    if not args.json:
+        print(f"{'topic':<40} {'partition':>9} {'committed':>10} {'to':>10} {'read again':>10}")
+        for move in moves:
+            current = "-" if move.current is None else str(move.current)
+            again = "-" if move.rereads is None else str(move.rereads)
+            print(f"{move.topic:<40} {move.partition:>9} {current:>10} {move.target:>10} {again:>10}")
+    if args.execute:
+        try:
+            apply(settings, args.group, moves)
+        except GroupActive as error:
+            print(f"oms: {error}", file=sys.stderr)
+            return 1
+    if args.json:
+        rows = [{**dataclasses.asdict(move), "read_again": move.rereads} for move in moves]
+        print_json({"group": args.group, "moved": args.execute, "partitions": rows})
+    elif args.execute:
+        print(f"moved {len(moves)} partitions of {args.group}; its processor reads from there when it starts")
+    else:
         print(f"dry run: {len(moves)} partitions of {args.group} would move; --execute moves them")
-        return 0
-    try:
-        apply(settings, args.group, moves)
-    except GroupActive as error:
-        print(f"oms: {error}", file=sys.stderr)
-        return 1
-    print(f"moved {len(moves)} partitions of {args.group}; its processor reads from there when it starts")
     return 0
 
 
@@ -1109,7 +1111,7 @@ def _run(args: argparse.Namespace) -> int:
         settings = get_settings()
         if args.handler is not cmd_run:
             keep_client_logs_off_the_terminal(settings)
-        if getattr(args, "needs_kafka", False):
+        if args.needs_kafka:
             from ops.reachability import require_files, require_kafka
 
             require_files(settings)
