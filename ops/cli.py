@@ -22,6 +22,7 @@ from ops.connection_options import connection_options, flag_environment
 from ops.failures import INTERRUPTED, UNAVAILABLE, USAGE, failure, unreachable
 from ops.localserver import PlatformError
 from ops.maven import FetchError, pinned_versions
+from ops.reachability import KAFKA, REGISTRY
 from ops.terminal import escaped_output
 from topology.profiles import selected_profile
 from topology.settings import KAFKA_CLIENT_LOGGER, Settings, get_settings
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from topology.drift import TopicComparison
 
 Handler = Callable[[argparse.Namespace, Settings], int]
+BOTH = (KAFKA, REGISTRY)
 CANCEL_TIMED_OUT = 3  # `oms cancel --wait`'s exit status when no answer came in time (1 is a rejection)
 REDRIVE_FENCED = 1  # `oms dlq redrive`'s exit status when another redrive of the topic took over
 PROCESSORS_NEED_AN_OPERATOR = 3  # `oms status`'s when `oms run all` has a processor left stopped or crash-looping
@@ -789,12 +791,12 @@ def build_parser() -> argparse.ArgumentParser:
         name: str,
         handler: Handler,
         help_text: str,
-        needs_kafka: bool = False,
+        needs: tuple[str, ...] = (),
     ) -> argparse.ArgumentParser:
-        """A verb; `needs_kafka`: an operator's command that reads or writes Kafka, which checks first that the
-        files its settings name exist and that Kafka answers (ops/reachability.py)."""
+        """A verb; `needs` (KAFKA, REGISTRY): what an operator's command reads or writes, and checks first that
+        it answers and that the files its settings name exist (ops/reachability.py)."""
         sub = parent.add_parser(name, help=help_text, description=help_text, parents=[after_the_verb])
-        sub.set_defaults(handler=handler, needs_kafka=needs_kafka)
+        sub.set_defaults(handler=handler, needs=needs)
         return sub
 
     up = verb(verbs, "up", cmd_up, "start the local Kafka broker and schema registry (fetching them on first use)")
@@ -818,18 +820,22 @@ def build_parser() -> argparse.ArgumentParser:
         dest="topics_verb", required=True, metavar="VERB"
     )
     topics_apply = verb(
-        topics, "apply", cmd_topics_apply, "create missing declared topics; report drift, delete nothing", True
+        topics, "apply", cmd_topics_apply, "create missing declared topics; report drift, delete nothing", (KAFKA,)
     )
-    topics_list = verb(topics, "list", cmd_topics_list, "show declared vs actual topics", needs_kafka=True)
+    topics_list = verb(topics, "list", cmd_topics_list, "show declared vs actual topics", (KAFKA,))
 
     schemas = verbs.add_parser("schemas", help="Avro schemas vs the registry").add_subparsers(
         dest="schemas_verb", required=True, metavar="VERB"
     )
     schemas_register = verb(
-        schemas, "register", cmd_schemas_register, "register every local schema (TopicRecordNameStrategy)"
+        schemas, "register", cmd_schemas_register, "register every local schema (TopicRecordNameStrategy)", (REGISTRY,)
     )
     schemas_check = verb(
-        schemas, "check", cmd_schemas_check, "test every local schema against the registry's versions (reads only)"
+        schemas,
+        "check",
+        cmd_schemas_check,
+        "test every local schema against the registry's versions (reads only)",
+        (REGISTRY,),
     )
     verb(schemas, "codegen", cmd_schemas_codegen, "regenerate schemas/models.py from the .avsc files")
     listings = [status, topics_apply, topics_list, schemas_register, schemas_check]
@@ -839,13 +845,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="routing slips: list them (the tracker's view), or act on one",
         parents=[after_the_verb],
     )
-    slips_parser.set_defaults(handler=cmd_slips_list, needs_kafka=True)
+    slips_parser.set_defaults(handler=cmd_slips_list, needs=BOTH)
     slips_parser.add_argument("--stuck", action="store_true", help="only those without progress for a while")
     slips_parser.add_argument("--faulted", action="store_true", help="only faulted ones")
     slips_parser.add_argument("--json", action="store_true")
     slips = slips_parser.add_subparsers(dest="slips_verb", metavar="VERB")
-    slips_parked = verb(slips, "parked", cmd_slips_parked, "list slips parked after a failed compensation", True)
-    resume = verb(slips, "resume", cmd_slips_resume, "send a parked slip to retry its failed compensation", True)
+    slips_parked = verb(slips, "parked", cmd_slips_parked, "list slips parked after a failed compensation", BOTH)
+    resume = verb(slips, "resume", cmd_slips_resume, "send a parked slip to retry its failed compensation", BOTH)
     resume.add_argument("order_id")
     resume.add_argument(
         "--skip-failed-step", action="store_true", help="the failed step was undone by hand: go on below it"
@@ -922,7 +928,7 @@ def build_parser() -> argparse.ArgumentParser:
     produce = verbs.add_parser("produce", help="produce commands as users do").add_subparsers(
         dest="produce_verb", required=True, metavar="VERB"
     )
-    orders = verb(produce, "orders", cmd_produce_orders, "produce generated PlaceOrder commands of a seeded mix", True)
+    orders = verb(produce, "orders", cmd_produce_orders, "produce generated PlaceOrder commands of a seeded mix", BOTH)
     orders.add_argument("--count", type=positive_int, default=100, help="orders to produce (default 100)")
     orders.add_argument("--rate", type=positive_float, help="orders per second (default: as fast as possible)")
     orders.add_argument("--seed", type=int, help="the same seed gives the same orders (default: a random one)")
@@ -950,13 +956,13 @@ def build_parser() -> argparse.ArgumentParser:
     stock = verbs.add_parser("stock", help="stock levels per SKU").add_subparsers(
         dest="stock_verb", required=True, metavar="VERB"
     )
-    stock_set = verb(stock, "set", cmd_stock_set, "set the units available of one SKU", needs_kafka=True)
+    stock_set = verb(stock, "set", cmd_stock_set, "set the units available of one SKU", BOTH)
     stock_set.add_argument("sku")
     stock_set.add_argument("quantity", type=non_negative_int)
-    verb(stock, "seed", cmd_stock_seed, "set the demo catalog's stock (processors/adapters/catalog.py)", True)
-    stock_show = verb(stock, "show", cmd_stock_show, "the latest stock level of every SKU", needs_kafka=True)
+    verb(stock, "seed", cmd_stock_seed, "set the demo catalog's stock (processors/adapters/catalog.py)", BOTH)
+    stock_show = verb(stock, "show", cmd_stock_show, "the latest stock level of every SKU", BOTH)
 
-    cancel = verb(verbs, "cancel", cmd_cancel, "ask for an order's cancellation (CancelOrder)", needs_kafka=True)
+    cancel = verb(verbs, "cancel", cmd_cancel, "ask for an order's cancellation (CancelOrder)", BOTH)
     cancel.add_argument("order_id")
     cancel.add_argument("--reason", default="customer request", help="why (default: customer request)")
     cancel.add_argument(
@@ -979,12 +985,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="sagas: list them (the tracker's view), or act on one",
         parents=[after_the_verb],
     )
-    sagas_parser.set_defaults(handler=cmd_sagas_list, needs_kafka=True)
+    sagas_parser.set_defaults(handler=cmd_sagas_list, needs=BOTH)
     sagas_parser.add_argument("--state", help="only sagas in this state, e.g. Failed")
     sagas_parser.add_argument("--json", action="store_true")
     sagas = sagas_parser.add_subparsers(dest="sagas_verb", metavar="VERB")
     timers_parser = verb(
-        verbs, "timers", cmd_timers, "the saga timers still pending, soonest first (late ones marked)", True
+        verbs, "timers", cmd_timers, "the saga timers still pending, soonest first (late ones marked)", BOTH
     )
     timers_parser.add_argument("order_id", nargs="?", metavar="ORDER", help="only this order's timers")
     config = verb(
@@ -1002,7 +1008,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verb(dashboards, "write", cmd_dashboards_write, "write ops/grafana/*.json from ops/dashboards.py")
     dlq = verbs.add_parser("dlq", help="dead letters").add_subparsers(dest="dlq_verb", required=True, metavar="VERB")
-    dlq_list = verb(dlq, "list", cmd_dlq_list, "each dead letter of a topic with its error", needs_kafka=True)
+    dlq_list = verb(dlq, "list", cmd_dlq_list, "each dead letter of a topic with its error", (KAFKA,))
     dlq_list.add_argument("topic", help="the original topic, e.g. oms.orders.commands (or its .dlq)")
     dlq_list.add_argument("--json", action="store_true")
     dlq_redrive = verb(
@@ -1010,7 +1016,7 @@ def build_parser() -> argparse.ArgumentParser:
         "redrive",
         cmd_dlq_redrive,
         "send dead letters back to their topic, once; exit 1 if another redrive took over",
-        needs_kafka=True,
+        (KAFKA,),
     )
     dlq_redrive.add_argument("topic", help="the original topic, e.g. oms.orders.commands (or its .dlq)")
     dlq_redrive.add_argument("--processor", help="only those this processor dead-lettered, e.g. oms.intake")
@@ -1021,7 +1027,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="replay_verb", required=True, metavar="VERB"
     )
     replay_group = verb(
-        replay, "group", cmd_replay_group, "move a stopped processor's group back; a dry run unless --execute", True
+        replay, "group", cmd_replay_group, "move a stopped processor's group back; a dry run unless --execute", (KAFKA,)
     )
     replay_group.add_argument("group", help="e.g. oms.payments")
     where = replay_group.add_mutually_exclusive_group()
@@ -1030,7 +1036,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay_group.add_argument("--topic", action="append", help="only this input topic (repeatable)")
     replay_group.add_argument("--execute", action="store_true", help="move the offsets (the group must be stopped)")
     listings.append(replay_group)
-    replay_topic = verb(replay, "topic", cmd_replay_topic, "produce a range of a topic's partition again", True)
+    replay_topic = verb(replay, "topic", cmd_replay_topic, "produce a range of a topic's partition again", (KAFKA,))
     replay_topic.add_argument("topic")
     replay_topic.add_argument("--partition", type=int, required=True)
     replay_topic.add_argument("--from-offset", type=int, required=True)
@@ -1042,11 +1048,11 @@ def build_parser() -> argparse.ArgumentParser:
         "serve a live web dashboard of every workflow on OMS_DASHBOARD_HOST (127.0.0.1)",
     )
     dashboard.add_argument("--port", type=int, default=8088, help="default 8088; 0 picks a free one")
-    track = verb(verbs, "track", cmd_track, "an order's timeline across choreography, routing slip and saga", True)
+    track = verb(verbs, "track", cmd_track, "an order's timeline across choreography, routing slip and saga", BOTH)
     track.add_argument("order_id")
     track.add_argument("--json", action="store_true")
     retry = verb(
-        sagas, "retry", cmd_sagas_retry, "resume sagas that ended Failed (RetrySaga), by order or in bulk", True
+        sagas, "retry", cmd_sagas_retry, "resume sagas that ended Failed (RetrySaga), by order or in bulk", BOTH
     )
     retry.add_argument("order_ids", nargs="*", metavar="ORDER")
     retry.add_argument("--state", choices=["Failed"], help="every saga in this state (with --reason: those of them)")
@@ -1111,11 +1117,10 @@ def _run(args: argparse.Namespace) -> int:
         settings = get_settings()
         if args.handler is not cmd_run:
             keep_client_logs_off_the_terminal(settings)
-        if args.needs_kafka:
-            from ops.reachability import require_files, require_kafka
+        if args.needs:
+            from ops import reachability
 
-            require_files(settings)
-            require_kafka(settings)
+            reachability.require(settings, args.needs)
         return int(args.handler(args, settings))
     except (PlatformError, FetchError) as error:
         print(f"oms: {error}", file=sys.stderr)

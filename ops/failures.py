@@ -9,6 +9,7 @@ sysexits.h where one fits, and one line that names what to fix, never a tracebac
 | 3 | `oms cancel --wait`: no answer in time; `oms status`: a processor needs an operator |
 | 66 | EX_NOINPUT: a file the settings name (a CA, a key, the config file) is not there |
 | 69 | EX_UNAVAILABLE: Kafka or the schema registry did not answer |
+| 77 | EX_NOPERM: Kafka or the schema registry refused the credentials |
 | 75 | EX_TEMPFAIL: a processor stopped for an outage that outlasted its retries (`oms run`) |
 | 78 | EX_CONFIG: a setting, profile or client property is wrong |
 | 130 | interrupted (Ctrl-C) |
@@ -22,13 +23,14 @@ from collections.abc import Callable
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from ops.reachability import ClientRefused, MissingFile, Unreachable
+from ops.reachability import ClientRefused, CredentialsRefused, MissingFile, NotTheRegistryApi, Unreachable
 from topology.profiles import ConfigFileMissing, ProfileError
 from topology.settings import Settings
 
 USAGE = 2
 NO_INPUT = 66
 UNAVAILABLE = 69
+NO_PERMISSION = 77
 CONFIG = 78  # processors.runtime.errors.CONFIG_EXIT_CODE, which `oms run all` leaves stopped
 INTERRUPTED = 130
 
@@ -40,10 +42,12 @@ def failure(error: BaseException, source_of: Callable[[str], str]) -> tuple[int,
         return CONFIG, wrong_settings(error, source_of)
     if isinstance(error, SettingsError):
         return CONFIG, unparsed_setting(error, source_of)
-    if isinstance(error, ProfileError | ClientRefused):
+    if isinstance(error, ProfileError | ClientRefused | NotTheRegistryApi):
         return CONFIG, f"{error}"
     if isinstance(error, ConfigFileMissing | MissingFile):
         return NO_INPUT, f"{error}"
+    if isinstance(error, CredentialsRefused):
+        return NO_PERMISSION, f"{error}"
     if isinstance(error, Unreachable):
         return UNAVAILABLE, f"{error}. Check its address and security settings: `oms config`"
     return None

@@ -1,6 +1,6 @@
-"""Before an operator's command reads or writes: the files its settings name exist, and Kafka answers, within
-seconds, so that a wrong address or a broker that is down ends the command at once with what to fix rather
-than after librdkafka's own retries."""
+"""Before an operator's command reads or writes: the files its settings name exist, and Kafka and the schema
+registry answer, within seconds, so that a wrong address, a server that is down or credentials refused end the
+command at once with what to fix, rather than after the clients' own retries."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ClusterMetadata
 
 from topology.settings import Settings
+
+KAFKA, REGISTRY = "kafka", "registry"
 
 REACH_TIMEOUT_S = 4.0  # with the command's start, an answer or a failure within 5 s
 _POLL_S = 0.25
@@ -26,6 +28,7 @@ _DECISIVE = frozenset(
         KafkaError.SASL_AUTHENTICATION_FAILED,
     }
 )
+_CREDENTIALS = frozenset({KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED})
 # librdkafka's value of `ssl.ca.location` that asks it to find the system's CAs: no file of ours.
 _NOT_A_PATH = frozenset({"probe"})
 
@@ -35,12 +38,20 @@ class MissingFile(Exception):
 
 
 class Unreachable(Exception):
-    """Kafka did not answer: at `address`, for `reason` (librdkafka's last word on it)."""
+    """Kafka or the registry (`server`) did not answer at `address`, for `reason` (its client's last word)."""
 
-    def __init__(self, address: str, reason: str, waited_s: float | None) -> None:
+    def __init__(self, server: str, address: str, reason: str, waited_s: float | None = None) -> None:
         self.address, self.reason = address, reason
         within = f" within {waited_s:g} s" if waited_s is not None else ""
-        super().__init__(f"Kafka ({address}) did not answer{within}: {reason}")
+        super().__init__(f"{server} ({address}) did not answer{within}: {reason}")
+
+
+class CredentialsRefused(Exception):
+    """Kafka or the registry answered, and refused who we said we were."""
+
+
+class NotTheRegistryApi(Exception):
+    """Something answered at the registry's URL, but not the Confluent-compatible API."""
 
 
 class ClientRefused(Exception):
@@ -68,6 +79,15 @@ def require_files(settings: Settings) -> None:
         raise MissingFile("; ".join(f"{where}: no file {path}" for where, path in missing))
 
 
+def require(settings: Settings, needs: tuple[str, ...]) -> None:
+    """What a command that `needs` Kafka, the registry or both checks before it starts."""
+    require_files(settings)
+    if KAFKA in needs:
+        require_kafka(settings)
+    if REGISTRY in needs:
+        require_registry(settings)
+
+
 def require_kafka(settings: Settings, timeout_s: float = REACH_TIMEOUT_S) -> ClusterMetadata:
     """The cluster's metadata, once a broker of `settings` answers; raise `Unreachable`, naming the reason
     librdkafka gave, as soon as it knows none will, or after `timeout_s`."""
@@ -88,7 +108,39 @@ def require_kafka(settings: Settings, timeout_s: float = REACH_TIMEOUT_S) -> Clu
         if decisive or time.monotonic() >= deadline:
             causes = [error for error in errors if error.code() != KafkaError._ALL_BROKERS_DOWN]
             reason = _reason(causes[-1]) if causes else (last or "no answer")
-            raise Unreachable(settings.kafka_bootstrap_servers, reason, None if decisive else timeout_s)
+            if any(error.code() in _CREDENTIALS for error in decisive):
+                raise CredentialsRefused(
+                    f"Kafka ({settings.kafka_bootstrap_servers}) refused the credentials: {reason}; check the "
+                    "OMS_KAFKA_SASL_* settings (`oms config`)"
+                )
+            raise Unreachable("Kafka", settings.kafka_bootstrap_servers, reason, None if decisive else timeout_s)
+
+
+def require_registry(settings: Settings, timeout_s: float = REACH_TIMEOUT_S) -> int:
+    """How many subjects the registry of `settings` has, asked once with `timeout_s` and no retry; raise
+    `Unreachable`, `CredentialsRefused` or `NotTheRegistryApi` for an answer that is none of that."""
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+    url = settings.schema_registry_url
+    client = SchemaRegistryClient({**settings.schema_registry_config(), "timeout": timeout_s, "max.retries": 0})
+    try:
+        return len(client.get_subjects())
+    except SchemaRegistryError as error:
+        status = error.http_status_code
+        if status in (401, 403):
+            raise CredentialsRefused(
+                f"the schema registry ({url}) refused the credentials (HTTP {status}); check "
+                "OMS_SCHEMA_REGISTRY_USERNAME and OMS_SCHEMA_REGISTRY_PASSWORD (`oms config`)"
+            ) from None
+        if 400 <= status < 500:
+            raise NotTheRegistryApi(
+                f"the schema registry URL {url} answered HTTP {status} to GET /subjects: is it the registry's "
+                "Confluent-compatible API (Apicurio's ends in /apis/ccompat/v7)?"
+            ) from None
+        raise Unreachable("the schema registry", url, _reason(error)) from None
+    except Exception as error:
+        raise Unreachable("the schema registry", url, _reason(error)) from None
 
 
 def _reason(error: object) -> str:

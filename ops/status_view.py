@@ -6,7 +6,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ops.reachability import REACH_TIMEOUT_S, ClientRefused, Unreachable, require_kafka
+from ops.reachability import (
+    ClientRefused,
+    CredentialsRefused,
+    NotTheRegistryApi,
+    Unreachable,
+    require_kafka,
+    require_registry,
+)
 from topology.settings import Settings, local_bootstrap_servers, local_registry_url
 
 
@@ -25,24 +32,21 @@ def kafka_endpoint(settings: Settings) -> Endpoint:
         metadata = require_kafka(settings)
     except Unreachable as error:
         return Endpoint("kafka", settings.kafka_bootstrap_servers, False, f"did not answer: {error.reason}")
-    except ClientRefused as error:
-        return Endpoint("kafka", settings.kafka_bootstrap_servers, False, f"client refused: {error}")
+    except (ClientRefused, CredentialsRefused) as error:
+        return Endpoint("kafka", settings.kafka_bootstrap_servers, False, str(error))
     brokers = len(metadata.brokers)
     detail = f"{brokers} broker{'s' if brokers != 1 else ''}, cluster {metadata.cluster_id}"
     return Endpoint("kafka", settings.kafka_bootstrap_servers, True, detail)
 
 
 def registry_endpoint(settings: Settings) -> Endpoint:
-    from confluent_kafka.schema_registry import SchemaRegistryClient
-
-    # Asked once, briefly: a status report waits for no retry.
-    config = {**settings.schema_registry_config(), "timeout": REACH_TIMEOUT_S, "max.retries": 0}
     try:
-        subjects = SchemaRegistryClient(config).get_subjects()
-    except Exception as error:
-        reason = (str(error) or type(error).__name__).splitlines()[0][:200]
-        return Endpoint("registry", settings.schema_registry_url, False, f"did not answer: {reason}")
-    return Endpoint("registry", settings.schema_registry_url, True, f"{len(subjects)} subjects")
+        subjects = require_registry(settings)
+    except Unreachable as error:
+        return Endpoint("registry", settings.schema_registry_url, False, f"did not answer: {error.reason}")
+    except (CredentialsRefused, NotTheRegistryApi) as error:
+        return Endpoint("registry", settings.schema_registry_url, False, str(error))
+    return Endpoint("registry", settings.schema_registry_url, True, f"{subjects} subjects")
 
 
 def uses_local_platform(settings: Settings) -> bool:

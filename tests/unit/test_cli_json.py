@@ -41,7 +41,7 @@ def test_every_listing_and_status_command_takes_json(words: list[str]) -> None:
 
 @pytest.fixture
 def broker_answers(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(reachability, "require_kafka", lambda settings: None)
+    monkeypatch.setattr(reachability, "require", lambda settings, needs: None)
 
 
 def test_topics_list_json_gives_each_topic_and_exits_1_on_drift(
