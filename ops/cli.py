@@ -24,7 +24,7 @@ from ops.localserver import PlatformError
 from ops.maven import FetchError, pinned_versions
 from ops.reachability import KAFKA, REGISTRY
 from ops.terminal import escaped_output
-from topology.profiles import selected_profile
+from topology.profiles import ConfigFileMissing, ProfileError, selected_profile
 from topology.settings import KAFKA_CLIENT_LOGGER, Settings, get_settings
 
 if TYPE_CHECKING:
@@ -574,7 +574,6 @@ def cmd_dashboards_write(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     from ops.settings_view import settings_json, settings_rows
-    from topology.profiles import selected_profile
 
     flagged = frozenset(flag_environment(args, {}))
     rows = settings_rows(settings, flagged=flagged, profile=selected_profile(os.environ))
@@ -1146,7 +1145,7 @@ def _where_given(field: str, flagged: frozenset[str]) -> str:
 
     try:
         profile = selected_profile(os.environ)
-    except Exception:
+    except (ConfigFileMissing, ProfileError):
         profile = None
     return where_given(field, os.environ, flagged, profile)
 
@@ -1181,7 +1180,7 @@ def version_line() -> str:
     import confluent_kafka
 
     return (
-        f"oms {version('oms')} (confluent-kafka {confluent_kafka.version()[0]}, "
+        f"oms {version('oms')} (confluent-kafka {confluent_kafka.version()}, "
         f"librdkafka {confluent_kafka.libversion()[0]}, Python {sys.version.split()[0]})"
     )
 

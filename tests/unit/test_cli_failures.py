@@ -205,7 +205,7 @@ def test_version_names_oms_and_its_kafka_client() -> None:
     run = subprocess.run([sys.executable, "-m", "ops.cli", "--version"], capture_output=True, text=True, timeout=60)
 
     assert run.returncode == 0
-    assert run.stdout.startswith("oms 0.1.0 (confluent-kafka ") and "librdkafka " in run.stdout
+    assert run.stdout.startswith("oms 0.1.0 (confluent-kafka 2.") and "librdkafka 2." in run.stdout
 
 
 def test_status_reports_the_configured_remote_cluster_and_not_the_local_servers(environment: dict[str, str]) -> None:
