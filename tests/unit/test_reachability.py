@@ -7,10 +7,13 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 
-from ops.reachability import Unreachable, missing_files, require_kafka
+from ops import reachability
+from ops.reachability import CredentialsRefused, Unreachable, missing_files, require_kafka
 from topology.settings import Settings
 
 
@@ -59,3 +62,26 @@ def test_missing_files_name_the_setting_and_ignore_librdkafkas_probe_value(tmp_p
         ("OMS_SCHEMA_REGISTRY_SSL_CA_LOCATION", tmp_path / "registry-ca.pem"),
         ("kafka property ssl.crl.location", tmp_path / "crl.pem"),
     ]
+
+
+class RefusingBroker:
+    """An AdminClient whose broker answers a SASL handshake with "authentication failed"."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self._error_cb = config["error_cb"]
+
+    def list_topics(self, timeout: float) -> None:
+        raise KafkaException(KafkaError(KafkaError._TRANSPORT, "Failed to get metadata"))
+
+    def poll(self, timeout: float) -> int:
+        self._error_cb(KafkaError(KafkaError.SASL_AUTHENTICATION_FAILED, "SASL authentication error: bad password"))
+        return 1
+
+
+def test_credentials_the_broker_refuses_are_told_apart_from_a_broker_that_is_down(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(reachability, "AdminClient", RefusingBroker)
+
+    with pytest.raises(CredentialsRefused, match="refused the credentials: SASL authentication error: bad password"):
+        require_kafka(Settings(kafka_bootstrap_servers="b-1:9093"))
