@@ -53,9 +53,8 @@ def uses_local_platform(settings: Settings) -> bool:
     """Whether the settings name the servers `oms up` runs (plaintext or, with OMS_LOCAL_SECURITY, secure)."""
     if settings.local_security == "sasl_ssl":
         return True
-    return settings.kafka_bootstrap_servers == local_bootstrap_servers(
-        settings
-    ) or settings.schema_registry_url == local_registry_url(settings)
+    local_kafka = settings.kafka_bootstrap_servers == local_bootstrap_servers(settings)
+    return local_kafka or settings.schema_registry_url == local_registry_url(settings)
 
 
 def endpoint_line(endpoint: Endpoint) -> str:
