@@ -72,9 +72,9 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     name those; then every `oms run all` on this run folder. Exits 1 when something named does not answer,
     PROCESSORS_NEED_AN_OPERATOR when a running supervisor has a processor left stopped or crash-looping."""
     from ops import runstate
-    from ops.status_view import endpoint_line, kafka_endpoint, registry_endpoint, status_json, uses_local_platform
+    from ops.status_view import configured_endpoints, endpoint_line, status_json, uses_local_platform
 
-    endpoints = [kafka_endpoint(settings), registry_endpoint(settings)]
+    endpoints = configured_endpoints(settings)
     local = _local_servers(settings) if uses_local_platform(settings) else []
     lines, troubled = runstate.processors_report(settings.run_dir)
     all_up = all(endpoint.answering for endpoint in endpoints) and all(server["answering"] for server in local)

@@ -3,6 +3,7 @@ the local servers `oms up` runs when the settings name those, and the processors
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -47,6 +48,12 @@ def registry_endpoint(settings: Settings) -> Endpoint:
     except (CredentialsRefused, NotTheRegistryApi) as error:
         return Endpoint("registry", settings.schema_registry_url, False, str(error))
     return Endpoint("registry", settings.schema_registry_url, True, f"{subjects} subjects")
+
+
+def configured_endpoints(settings: Settings) -> list[Endpoint]:
+    """Kafka and the registry, asked at once: a report within one time limit when neither answers."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return list(pool.map(lambda ask: ask(settings), (kafka_endpoint, registry_endpoint)))
 
 
 def uses_local_platform(settings: Settings) -> bool:
