@@ -572,6 +572,36 @@ def cmd_dashboards_write(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_profiles(args: argparse.Namespace, settings: Settings) -> int:
+    """The profiles of the config file, where each points, and which one is in use; no secret."""
+    from topology.profiles import PROFILE_VARIABLE, config_path, read_profiles
+
+    path = config_path(os.environ)
+    profiles = read_profiles(path) if path.is_file() else {}
+    chosen = os.environ.get(PROFILE_VARIABLE)
+    rows = [
+        {
+            "profile": name,
+            "in_use": name == chosen,
+            "kafka_bootstrap_servers": profile.values.get("kafka_bootstrap_servers"),
+            "schema_registry_url": profile.values.get("schema_registry_url"),
+        }
+        for name, profile in sorted(profiles.items())
+    ]
+    if args.json:
+        print_json({"config": str(path), "profiles": rows})
+        return 0
+    if not rows:
+        print(f"no profile in {path}: a [profiles.NAME] table makes one (docs/operations.md)")
+        return 0
+    print(f"profiles in {path} (* in use):")
+    for row in rows:
+        mark = "*" if row["in_use"] else " "
+        kafka, registry = row["kafka_bootstrap_servers"] or "-", row["schema_registry_url"] or "-"
+        print(f"{mark} {row['profile']:<16} {kafka:<48} {registry}")
+    return 0
+
+
 def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     from ops.settings_view import settings_json, settings_rows
 
@@ -995,7 +1025,8 @@ def build_parser() -> argparse.ArgumentParser:
     config = verb(
         verbs, "config", cmd_config, "the effective settings (OMS_* variables), where each comes from, secrets hidden"
     )
-    listings += [slips_parked, stock_show, timers_parser, config]
+    profiles = verb(verbs, "profiles", cmd_profiles, "the config file's profiles, where each points, which is in use")
+    listings += [slips_parked, stock_show, timers_parser, config, profiles]
     deploy = verb(verbs, "deploy", cmd_deploy, "the Compose file and Kubernetes manifests, made from the processors")
     deploy.add_argument("--write", action="store_true", help="write them (docker-compose.yml, ops/deploy/)")
     listings.append(deploy)

@@ -48,12 +48,20 @@ def selected_profile(environ: Mapping[str, str]) -> Profile | None:
         return None
     if name is None:
         return None
+    profiles = read_profiles(path)
+    if name not in profiles:
+        known = ", ".join(sorted(profiles)) or "none"
+        raise ProfileError(f"{path} has no profile {name!r} (a [profiles.{name}] table); its profiles: {known}")
+    return profiles[name]
+
+
+def read_profiles(path: Path) -> dict[str, Profile]:
+    """Every `[profiles.NAME]` table of the file at `path`."""
     try:
         document = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ProfileError(f"{path} is not TOML: {error}") from None
-    profiles = document.get("profiles", {})
-    if not isinstance(profiles, dict) or not isinstance(profiles.get(name), dict):
-        known = ", ".join(sorted(profiles)) if isinstance(profiles, dict) and profiles else "none"
-        raise ProfileError(f"{path} has no profile {name!r} (a [profiles.{name}] table); its profiles: {known}")
-    return Profile(name, path, profiles[name])
+    tables = document.get("profiles", {})
+    if not isinstance(tables, dict):
+        raise ProfileError(f"{path}: `profiles` is to be a table of [profiles.NAME] tables")
+    return {name: Profile(name, path, values) for name, values in tables.items() if isinstance(values, dict)}

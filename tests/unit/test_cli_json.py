@@ -4,6 +4,8 @@ Kafka are replaced by what they would return, so that no broker is needed."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -12,11 +14,13 @@ from ops.cli import build_parser, main
 from processors.services import STREAM_PROCESSORS
 from topology import admin
 from topology.drift import ActualTopic, TopicComparison, TopicStatus
+from topology.settings import get_settings
 from topology.topics import ORDERS_COMMANDS, ORDERS_EVENTS
 
 LISTINGS = [
     ["status"],
     ["config"],
+    ["profiles"],
     ["processors"],
     ["deploy"],
     ["topics", "list"],
@@ -37,6 +41,13 @@ LISTINGS = [
 @pytest.mark.parametrize("words", LISTINGS, ids=" ".join)
 def test_every_listing_and_status_command_takes_json(words: list[str]) -> None:
     assert build_parser().parse_args([*words, "--json"]).json is True
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings() -> Iterator[None]:
+    """`main` caches the settings it read; the next test reads its own environment's."""
+    yield
+    get_settings.cache_clear()
 
 
 @pytest.fixture
@@ -103,3 +114,37 @@ def test_config_json_gives_each_setting_with_its_source(
         "source": "environment",
     }
     assert rows["OMS_KAFKA_SASL_PASSWORD"]["value"] == "unset"
+
+
+def test_profiles_json_lists_each_profile_where_it_points_and_which_is_in_use_without_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[profiles.prod]\nkafka_bootstrap_servers = "b-1:9093"\nkafka_sasl_password = "hunter2"\n'
+        '[profiles.staging]\nschema_registry_url = "https://registry.staging"\n'
+    )
+    monkeypatch.setenv("OMS_CONFIG", str(config))
+    monkeypatch.setenv("OMS_PROFILE", "prod")
+
+    assert main(["profiles", "--json"]) == 0
+
+    out = capsys.readouterr().out
+    assert json.loads(out) == {
+        "config": str(config),
+        "profiles": [
+            {
+                "profile": "prod",
+                "in_use": True,
+                "kafka_bootstrap_servers": "b-1:9093",
+                "schema_registry_url": None,
+            },
+            {
+                "profile": "staging",
+                "in_use": False,
+                "kafka_bootstrap_servers": None,
+                "schema_registry_url": "https://registry.staging",
+            },
+        ],
+    }
+    assert "hunter2" not in out
