@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import functools
 import json
+import logging
+import os
 import random
 import signal
 import sys
@@ -13,20 +16,23 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
+from ops.connection_options import connection_options, flag_environment
+from ops.failures import INTERRUPTED, UNAVAILABLE, USAGE, failure, unreachable
 from ops.localserver import PlatformError
 from ops.maven import FetchError, pinned_versions
+from ops.reachability import KAFKA, REGISTRY
 from ops.terminal import escaped_output
-from processors.runtime.errors import CONFIG_EXIT_CODE, is_outage
-from topology.settings import Settings, get_settings
+from topology.profiles import ConfigFileMissing, ProfileError, selected_profile
+from topology.settings import KAFKA_CLIENT_LOGGER, Settings, get_settings
 
 if TYPE_CHECKING:
     from ops.orders import OrderMix
+    from topology.drift import TopicComparison
 
 Handler = Callable[[argparse.Namespace, Settings], int]
+BOTH = (KAFKA, REGISTRY)
 CANCEL_TIMED_OUT = 3  # `oms cancel --wait`'s exit status when no answer came in time (1 is a rejection)
 REDRIVE_FENCED = 1  # `oms dlq redrive`'s exit status when another redrive of the topic took over
 PROCESSORS_NEED_AN_OPERATOR = 3  # `oms status`'s when `oms run all` has a processor left stopped or crash-looping
@@ -62,29 +68,61 @@ def _with_local_security(args: argparse.Namespace, settings: Settings) -> Settin
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    """The local servers, then every `oms run all` on this run folder; exits 1 when a server does not answer,
+    """The Kafka cluster and registry the settings name, wherever they are; the local servers when the settings
+    name those; then every `oms run all` on this run folder. Exits 1 when something named does not answer,
     PROCESSORS_NEED_AN_OPERATOR when a running supervisor has a processor left stopped or crash-looping."""
-    from ops import platform, runstate
+    from ops import runstate
+    from ops.status_view import configured_endpoints, endpoint_line, status_json, uses_local_platform
+
+    endpoints = configured_endpoints(settings)
+    local = _local_servers(settings) if uses_local_platform(settings) else []
+    lines, troubled = runstate.processors_report(settings.run_dir)
+    all_up = all(endpoint.answering for endpoint in endpoints) and all(server["answering"] for server in local)
+    if args.json:
+        processors = [
+            {**dataclasses.asdict(state), "file": str(path), "alive": runstate.is_alive(state)}
+            for path, state in runstate.read_all(settings.run_dir)
+        ]
+        print(json.dumps(status_json(endpoints, local, processors), indent=2))
+    else:
+        for endpoint in endpoints:
+            print(endpoint_line(endpoint))
+        if local:
+            print("local servers (`oms up`):")
+        for server in local:
+            state = "up" if server["answering"] else ("starting" if server["pid"] else "down")
+            pid = f"pid {server['pid']}" if server["pid"] else "no process"
+            note = f"  ({server['note']})" if server["note"] else ""
+            print(f"  {server['name']:<9} {state:<9} {server['address']:<16} {pid:<11} {server['version']}{note}")
+            print(f"  {'':<9} log: {server['log_file']}")
+        for line in lines:
+            print(line)
+    if troubled:
+        return PROCESSORS_NEED_AN_OPERATOR
+    return 0 if all_up else 1
+
+
+def _local_servers(settings: Settings) -> list[dict[str, Any]]:
+    """The local servers `oms up` runs, as `oms status` reports them."""
+    from ops import platform
 
     versions = pinned_versions()
     labels = {
         "kafka": f"Apache Kafka {versions['kafka.version']}",
         "registry": f"Apicurio Registry {versions['apicurio.version']}",
     }
-    all_up = True
-    for status in platform.status(settings):
-        state = "up" if status.answering else ("starting" if status.running else "down")
-        all_up &= status.answering
-        pid = f"pid {status.pid}" if status.pid else "no process"
-        note = f"  ({status.note})" if status.note else ""
-        print(f"{status.name:<9} {state:<9} {status.address:<16} {pid:<11} {labels[status.name]}{note}")
-        print(f"{'':<9} log: {status.log_file}")
-    lines, troubled = runstate.processors_report(settings.run_dir)
-    for line in lines:
-        print(line)
-    if troubled:
-        return PROCESSORS_NEED_AN_OPERATOR
-    return 0 if all_up else 1
+    return [
+        {
+            "name": status.name,
+            "answering": status.answering,
+            "address": status.address,
+            "pid": status.pid,
+            "version": labels[status.name],
+            "log_file": str(status.log_file),
+            "note": status.note,
+        }
+        for status in platform.status(settings)
+    ]
 
 
 def cmd_topics_apply(args: argparse.Namespace, settings: Settings) -> int:
@@ -92,6 +130,10 @@ def cmd_topics_apply(args: argparse.Namespace, settings: Settings) -> int:
     from topology.topics import ALL_TOPICS
 
     report = apply(settings, ALL_TOPICS)
+    if args.json:
+        drifted = [{"topic": c.declared.name, "differences": list(c.differences)} for c in report.drifted]
+        print_json({"created": report.created, "in_sync": report.in_sync, "drifted": drifted})
+        return 0
     for name in report.created:
         print(f"created  {name}")
     for comparison in report.drifted:
@@ -109,19 +151,49 @@ def cmd_topics_list(args: argparse.Namespace, settings: Settings) -> int:
     from topology.topics import ALL_TOPICS
 
     comparisons = inspect(settings, ALL_TOPICS)
+    in_sync = all(c.status is TopicStatus.IN_SYNC for c in comparisons)
+    if args.json:
+        print_json([topic_row(c) for c in comparisons])
+        return 0 if in_sync else 1
     print(f"{'topic':<42} {'declared':<22} {'actual':<22} status")
     for c in comparisons:
         declared = f"{c.declared.partitions}p {c.declared.cleanup_policy}"
         actual = f"{c.actual.partitions}p {c.actual.config.get('cleanup.policy', '?')}" if c.actual else "-"
         detail = f": {'; '.join(c.differences)}" if c.differences else ""
         print(f"{c.declared.name:<42} {declared:<22} {actual:<22} {c.status}{detail}")
-    return 0 if all(c.status is TopicStatus.IN_SYNC for c in comparisons) else 1
+    return 0 if in_sync else 1
+
+
+def topic_row(comparison: TopicComparison) -> dict[str, Any]:
+    declared, actual = comparison.declared, comparison.actual
+    return {
+        "topic": declared.name,
+        "declared": {"partitions": declared.partitions, "cleanup_policy": declared.cleanup_policy},
+        "actual": None
+        if actual is None
+        else {
+            "partitions": actual.partitions,
+            "replication_factor": actual.replication_factor,
+            "cleanup_policy": actual.config.get("cleanup.policy"),
+        },
+        "status": str(comparison.status),
+        "differences": list(comparison.differences),
+    }
+
+
+def print_json(data: object) -> None:
+    """What `--json` prints: indented, anything not JSON of itself (times, ids) as its string."""
+    print(json.dumps(data, indent=2, default=str))
 
 
 def cmd_schemas_register(args: argparse.Namespace, settings: Settings) -> int:
     from schemas.registry import COMPATIBILITY_LEVEL, declared_subjects, register, registry_client
 
-    for subject, schema_id in register(registry_client(settings), declared_subjects()).items():
+    registered = register(registry_client(settings), declared_subjects())
+    if args.json:
+        print_json({"compatibility": COMPATIBILITY_LEVEL, "subjects": registered})
+        return 0
+    for subject, schema_id in registered.items():
         print(f"{subject:<64} id {schema_id}")
     print(f"every subject's compatibility: {COMPATIBILITY_LEVEL}")
     return 0
@@ -132,15 +204,27 @@ def cmd_schemas_check(args: argparse.Namespace, settings: Settings) -> int:
     from schemas.registry import COMPATIBILITY_LEVEL, check, declared_subjects, registry_client
 
     client = registry_client(settings)
+    results = [(subject, check(client, subject)) for subject in declared_subjects()]
+    failures = sum(1 for _, result in results if not result.compatible)
+    if args.json:
+        rows = [
+            {
+                "subject": result.subject,
+                "schema": str(subject.schema.path.relative_to(SCHEMA_DIR.parent)),
+                "compatible": result.compatible,
+                "registered_versions": result.registered_versions,
+                "reasons": list(result.reasons),
+            }
+            for subject, result in results
+        ]
+        print_json({"compatibility": COMPATIBILITY_LEVEL, "subjects": rows})
+        return 1 if failures else 0
     print(f"checking under {COMPATIBILITY_LEVEL}: old consumers read new records, new consumers read old ones")
-    failures = 0
-    for subject in declared_subjects():
-        result = check(client, subject)
+    for subject, result in results:
         if result.compatible:
             state = "new subject" if result.registered_versions == 0 else "compatible"
             print(f"ok            {result.subject} ({state})")
             continue
-        failures += 1
         print(f"INCOMPATIBLE  {result.subject} ({subject.schema.path.relative_to(SCHEMA_DIR.parent)})")
         for reason in result.reasons:
             print(f"              {reason}")
@@ -327,6 +411,14 @@ def cmd_stock_show(args: argparse.Namespace, settings: Settings) -> int:
     from processors.adapters.catalog import PRODUCTS_BY_SKU
 
     levels = read_stock(settings)
+    if args.json:
+        print_json(
+            [
+                {"sku": sku, "available": available, "product": p.name if (p := PRODUCTS_BY_SKU.get(sku)) else None}
+                for sku, available in levels.items()
+            ]
+        )
+        return 0
     if not levels:
         print("no stock levels yet; `oms stock seed` sets the demo catalog's")
         return 0
@@ -416,8 +508,11 @@ def _generated_block(write: bool, block: Callable[[], str], write_block: Callabl
 
 
 def cmd_processors(args: argparse.Namespace, settings: Settings) -> int:
-    from ops.processors import DOCS, table_block, write_table
+    from ops.processors import DOCS, processor_rows, table_block, write_table
 
+    if args.json and not args.write:
+        print_json(processor_rows())
+        return 0
     return _generated_block(args.write, table_block, write_table, DOCS)
 
 
@@ -477,10 +572,44 @@ def cmd_dashboards_write(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
-    from ops.settings_view import settings_rows
+def cmd_profiles(args: argparse.Namespace, settings: Settings) -> int:
+    """The profiles of the config file, where each points, and which one is in use; no secret."""
+    from topology.profiles import PROFILE_VARIABLE, config_path, read_profiles
 
-    rows = settings_rows(settings)
+    path = config_path(os.environ)
+    profiles = read_profiles(path) if path.is_file() else {}
+    chosen = os.environ.get(PROFILE_VARIABLE)
+    rows = [
+        {
+            "profile": name,
+            "in_use": name == chosen,
+            "kafka_bootstrap_servers": profile.values.get("kafka_bootstrap_servers"),
+            "schema_registry_url": profile.values.get("schema_registry_url"),
+        }
+        for name, profile in sorted(profiles.items())
+    ]
+    if args.json:
+        print_json({"config": str(path), "profiles": rows})
+        return 0
+    if not rows:
+        print(f"no profile in {path}: a [profiles.NAME] table makes one (docs/operations.md)")
+        return 0
+    print(f"profiles in {path} (* in use):")
+    for row in rows:
+        mark = "*" if row["in_use"] else " "
+        kafka, registry = row["kafka_bootstrap_servers"] or "-", row["schema_registry_url"] or "-"
+        print(f"{mark} {row['profile']:<16} {kafka:<48} {registry}")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
+    from ops.settings_view import settings_json, settings_rows
+
+    flagged = frozenset(flag_environment(args, {}))
+    rows = settings_rows(settings, flagged=flagged, profile=selected_profile(os.environ))
+    if args.json:
+        print(settings_json(rows))
+        return 0
     width = max(len(name) for name, _, _ in rows)
     for name, value, source in rows:
         print(f"{name:<{width}}  {value}  ({source})")
@@ -488,10 +617,14 @@ def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_timers(args: argparse.Namespace, settings: Settings) -> int:
-    from ops.timers_view import pending_timers, print_timers
+    from ops.timers_view import pending_timers, print_timers, timer_row
     from processors.runtime.records import utc_now
 
-    print_timers(*pending_timers(settings, args.order_id), utc_now())
+    timers, unreadable = pending_timers(settings, args.order_id)
+    if args.json:
+        print_json({"pending": [timer_row(timer) for timer in timers], "not_timers": unreadable})
+        return 0
+    print_timers(timers, unreadable, utc_now())
     return 0
 
 
@@ -499,6 +632,9 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
     from ops.deploy import generated_files, write_files
     from ops.kubernetes import remove_stale_files
 
+    if args.json and not args.write:
+        print_json([str(path) for path in generated_files()])
+        return 0
     if not args.write:
         for path in generated_files():
             print(path)
@@ -577,20 +713,25 @@ def cmd_replay_group(args: argparse.Namespace, settings: Settings) -> int:
     from ops.replay import GroupActive, apply, plan
 
     moves = plan(settings, args.group, to_time=args.to_time, to_offset=args.to_offset, topics=args.topic or None)
-    print(f"{'topic':<40} {'partition':>9} {'committed':>10} {'to':>10} {'read again':>10}")
-    for move in moves:
-        current = "-" if move.current is None else str(move.current)
-        again = "-" if move.rereads is None else str(move.rereads)
-        print(f"{move.topic:<40} {move.partition:>9} {current:>10} {move.target:>10} {again:>10}")
-    if not args.execute:
+    if not args.json:
+        print(f"{'topic':<40} {'partition':>9} {'committed':>10} {'to':>10} {'read again':>10}")
+        for move in moves:
+            current = "-" if move.current is None else str(move.current)
+            again = "-" if move.rereads is None else str(move.rereads)
+            print(f"{move.topic:<40} {move.partition:>9} {current:>10} {move.target:>10} {again:>10}")
+    if args.execute:
+        try:
+            apply(settings, args.group, moves)
+        except GroupActive as error:
+            print(f"oms: {error}", file=sys.stderr)
+            return 1
+    if args.json:
+        rows = [{**dataclasses.asdict(move), "read_again": move.rereads} for move in moves]
+        print_json({"group": args.group, "moved": args.execute, "partitions": rows})
+    elif args.execute:
+        print(f"moved {len(moves)} partitions of {args.group}; its processor reads from there when it starts")
+    else:
         print(f"dry run: {len(moves)} partitions of {args.group} would move; --execute moves them")
-        return 0
-    try:
-        apply(settings, args.group, moves)
-    except GroupActive as error:
-        print(f"oms: {error}", file=sys.stderr)
-        return 1
-    print(f"moved {len(moves)} partitions of {args.group}; its processor reads from there when it starts")
     return 0
 
 
@@ -633,6 +774,19 @@ def cmd_slips_parked(args: argparse.Namespace, settings: Settings) -> int:
     from ops.slips import parked
 
     found = parked(settings)
+    if args.json:
+        print_json(
+            [
+                {
+                    "order_id": order_id,
+                    "tracking_number": str(slip.slip.tracking_number),
+                    "failed_step": slip.failed_step,
+                    "reason": slip.slip.faults[0].reason if slip.slip.faults else None,
+                }
+                for order_id, slip in sorted(found.items())
+            ]
+        )
+        return 0
     print(f"{'order':<28} {'tracking number':<38} {'failed step':<16} reason")
     for order_id, slip in sorted(found.items()):
         reason = slip.slip.faults[0].reason if slip.slip.faults else ""
@@ -653,17 +807,29 @@ def cmd_slips_resume(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="oms", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="oms",
+        description=__doc__,
+        parents=[connection_options("properties")],
+        epilog="Settings: flags > OMS_ variables > the profile > defaults (`oms config` shows each and its source). "
+        "Exit status: 0 done, 1 a finding, 2 refused, 66 a file missing, 69 unreachable, 78 a wrong setting "
+        "(docs/operations.md).",
+    )
+    parser.add_argument("--version", action=_VersionAction, help="the versions of oms and its Kafka client")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    after_the_verb = connection_options("verb_properties")
 
     def verb(
         parent: argparse._SubParsersAction[argparse.ArgumentParser],
         name: str,
         handler: Handler,
         help_text: str,
+        needs: tuple[str, ...] = (),
     ) -> argparse.ArgumentParser:
-        sub = parent.add_parser(name, help=help_text, description=help_text)
-        sub.set_defaults(handler=handler)
+        """A verb; `needs` (KAFKA, REGISTRY): what an operator's command reads or writes, and checks first that
+        it answers and that the files its settings name exist (ops/reachability.py)."""
+        sub = parent.add_parser(name, help=help_text, description=help_text, parents=[after_the_verb])
+        sub.set_defaults(handler=handler, needs=needs)
         return sub
 
     up = verb(verbs, "up", cmd_up, "start the local Kafka broker and schema registry (fetching them on first use)")
@@ -675,35 +841,50 @@ def build_parser() -> argparse.ArgumentParser:
             help="the secure platform: SASL_SSL (SCRAM-SHA-512) broker and HTTPS registry, on their own ports "
             "(as OMS_LOCAL_SECURITY=sasl_ssl)",
         )
-    verb(
+    status = verb(
         verbs,
         "status",
         cmd_status,
-        "report the local servers, their addresses and log files, and the processors `oms run all` keeps running",
+        "whether the Kafka cluster and schema registry of the settings answer, the local servers `oms up` runs "
+        "(when the settings name those), and the processors `oms run all` keeps running",
     )
 
     topics = verbs.add_parser("topics", help="declared topics vs the cluster").add_subparsers(
         dest="topics_verb", required=True, metavar="VERB"
     )
-    verb(topics, "apply", cmd_topics_apply, "create missing declared topics; report drift, delete nothing")
-    verb(topics, "list", cmd_topics_list, "show declared vs actual topics")
+    topics_apply = verb(
+        topics, "apply", cmd_topics_apply, "create missing declared topics; report drift, delete nothing", (KAFKA,)
+    )
+    topics_list = verb(topics, "list", cmd_topics_list, "show declared vs actual topics", (KAFKA,))
 
     schemas = verbs.add_parser("schemas", help="Avro schemas vs the registry").add_subparsers(
         dest="schemas_verb", required=True, metavar="VERB"
     )
-    verb(schemas, "register", cmd_schemas_register, "register every local schema (TopicRecordNameStrategy)")
-    verb(schemas, "check", cmd_schemas_check, "test every local schema against the registry's versions (reads only)")
-    verb(schemas, "codegen", cmd_schemas_codegen, "regenerate schemas/models.py from the .avsc files")
-    slips_parser = verbs.add_parser(
-        "slips", help="routing slips", description="routing slips: list them (the tracker's view), or act on one"
+    schemas_register = verb(
+        schemas, "register", cmd_schemas_register, "register every local schema (TopicRecordNameStrategy)", (REGISTRY,)
     )
-    slips_parser.set_defaults(handler=cmd_slips_list)
+    schemas_check = verb(
+        schemas,
+        "check",
+        cmd_schemas_check,
+        "test every local schema against the registry's versions (reads only)",
+        (REGISTRY,),
+    )
+    verb(schemas, "codegen", cmd_schemas_codegen, "regenerate schemas/models.py from the .avsc files")
+    listings = [status, topics_apply, topics_list, schemas_register, schemas_check]
+    slips_parser = verbs.add_parser(
+        "slips",
+        help="routing slips",
+        description="routing slips: list them (the tracker's view), or act on one",
+        parents=[after_the_verb],
+    )
+    slips_parser.set_defaults(handler=cmd_slips_list, needs=BOTH)
     slips_parser.add_argument("--stuck", action="store_true", help="only those without progress for a while")
     slips_parser.add_argument("--faulted", action="store_true", help="only faulted ones")
     slips_parser.add_argument("--json", action="store_true")
     slips = slips_parser.add_subparsers(dest="slips_verb", metavar="VERB")
-    verb(slips, "parked", cmd_slips_parked, "list slips parked after a failed compensation")
-    resume = verb(slips, "resume", cmd_slips_resume, "send a parked slip to retry its failed compensation")
+    slips_parked = verb(slips, "parked", cmd_slips_parked, "list slips parked after a failed compensation", BOTH)
+    resume = verb(slips, "resume", cmd_slips_resume, "send a parked slip to retry its failed compensation", BOTH)
     resume.add_argument("order_id")
     resume.add_argument(
         "--skip-failed-step", action="store_true", help="the failed step was undone by hand: go on below it"
@@ -711,6 +892,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     listed = verb(verbs, "processors", cmd_processors, "what each stream processor reads, writes and keeps, as a table")
     listed.add_argument("--write", action="store_true", help="refresh the table in docs/processors.md")
+    listings.append(listed)
 
     run = verb(verbs, "run", cmd_run, "run one processor, or all of them, in the foreground until SIGINT/SIGTERM")
     # Not `choices`: the names come from the processors' declarations, whose imports (Quix Streams and every
@@ -779,7 +961,7 @@ def build_parser() -> argparse.ArgumentParser:
     produce = verbs.add_parser("produce", help="produce commands as users do").add_subparsers(
         dest="produce_verb", required=True, metavar="VERB"
     )
-    orders = verb(produce, "orders", cmd_produce_orders, "produce generated PlaceOrder commands of a seeded mix")
+    orders = verb(produce, "orders", cmd_produce_orders, "produce generated PlaceOrder commands of a seeded mix", BOTH)
     orders.add_argument("--count", type=positive_int, default=100, help="orders to produce (default 100)")
     orders.add_argument("--rate", type=positive_float, help="orders per second (default: as fast as possible)")
     orders.add_argument("--seed", type=int, help="the same seed gives the same orders (default: a random one)")
@@ -807,13 +989,13 @@ def build_parser() -> argparse.ArgumentParser:
     stock = verbs.add_parser("stock", help="stock levels per SKU").add_subparsers(
         dest="stock_verb", required=True, metavar="VERB"
     )
-    stock_set = verb(stock, "set", cmd_stock_set, "set the units available of one SKU")
+    stock_set = verb(stock, "set", cmd_stock_set, "set the units available of one SKU", BOTH)
     stock_set.add_argument("sku")
     stock_set.add_argument("quantity", type=non_negative_int)
-    verb(stock, "seed", cmd_stock_seed, "set the demo catalog's stock (processors/adapters/catalog.py)")
-    verb(stock, "show", cmd_stock_show, "the latest stock level of every SKU")
+    verb(stock, "seed", cmd_stock_seed, "set the demo catalog's stock (processors/adapters/catalog.py)", BOTH)
+    stock_show = verb(stock, "show", cmd_stock_show, "the latest stock level of every SKU", BOTH)
 
-    cancel = verb(verbs, "cancel", cmd_cancel, "ask for an order's cancellation (CancelOrder)")
+    cancel = verb(verbs, "cancel", cmd_cancel, "ask for an order's cancellation (CancelOrder)", BOTH)
     cancel.add_argument("order_id")
     cancel.add_argument("--reason", default="customer request", help="why (default: customer request)")
     cancel.add_argument(
@@ -831,19 +1013,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     sagas_parser = verbs.add_parser(
-        "sagas", help="orchestrated workflows", description="sagas: list them (the tracker's view), or act on one"
+        "sagas",
+        help="orchestrated workflows",
+        description="sagas: list them (the tracker's view), or act on one",
+        parents=[after_the_verb],
     )
-    sagas_parser.set_defaults(handler=cmd_sagas_list)
+    sagas_parser.set_defaults(handler=cmd_sagas_list, needs=BOTH)
     sagas_parser.add_argument("--state", help="only sagas in this state, e.g. Failed")
     sagas_parser.add_argument("--json", action="store_true")
     sagas = sagas_parser.add_subparsers(dest="sagas_verb", metavar="VERB")
-    timers_parser = verb(verbs, "timers", cmd_timers, "the saga timers still pending, soonest first (late ones marked)")
+    timers_parser = verb(
+        verbs, "timers", cmd_timers, "the saga timers still pending, soonest first (late ones marked)", BOTH
+    )
     timers_parser.add_argument("order_id", nargs="?", metavar="ORDER", help="only this order's timers")
-    verb(verbs, "config", cmd_config, "the effective settings (OMS_* variables), where each comes from, secrets hidden")
+    config = verb(
+        verbs, "config", cmd_config, "the effective settings (OMS_* variables), where each comes from, secrets hidden"
+    )
+    profiles = verb(verbs, "profiles", cmd_profiles, "the config file's profiles, where each points, which is in use")
+    listings += [slips_parked, stock_show, timers_parser, config, profiles]
     deploy = verb(verbs, "deploy", cmd_deploy, "the Compose file and Kubernetes manifests, made from the processors")
     deploy.add_argument(
         "--write", action="store_true", help="write them (docker-compose.yml, ops/deploy/), remove stale ones"
     )
+    listings.append(deploy)
     intake = verbs.add_parser("intake", help="what intake accepts").add_subparsers(dest="intake_verb", required=True)
     intake_rules = verb(intake, "rules", cmd_intake_rules, "intake's rules as a table: what each PlaceOrder gets")
     intake_rules.add_argument("--write", action="store_true", help="refresh the table in docs/producing.md")
@@ -852,7 +1044,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verb(dashboards, "write", cmd_dashboards_write, "write ops/grafana/*.json from ops/dashboards.py")
     dlq = verbs.add_parser("dlq", help="dead letters").add_subparsers(dest="dlq_verb", required=True, metavar="VERB")
-    dlq_list = verb(dlq, "list", cmd_dlq_list, "each dead letter of a topic with its error")
+    dlq_list = verb(dlq, "list", cmd_dlq_list, "each dead letter of a topic with its error", (KAFKA,))
     dlq_list.add_argument("topic", help="the original topic, e.g. oms.orders.commands (or its .dlq)")
     dlq_list.add_argument("--json", action="store_true")
     dlq_redrive = verb(
@@ -860,6 +1052,7 @@ def build_parser() -> argparse.ArgumentParser:
         "redrive",
         cmd_dlq_redrive,
         "send dead letters back to their topic, once; exit 1 if another redrive took over",
+        (KAFKA,),
     )
     dlq_redrive.add_argument("topic", help="the original topic, e.g. oms.orders.commands (or its .dlq)")
     dlq_redrive.add_argument("--processor", help="only those this processor dead-lettered, e.g. oms.intake")
@@ -870,7 +1063,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="replay_verb", required=True, metavar="VERB"
     )
     replay_group = verb(
-        replay, "group", cmd_replay_group, "move a stopped processor's group back; a dry run unless --execute"
+        replay, "group", cmd_replay_group, "move a stopped processor's group back; a dry run unless --execute", (KAFKA,)
     )
     replay_group.add_argument("group", help="e.g. oms.payments")
     where = replay_group.add_mutually_exclusive_group()
@@ -878,7 +1071,8 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--to-offset", type=int)
     replay_group.add_argument("--topic", action="append", help="only this input topic (repeatable)")
     replay_group.add_argument("--execute", action="store_true", help="move the offsets (the group must be stopped)")
-    replay_topic = verb(replay, "topic", cmd_replay_topic, "produce a range of a topic's partition again")
+    listings.append(replay_group)
+    replay_topic = verb(replay, "topic", cmd_replay_topic, "produce a range of a topic's partition again", (KAFKA,))
     replay_topic.add_argument("topic")
     replay_topic.add_argument("--partition", type=int, required=True)
     replay_topic.add_argument("--from-offset", type=int, required=True)
@@ -890,10 +1084,12 @@ def build_parser() -> argparse.ArgumentParser:
         "serve a live web dashboard of every workflow on OMS_DASHBOARD_HOST (127.0.0.1)",
     )
     dashboard.add_argument("--port", type=int, default=8088, help="default 8088; 0 picks a free one")
-    track = verb(verbs, "track", cmd_track, "an order's timeline across choreography, routing slip and saga")
+    track = verb(verbs, "track", cmd_track, "an order's timeline across choreography, routing slip and saga", BOTH)
     track.add_argument("order_id")
     track.add_argument("--json", action="store_true")
-    retry = verb(sagas, "retry", cmd_sagas_retry, "resume sagas that ended Failed (RetrySaga), by order or in bulk")
+    retry = verb(
+        sagas, "retry", cmd_sagas_retry, "resume sagas that ended Failed (RetrySaga), by order or in bulk", BOTH
+    )
     retry.add_argument("order_ids", nargs="*", metavar="ORDER")
     retry.add_argument("--state", choices=["Failed"], help="every saga in this state (with --reason: those of them)")
     retry.add_argument("--reason", metavar="TEXT", help="only sagas whose failure reason contains TEXT")
@@ -903,6 +1099,8 @@ def build_parser() -> argparse.ArgumentParser:
     diagram.add_argument("--write", action="store_true", help="refresh the diagram in docs/sagas.md")
     rules = verb(sagas, "rules", cmd_sagas_rules, "the cancellation rules as a table: situation, outcome, money...")
     rules.add_argument("--write", action="store_true", help="refresh the table in docs/sagas.md")
+    for listing in listings:
+        listing.add_argument("--json", action="store_true", help="as JSON, for scripts")
     return parser
 
 
@@ -943,43 +1141,84 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    """Settings first (the flags put in the environment, so that the processes this one starts see them too),
+    before anything imports the topics, which read them; then the command, any failure of its settings or
+    surroundings told in one line (ops/failures.py)."""
+    flags = flag_environment(args, os.environ)
+    os.environ.update(flags)
+    flagged = frozenset(flags)
+    settings: Settings | None = None
     try:
+        get_settings.cache_clear()
         settings = get_settings()
+        if args.handler is not cmd_run:
+            keep_client_logs_off_the_terminal(settings)
+        if args.needs:
+            from ops import reachability
+
+            reachability.require(settings, args.needs)
         return int(args.handler(args, settings))
-    except ValidationError as error:
-        if error.title != Settings.__name__:
-            raise
-        print(f"oms: {wrong_settings(error)}", file=sys.stderr)
-        return CONFIG_EXIT_CODE
     except (PlatformError, FetchError) as error:
         print(f"oms: {error}", file=sys.stderr)
-        return 2
+        return USAGE
     except KeyboardInterrupt:
-        return 130
+        return INTERRUPTED
     except Exception as error:
-        if not is_outage(error):
+        known = failure(error, functools.partial(_where_given, flagged=flagged))
+        if known is not None:
+            print(f"oms: {known[1]}", file=sys.stderr)
+            return known[0]
+        from processors.runtime.errors import is_outage
+
+        if settings is None or not is_outage(error):
             raise
-        print(f"oms: {unreachable(error, settings)}", file=sys.stderr)
+        where = unreachable(error, settings.kafka_bootstrap_servers, settings.schema_registry_url)
+        print(f"oms: {where}", file=sys.stderr)
         return UNAVAILABLE
 
 
-UNAVAILABLE = 69  # EX_UNAVAILABLE: a service this command needs is down
+def _where_given(field: str, flagged: frozenset[str]) -> str:
+    from ops.settings_view import where_given
+
+    try:
+        profile = selected_profile(os.environ)
+    except (ConfigFileMissing, ProfileError):
+        profile = None
+    return where_given(field, os.environ, flagged, profile)
 
 
-def wrong_settings(error: ValidationError) -> str:
-    """One line naming each setting that does not parse, as the environment spells it, and why."""
-    wrong = "; ".join(
-        f"OMS_{'_'.join(str(part) for part in problem['loc']).upper()}: {problem['msg']}" for problem in error.errors()
-    )
-    return f"settings that do not parse: {wrong}"
+def keep_client_logs_off_the_terminal(settings: Settings) -> None:
+    """An operator's command says in one line what failed; librdkafka's own lines about it (each connection
+    refused, each retry) show only with OMS_LOG_LEVEL=DEBUG."""
+    if settings.log_level.upper() == "DEBUG":
+        from processors.runtime.logs import configure_logging
+
+        configure_logging("DEBUG", settings.log_format, "oms")
+        return
+    if not KAFKA_CLIENT_LOGGER.handlers:
+        KAFKA_CLIENT_LOGGER.addHandler(logging.NullHandler())
+    KAFKA_CLIENT_LOGGER.propagate = False
 
 
-def unreachable(error: BaseException, settings: Settings) -> str:
-    """One line for an outage: what did not answer, and what to do, instead of a traceback."""
-    detail = (str(error) or type(error).__name__).splitlines()[0][:200]
+class _VersionAction(argparse.Action):
+    """`oms --version`: this project's version and the client libraries it talks to Kafka with."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        print(version_line())
+        parser.exit()
+
+
+def version_line() -> str:
+    from importlib.metadata import version
+
+    import confluent_kafka
+
     return (
-        f"Kafka ({settings.kafka_bootstrap_servers}) or the schema registry ({settings.schema_registry_url}) "
-        f"did not answer: {detail}. `oms status` tells what runs; `oms up` starts the local ones."
+        f"oms {version('oms')} (confluent-kafka {confluent_kafka.version()}, "
+        f"librdkafka {confluent_kafka.libversion()[0]}, Python {sys.version.split()[0]})"
     )
 
 

@@ -24,6 +24,20 @@ def table_block() -> str:
     return "\n".join([BEGIN, *rows, END])
 
 
+def processor_rows() -> list[dict[str, object]]:
+    """The table's rows as `oms processors --json` gives them."""
+    return [
+        {
+            "processor": spec.name,
+            "group": spec.group,
+            "reads": [topic.name for topic in spec.inputs],
+            "writes": [topic.name for topic in spec.outputs],
+            "state": spec.state,
+        }
+        for spec in STREAM_PROCESSORS
+    ]
+
+
 def write_table(path: Path = DOCS) -> bool:
     """Put the current table between the markers of `path`; True when the file changed."""
     return replace_between(path, BEGIN, END, table_block())

@@ -32,6 +32,17 @@ def pending_timers(settings: Settings, order_id: str | None = None) -> tuple[lis
     return sorted((t for t in timers if order_id in (None, t.order_id)), key=lambda timer: timer.due_at), unreadable
 
 
+def timer_row(timer: TimerScheduled) -> dict[str, object]:
+    """A pending timer as `oms timers --json` gives it."""
+    return {
+        "order_id": timer.order_id,
+        "purpose": timer.purpose,
+        "attempt": timer.attempt,
+        "due_at": timer.due_at.isoformat(),
+        "timer_id": timer.timer_id,
+    }
+
+
 def timers_table(timers: Iterable[TimerScheduled], now: datetime.datetime) -> Table:
     table = Table("order", "purpose", "attempt", "due", "in", "timer id", box=None, header_style="bold")
     for timer in timers:

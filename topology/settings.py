@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import re
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from topology.profiles import Profile, ProfileError, selected_profile
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,6 +52,18 @@ class Settings(BaseSettings):
     kafka_ssl_certificate_location: Path | None = None
     kafka_ssl_key_location: Path | None = None
     kafka_ssl_key_password: SecretStr | None = None
+    # OAUTHBEARER with `oidc`: librdkafka fetches and refreshes the token itself (client credentials grant),
+    # as Confluent Cloud and other OIDC identity providers expect. Extensions: `key=value,key=value`, e.g.
+    # Confluent Cloud's `logicalCluster=lkc-...,identityPoolId=pool-...`.
+    kafka_sasl_oauthbearer_method: Literal["default", "oidc"] | None = None
+    kafka_sasl_oauthbearer_client_id: str | None = None
+    kafka_sasl_oauthbearer_client_secret: SecretStr | None = None
+    kafka_sasl_oauthbearer_token_endpoint_url: str | None = None
+    kafka_sasl_oauthbearer_scope: str | None = None
+    kafka_sasl_oauthbearer_extensions: str | None = None
+    # Any further librdkafka properties (kcat's `-X`, `oms -X key=value`), given to every client over the
+    # settings above; in the environment as JSON, `{"client.rack": "use1-az1"}`.
+    kafka_properties: dict[str, str] = Field(default_factory=dict)
 
     schema_registry_url: str = "http://127.0.0.1:8081/apis/ccompat/v7"
     schema_registry_username: str | None = None
@@ -145,6 +164,23 @@ class Settings(BaseSettings):
     def simulators_path(self) -> Path:
         return self.simulators_dir or self.run_dir / "simulators"
 
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def bootstrap_servers_are_host_ports(cls, value: str) -> str:
+        for server in value.split(","):
+            if not _is_host_port(server.strip()):
+                raise ValueError(f"{server.strip()!r} is not host:port (a list is comma-separated: b-1:9092,b-2:9092)")
+        return value
+
+    @field_validator("schema_registry_url")
+    @classmethod
+    def registry_url_is_http(cls, value: str) -> str:
+        for url in value.split(","):
+            parts = urlsplit(url.strip())
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"{url.strip()!r} is not an http:// or https:// URL with a host")
+        return value
+
     @model_validator(mode="after")
     def clients_follow_the_local_ports(self) -> Settings:
         """Bootstrap servers and registry URL not given reach the local platform on the ports it is given."""
@@ -181,8 +217,18 @@ class Settings(BaseSettings):
             "ssl.certificate.location": self.kafka_ssl_certificate_location,
             "ssl.key.location": self.kafka_ssl_key_location,
             "ssl.key.password": _reveal(self.kafka_ssl_key_password),
+            "sasl.oauthbearer.method": self.kafka_sasl_oauthbearer_method,
+            "sasl.oauthbearer.client.id": self.kafka_sasl_oauthbearer_client_id,
+            "sasl.oauthbearer.client.secret": _reveal(self.kafka_sasl_oauthbearer_client_secret),
+            "sasl.oauthbearer.token.endpoint.url": self.kafka_sasl_oauthbearer_token_endpoint_url,
+            "sasl.oauthbearer.scope": self.kafka_sasl_oauthbearer_scope,
+            "sasl.oauthbearer.extensions": self.kafka_sasl_oauthbearer_extensions,
         }
         config.update({key: str(value) for key, value in optional.items() if value is not None})
+        config.update(self.kafka_properties)
+        # librdkafka's own lines (a broker that refuses a connection, say) go through Python's logging, where
+        # each process decides where they show, instead of straight to the terminal.
+        config["logger"] = KAFKA_CLIENT_LOGGER
         return config
 
     def producer_config(self) -> dict[str, Any]:
@@ -225,6 +271,50 @@ def _reveal(secret: SecretStr | None) -> str | None:
     return secret.get_secret_value() if secret is not None else None
 
 
+KAFKA_CLIENT_LOGGER = logging.getLogger("librdkafka")
+
+_HOST_PORT = re.compile(r"(?:[A-Za-z_]+://)?(?:\[[0-9A-Fa-f:.]+\]|[^\s:/\[\],]+)(?::(?P<port>\d{1,5}))?")
+
+
+def _is_host_port(server: str) -> bool:
+    """librdkafka's form of a bootstrap server: `host`, `host:port`, `[ipv6]:port`, optionally `PROTOCOL://`."""
+    match = _HOST_PORT.fullmatch(server)
+    return match is not None and (match["port"] is None or 0 < int(match["port"]) < 65536)
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    return load_settings()
+
+
+def load_settings() -> Settings:
+    """The settings of this process: `OMS_` variables over the profile `OMS_PROFILE` names (in the file
+    `OMS_CONFIG` names, or ~/.config/oms/config.toml) over the defaults. `oms`' flags reach here as variables.
+
+    `kafka_properties` merge key by key: a variable's properties add to, or replace, the profile's."""
+    profile = selected_profile(os.environ)
+    if profile is None:
+        return Settings()
+    check_profile(profile)
+    given = settings_in_environment(os.environ)
+    below = {name: value for name, value in profile.values.items() if name not in given}
+    settings = Settings(**below)
+    if "kafka_properties" in given and "kafka_properties" in profile.values:
+        merged = {**profile.values["kafka_properties"], **settings.kafka_properties}
+        settings = settings.model_copy(update={"kafka_properties": merged})
+    return settings
+
+
+def check_profile(profile: Profile) -> None:
+    unknown = sorted(set(profile.values) - set(Settings.model_fields))
+    if unknown:
+        raise ProfileError(
+            f"{profile.path}: profile {profile.name!r} has no such setting {', '.join(unknown)} "
+            "(settings are named as the OMS_ variables, in lower case without OMS_: kafka_bootstrap_servers)"
+        )
+
+
+def settings_in_environment(environ: Mapping[str, str]) -> set[str]:
+    """The settings an `OMS_` variable gives, as pydantic-settings reads them (case-insensitive)."""
+    named = {name.upper() for name in environ}
+    return {field for field in Settings.model_fields if f"OMS_{field.upper()}" in named}

@@ -37,8 +37,9 @@ class OutgoingSerializer(Serializer):
 
 def make_application(processor: str, settings: Settings, **overrides: Any) -> Application:
     """One consumer group per processor; several instances of it share the partitions."""
+    connection, extra = connection_and_extra(settings.kafka_config())
     options: dict[str, Any] = {
-        "broker_address": ConnectionConfig.from_librdkafka_dict(settings.kafka_config()),
+        "broker_address": ConnectionConfig.from_librdkafka_dict(connection),
         "consumer_group": processor,
         "auto_offset_reset": "earliest",
         "processing_guarantee": "exactly-once",
@@ -46,6 +47,7 @@ def make_application(processor: str, settings: Settings, **overrides: Any) -> Ap
         "consumer_poll_timeout": settings.poll_timeout_s,
         "state_dir": settings.run_dir / "state" / processor / instance_id(),
         "producer_extra_config": {
+            **extra,
             # As `Settings.producer_config`: records keyed here meet those keyed by Java or kcat producers.
             "partitioner": JAVA_PARTITIONER,
             # Batches fill while the processor works; a commit flushes them anyway, so a caught-up
@@ -57,6 +59,7 @@ def make_application(processor: str, settings: Settings, **overrides: Any) -> Ap
             "transaction.timeout.ms": settings.transaction_timeout_ms,
         },
         "consumer_extra_config": {
+            **extra,
             # Processors that merge topics read them in timestamp order and wait for a fetch from every
             # partition before going on; an idle partition answers a fetch only after this wait.
             "fetch.wait.max.ms": settings.fetch_wait_ms,
@@ -79,6 +82,14 @@ def make_application(processor: str, settings: Settings, **overrides: Any) -> Ap
     report_health(app)
     wrap_commits(app, settings.min_commit_interval_s if settings.commit_when_caught_up else None)
     return app
+
+
+def connection_and_extra(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split a client configuration into what Quix Streams' `ConnectionConfig` takes (it refuses anything
+    else) and the rest (`OMS_KAFKA_PROPERTIES`, the logger), which its producer and consumer take as extras."""
+    known = set(ConnectionConfig.model_fields) | {"sasl_mechanisms"}
+    connection = {key: value for key, value in config.items() if key.replace(".", "_") in known}
+    return connection, {key: value for key, value in config.items() if key not in connection}
 
 
 # Quix Streams creates a missing topic (a changelog, on a fresh broker) and reads its metadata back at once;

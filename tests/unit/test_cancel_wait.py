@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ops import cancel
+from ops import cancel, reachability
 from ops.cancel import answer_to
 from ops.cli import CANCEL_TIMED_OUT, main
 from ops.produce import cancel_order
@@ -114,6 +114,7 @@ def test_by_default_it_waits_longer_than_the_saga_waits_for_an_order_it_has_not_
         return cancel_order(order_id, reason), None
 
     monkeypatch.setattr(cancel, "cancel_and_wait", cancel_and_wait)
+    monkeypatch.setattr(reachability, "require", lambda settings, needs: None)  # no broker here
 
     assert main(["cancel", "never-placed", "--wait"]) == CANCEL_TIMED_OUT
 

@@ -252,7 +252,7 @@ def test_oms_schemas_check_fails_naming_the_removed_field_and_writes_nothing(
         lambda: iter([place_order_subject(evolved(PLACE_ORDER, removing("customer_email")))]),
     )
 
-    exit_code = cmd_schemas_check(argparse.Namespace(), Settings())
+    exit_code = cmd_schemas_check(argparse.Namespace(json=False), Settings())
 
     output = capsys.readouterr().out
     assert exit_code == 1
@@ -268,7 +268,7 @@ def test_oms_schemas_check_passes_a_field_added_with_a_default(
     added = evolved(PLACE_ORDER, adding({"name": "loyalty_tier", "type": "string", "default": "none"}))
     monkeypatch.setattr(registry_module, "declared_subjects", lambda: iter([place_order_subject(added)]))
 
-    assert cmd_schemas_check(argparse.Namespace(), Settings()) == 0
+    assert cmd_schemas_check(argparse.Namespace(json=False), Settings()) == 0
     assert "ok            oms.orders.commands-oms.orders.PlaceOrder (compatible)" in capsys.readouterr().out
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from topology.settings import Settings
+from topology.settings import KAFKA_CLIENT_LOGGER, Settings
 
 
 def test_local_defaults_reach_the_local_platform(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -14,6 +14,7 @@ def test_local_defaults_reach_the_local_platform(monkeypatch: pytest.MonkeyPatch
     assert settings.kafka_config() == {
         "bootstrap.servers": "127.0.0.1:9092",
         "security.protocol": "PLAINTEXT",
+        "logger": KAFKA_CLIENT_LOGGER,
     }
     assert settings.schema_registry_config() == {
         "url": "http://127.0.0.1:8081/apis/ccompat/v7",
@@ -42,6 +43,7 @@ def test_secured_cluster_settings_come_from_oms_environment(monkeypatch: pytest.
         "sasl.username": "oms",
         "sasl.password": "s3cret",
         "ssl.ca.location": "/etc/ssl/ca.pem",
+        "logger": KAFKA_CLIENT_LOGGER,
     }
     assert settings.schema_registry_config() == {
         "url": "https://registry:8081",

@@ -14,7 +14,11 @@ def test_every_setting_is_shown_with_its_source_and_secrets_are_hidden() -> None
 
     rows = {name: (value, source) for name, value, source in settings_rows(settings, environ)}
 
-    assert set(rows) == {f"OMS_{field.upper()}" for field in Settings.model_fields} | {"OMS_INSTANCE_ID"}
+    assert set(rows) == {f"OMS_{field.upper()}" for field in Settings.model_fields} | {
+        "OMS_INSTANCE_ID",
+        "OMS_CONFIG",
+        "OMS_PROFILE",
+    }
     assert rows["OMS_KAFKA_SASL_PASSWORD"] == (HIDDEN, "environment")
     assert rows["OMS_COMMIT_INTERVAL_S"] == ("0.5", "environment")
     assert rows["OMS_KAFKA_BOOTSTRAP_SERVERS"] == ("127.0.0.1:9092", "default")

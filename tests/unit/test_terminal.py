@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ops import tracking
+from ops import reachability, tracking
 from ops.cli import main
 from ops.terminal import escaped
 from processors.tracking.timeline import fold
@@ -30,6 +30,7 @@ def test_plain_text_tabs_newlines_and_letters_of_any_script_are_left_alone() -> 
 def test_oms_track_prints_a_hostile_order_id_escaped(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
     timeline = fold(None, a_valid_order(HOSTILE_ID))
     monkeypatch.setattr(tracking, "read_timeline", lambda settings, order_id: timeline)
+    monkeypatch.setattr(reachability, "require", lambda settings, needs: None)  # no broker here
 
     assert main(["track", HOSTILE_ID]) == 0
 
@@ -40,6 +41,7 @@ def test_oms_track_prints_a_hostile_order_id_escaped(monkeypatch: pytest.MonkeyP
 
 def test_errors_naming_a_hostile_id_are_escaped_too(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
     monkeypatch.setattr(tracking, "read_timeline", lambda settings, order_id: None)
+    monkeypatch.setattr(reachability, "require", lambda settings, needs: None)  # no broker here
 
     assert main(["track", HOSTILE_ID]) == 1
 
