@@ -13,10 +13,10 @@ help: ## List the targets
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,local]'
 	touch $(STAMP)
 
-setup: $(STAMP) ## Create .venv, install the project and Maven (fetches the Kafka and registry jars)
+setup: $(STAMP) ## Create .venv with the project (dev and local extras) and Maven (fetches the Kafka and registry jars)
 	@bash ops/install-tools.sh maven
 
 test-tools: setup
