@@ -49,9 +49,12 @@ chaos: up ## Orders through kill -9 of processors, broker and registry, a frozen
 	$(OMS) schemas register
 	$(OMS) chaos
 
+lock: setup ## Pin the image's dependencies, direct and indirect, with their hashes (requirements.lock)
+	$(BIN)/python -m ops.requirements_lock
+
 lint: setup ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-.PHONY: help setup test-tools unit up down run test bench chaos lint
+.PHONY: help setup test-tools unit up down run test bench chaos lock lint
