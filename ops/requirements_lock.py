@@ -84,7 +84,7 @@ def merged(resolutions: dict[str, dict[str, Pin]]) -> list[Pin]:
     for name in sorted(names):
         found = {architecture: pins.get(name) for architecture, pins in resolutions.items()}
         versions = {pin.version if pin else None for pin in found.values()}
-        if len(versions) != 1 or None in versions:
+        if len(versions) != 1:
             described = ", ".join(f"{arch}: {pin.version if pin else 'absent'}" for arch, pin in found.items())
             raise LockError(f"{name} resolves differently per architecture ({described})")
         hashes = frozenset(digest for pin in found.values() if pin for digest in pin.hashes)
