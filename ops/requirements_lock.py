@@ -24,9 +24,11 @@ from topology.settings import PROJECT_ROOT
 
 LOCK_FILE = PROJECT_ROOT / "requirements.lock"
 PYPROJECT = PROJECT_ROOT / "pyproject.toml"
+# The Dockerfile's base image, `python:<PYTHON_VERSION>.<patch>-slim-<BASE_DEBIAN>`: the wheels must suit it.
 PYTHON_VERSION = "3.11"
+BASE_DEBIAN = "bookworm"
+GLIBC_MINOR = 36  # bookworm's glibc is 2.36
 ARCHITECTURES = ("x86_64", "aarch64")
-GLIBC_MINOR = 36  # the base image's Debian (bookworm) has glibc 2.36
 # manylinux_2_5, _2_12 and _2_17 under the names older wheels carry.
 LEGACY_MANYLINUX = {"x86_64": ("manylinux1", "manylinux2010", "manylinux2014"), "aarch64": ("manylinux2014",)}
 HEADER = (

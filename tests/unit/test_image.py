@@ -17,7 +17,15 @@ import pytest
 from packaging.requirements import Requirement
 
 from ops.jvm import LOCAL_EXTRA
-from ops.requirements_lock import LOCK_FILE, LockError, canonical, image_requirements, parse
+from ops.requirements_lock import (
+    BASE_DEBIAN,
+    LOCK_FILE,
+    PYTHON_VERSION,
+    LockError,
+    canonical,
+    image_requirements,
+    parse,
+)
 from processors.runtime.health import Health, serve
 from tests.dockerfile import instructions
 from topology.settings import PROJECT_ROOT
@@ -31,9 +39,10 @@ def copied(arguments: str) -> list[str]:
     return sources
 
 
-def test_the_base_image_is_an_exact_python_patch_release() -> None:
+def test_the_base_image_is_an_exact_python_patch_release_that_the_lock_suits() -> None:
     base = next(arguments for instruction, arguments in instructions() if instruction == "FROM")
-    assert re.fullmatch(r"python:3\.11\.\d+-slim-[a-z]+(@sha256:[0-9a-f]{64})?", base), base
+    exact = rf"python:{re.escape(PYTHON_VERSION)}\.\d+-slim-{BASE_DEBIAN}(@sha256:[0-9a-f]{{64}})?"
+    assert re.fullmatch(exact, base), f"{base} is not {exact}: the tag floats, or the lock's wheels do not suit it"
 
 
 def test_the_dependencies_install_from_the_lock_before_any_source_is_copied() -> None:
