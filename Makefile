@@ -49,8 +49,8 @@ chaos: up ## Orders through kill -9 of processors, broker and registry, a frozen
 	$(OMS) schemas register
 	$(OMS) chaos
 
-lock: setup ## Pin the image's dependencies, direct and indirect, with their hashes (requirements.lock)
-	$(BIN)/python -m ops.requirements_lock
+lock: setup ## Pin the image's dependencies with their hashes (requirements.lock); UPGRADE=1 takes the newest
+	$(BIN)/python -m ops.requirements_lock $(if $(UPGRADE),--upgrade)
 
 lint: setup ## ruff and mypy
 	$(BIN)/ruff check .

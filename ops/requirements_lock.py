@@ -1,6 +1,8 @@
 """The image's lock file (`requirements.lock`): every dependency of the project, direct and indirect, and the
 build backend that installs the project itself, each pinned to one version with the hashes of its wheels. The
-Dockerfile installs it with `--require-hashes`; `make lock` writes it (`python -m ops.requirements_lock`).
+Dockerfile installs it with `--require-hashes`; `make lock` writes it (`python -m ops.requirements_lock`), keeping
+every version pyproject.toml leaves free, so that locking again changes only what pyproject.toml changed
+(`make lock UPGRADE=1`, `--upgrade`: every free one at its newest).
 
 pip resolves it from pyproject.toml for the image's Python (CPython 3.11) on Linux (glibc up to the base
 image's), once per architecture a Docker host builds for; the versions must agree, and each pin carries the
@@ -119,29 +121,47 @@ def parse(text: str) -> dict[str, Pin]:
     return pins
 
 
-def resolve(requirements: list[str], architecture: str) -> dict[str, Pin]:
-    """pip's resolution of `requirements` for the image on `architecture` (asks the package index)."""
+def kept(previous: dict[str, Pin], requirements: list[str]) -> list[str]:
+    """The previous lock's pins, as constraints, but for what pyproject.toml pins exactly: locking again keeps
+    every version it is free to keep (indirect dependencies, a range such as the build backend's)."""
+    pinned = {
+        canonical(re.split(r"[\[=<>~!; ]", requirement, maxsplit=1)[0])
+        for requirement in requirements
+        if "==" in requirement
+    }
+    return [f"{pin.name}=={pin.version}" for name, pin in sorted(previous.items()) if name not in pinned]
+
+
+def resolve(requirements: list[str], architecture: str, constraints: list[str]) -> dict[str, Pin]:
+    """pip's resolution of `requirements` for the image on `architecture`, within `constraints` (asks the
+    package index)."""
     with tempfile.TemporaryDirectory() as scratch:
         report = Path(scratch) / "report.json"
+        constraints_file = Path(scratch) / "constraints.txt"
+        constraints_file.write_text("".join(f"{constraint}\n" for constraint in constraints))
         platforms = [option for tag in platform_tags(architecture) for option in ("--platform", tag)]
         abis = [option for abi in ("cp" + PYTHON_VERSION.replace(".", ""), "abi3", "none") for option in ("--abi", abi)]
         command = [
             sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--ignore-installed",
             "--only-binary=:all:", "--python-version", PYTHON_VERSION, "--implementation", "cp",
-            *abis, *platforms, "--report", str(report), *requirements,
+            *abis, *platforms, "--constraint", str(constraints_file), "--report", str(report), *requirements,
         ]  # fmt: skip
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
-            raise LockError(f"pip could not resolve for {architecture}:\n{done.stderr}")
+            hint = " (a kept pin may conflict with a new one: --upgrade resolves afresh)" if constraints else ""
+            raise LockError(f"pip could not resolve for {architecture}{hint}:\n{done.stderr}")
         return pins_from_report(json.loads(report.read_text()))
 
 
-def write() -> Path:
+def write(upgrade: bool = False) -> Path:
+    """Lock pyproject.toml's dependencies, keeping the free versions the lock has unless `upgrade`."""
     requirements = image_requirements(tomllib.loads(PYPROJECT.read_text()))
-    pins = merged({architecture: resolve(requirements, architecture) for architecture in ARCHITECTURES})
-    LOCK_FILE.write_text(render(pins))
+    previous = parse(LOCK_FILE.read_text()) if LOCK_FILE.exists() and not upgrade else {}
+    constraints = kept(previous, requirements)
+    resolutions = {architecture: resolve(requirements, architecture, constraints) for architecture in ARCHITECTURES}
+    LOCK_FILE.write_text(render(merged(resolutions)))
     return LOCK_FILE
 
 
 if __name__ == "__main__":
-    print(f"wrote {write()}")
+    print(f"wrote {write(upgrade='--upgrade' in sys.argv[1:])}")

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from ops.requirements_lock import LockError, Pin, merged, parse, pins_from_report, platform_tags, render
+from ops.requirements_lock import LockError, Pin, kept, merged, parse, pins_from_report, platform_tags, render
 
 X86_WHEEL = "a" * 64
 ARM_WHEEL = "b" * 64
@@ -62,3 +62,13 @@ def test_the_platform_tags_reach_from_the_base_images_glibc_down_to_the_oldest_m
     assert tags[0] == "manylinux_2_36_aarch64"
     assert {"manylinux_2_17_aarch64", "manylinux2014_aarch64"} <= set(tags)
     assert not [tag for tag in tags if "x86_64" in tag]
+
+
+def test_locking_again_keeps_every_version_pyproject_leaves_free() -> None:
+    previous = {
+        "fastavro": Pin("fastavro", "1.13.0", frozenset({X86_WHEEL})),
+        "idna": Pin("idna", "3.10", frozenset({X86_WHEEL})),
+        "setuptools": Pin("setuptools", "80.0.0", frozenset({X86_WHEEL})),
+    }
+    constraints = kept(previous, ["fastavro==1.13.1", "quixstreams[avro]==3.28.1", "setuptools>=69"])
+    assert constraints == ["idna==3.10", "setuptools==80.0.0"]
