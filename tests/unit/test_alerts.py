@@ -92,3 +92,11 @@ def test_the_documented_annotation_scrape_names_the_job_the_alerts_select(tmp_pa
 def _load(name: str) -> dict[str, Any]:
     loaded: dict[str, Any] = yaml.safe_load((PROMETHEUS_DIR / name).read_text())
     return loaded
+
+
+def test_the_operators_alert_table_names_exactly_the_alerts_there_are() -> None:
+    """docs/operations.md tells the on-call what each alert means and what to do: one row per rule, no more."""
+    rules = {rule["alert"] for group in _load("alerts.yml")["groups"] for rule in group["rules"]}
+    table = (PROJECT_ROOT / "docs" / "operations.md").read_text()
+    documented = set(re.findall(r"^\| `(Oms\w+)` \(", table, flags=re.MULTILINE))
+    assert documented == rules
