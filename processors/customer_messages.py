@@ -37,6 +37,7 @@ from schemas.models import (
 
 Kind = NotificationKind
 ANY_CODE = "*"  # the kind's template for a code the table does not know
+ORDER_CAME_LATER = "order-came-later"  # an unknown-order refusal, told once the order exists after all
 NO_CODE = ""  # the kind has no codes
 REFUNDED = "refunded"  # a cancellation that gave money back
 NOTHING_CHARGED = "nothing-charged"  # a cancellation of an order that had not been charged
@@ -111,6 +112,11 @@ TEMPLATES: dict[tuple[NotificationKind, str], str] = {
     (Kind.CANCELLATION_REFUSED, Refusal.UNKNOWN_ORDER): (
         "We could not cancel your order {order_id}: we have no order with that number."
     ),
+    # The same refusal, told only once the order has come after all (`once_the_order_came`).
+    (Kind.CANCELLATION_REFUSED, ORDER_CAME_LATER): (
+        "Your request to cancel order {order_id} reached us before the order itself, and we could not wait for "
+        "it any longer, so the order goes ahead. If you still want it cancelled, please ask again."
+    ),
     # Not a failure: the customer asked for what has happened already (a second click, a retry).
     (Kind.CANCELLATION_REFUSED, Refusal.ALREADY_CANCELLED): (
         "Your order {order_id} was already cancelled: there is nothing more to do, and any refund is on its way or "
@@ -180,6 +186,14 @@ Notified = (
     | OrderRejected
     | OrderCancellationRejected
 )
+
+
+def once_the_order_came(message: Message) -> Message:
+    """A message held until the order's address was known, decided again now that the order exists: a
+    cancellation refused because the order was unknown must not tell its customer there is no such order."""
+    if message.kind == Kind.CANCELLATION_REFUSED and message.code == Refusal.UNKNOWN_ORDER:
+        return Message(message.kind, ORDER_CAME_LATER, message.facts)
+    return message
 
 
 def message_for(record: Notified) -> Message:

@@ -26,7 +26,7 @@ from processors.adapters.notification_channel import (
     NotificationChannel,
     notifications_file,
 )
-from processors.customer_messages import Notified, message_for
+from processors.customer_messages import Message, Notified, message_for, once_the_order_came
 from processors.runtime.records import Emit, derive_event_id, utc_now
 from processors.runtime.retries import RetryPolicy, retrying
 from processors.runtime.spec import ProcessorSpec, Stream
@@ -62,6 +62,7 @@ class Notice(BaseModel):
     text: str
     caused_by: uuid.UUID
     answers: str | None = None  # the command it answers, for news told once per command rather than per order
+    code: str = ""  # the template's code (`customer_messages`): news held for an address may be decided again
 
     @property
     def subject(self) -> str:
@@ -106,7 +107,8 @@ def decide(
         if current.recipient is not None:
             return state, []  # told when it first came (as ORDER_CONFIRMED, before the kind was split)
         # The order's receipt leads, so that the customer hears of the order before what became of it.
-        return _told(current, record.customer_email, [notice, *current.waiting], now)
+        held = [_once_the_order_came(waiting) for waiting in current.waiting]
+        return _told(current, record.customer_email, [notice, *held], now)
     if current.recipient is not None:
         return _told(current, current.recipient, [notice], now)
     return current.model_copy(update={"waiting": [*current.waiting, notice]}), []
@@ -120,7 +122,17 @@ def notice_for(record: Notified) -> Notice:
         text=message.text,
         caused_by=record.event_id,
         answers=answered_command(record),
+        code=message.code,
     )
+
+
+def _once_the_order_came(notice: Notice) -> Notice:
+    """News that waited for the order's address, as it reads now that the order has come: the templates it may
+    become need the order id alone."""
+    message = once_the_order_came(Message(notice.kind, notice.code, {"order_id": notice.order_id}))
+    if message.code == notice.code:
+        return notice
+    return notice.model_copy(update={"code": message.code, "text": message.text})
 
 
 def answered_command(record: Notified) -> str | None:

@@ -803,3 +803,29 @@ def test_notices_waiting_from_before_are_sent_once_the_order_comes() -> None:
     handle(payment_failed(), cast(State, state), channel)
 
     assert [call[0] for call in channel.calls] == ["o-123/ORDER_RECEIVED", "o-123/PAYMENT_FAILED"]
+
+
+def test_a_cancel_refused_as_unknown_is_told_as_too_early_once_the_order_comes() -> None:
+    """A cancel that came long before its order was refused as `unknown-order`; the order came after all: its
+    customer must not read that there is no such order right after its receipt."""
+    early = refused(code="unknown-order")
+
+    waiting, sent_early = told([early])
+    _, notifications = told([order_created()], waiting)
+
+    assert sent_early == []
+    receipt, refusal = notifications
+    assert receipt.kind == "ORDER_RECEIVED"
+    assert refusal.caused_by == early.event_id
+    assert "no order with that number" not in refusal.text
+    assert "reached us before the order itself" in refusal.text
+    assert "ask again" in refusal.text
+
+
+def test_a_cancel_refused_as_unknown_with_no_order_to_come_says_so() -> None:
+    """Told straight away, where the customer's address is already known, the refusal keeps its words."""
+    waiting, _ = told([order_created(order_id="o-9")])
+    _, notifications = told([refused(order_id="o-123", code="unknown-order")], waiting)
+
+    assert len(notifications) <= 1
+    assert all("reached us before" not in n.text for n in notifications)
