@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from pydantic_core import ErrorDetails
 
 from processors.adapters.catalog import PRODUCTS_BY_SKU, Product
-from processors.plain_text import cut, shown
+from processors.plain_text import shown
 from schemas.models import AvroRecord, Money, OrderRejected, PlaceOrder
 
 MAX_LINES = 100
@@ -124,9 +124,9 @@ def order_id_reasons(order_id: str) -> list[Reason]:
 
 
 def bounded(reasons: Sequence[Reason]) -> list[Reason]:
-    """At most `MAX_REASONS` reasons, each at most `MAX_REASON_CHARS` long: the last tells how many more there
-    were, under the first code it stands for."""
-    kept = [Reason(reason.code, cut(reason.text, MAX_REASON_CHARS)) for reason in reasons[:MAX_REASONS]]
+    """At most `MAX_REASONS` reasons, each visible and at most `MAX_REASON_CHARS` long: the last tells how many
+    more there were, under the first code it stands for."""
+    kept = [Reason(reason.code, shown(reason.text, MAX_REASON_CHARS)) for reason in reasons[:MAX_REASONS]]
     if len(reasons) <= MAX_REASONS:
         return kept
     rest = reasons[MAX_REASONS - 1 :]

@@ -330,6 +330,19 @@ def test_what_is_no_placeorder_or_has_no_readable_id_gets_only_its_dead_letter(
     assert answer_unreadable(message, decoding_error(message), writer, MemoryState()) == []
 
 
+def test_what_the_schema_refuses_is_told_field_by_field_and_visibly(tmp_path: Path) -> None:
+    order = unreadable(a_valid_order(), event_id="\x1b[31m-not-a-uuid")
+    runner = a_runner(tmp_path)
+
+    runner.send(Emit(ORDERS_COMMANDS, order.order_id, order))
+    runner.run()
+
+    [rejection] = runner.records(OrderRejected)
+    [reason] = rejection.reasons
+    assert reason.startswith("event id input should be a valid UUID") and "\\x1b" in reason
+    assert unseen(reason) == [] and rejection.command_event_id is None
+
+
 def test_an_unreadable_command_for_a_held_id_is_answered_as_a_duplicate(tmp_path: Path) -> None:
     order = a_valid_order()
     runner = a_runner(tmp_path)
