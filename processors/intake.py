@@ -222,6 +222,9 @@ def answer_unreadable(received: Received, error: BaseException, writer: str | No
     if known is not None and event_id is not None and known.command_event_id == str(event_id):
         return []
     reasons = unreadable_reasons(error)
+    # An id cut to fit is not the one the customer knows, nor the key the command came under: the partner is
+    # answered, the customer is not told.
+    fits = len(order_id) <= _max_length("order_id")
     if known is not None:
         reasons = [Reason(RejectionCode.DUPLICATE_ORDER_ID, DUPLICATE_ORDER_ID_TEXT), *reasons]
     return [
@@ -231,7 +234,7 @@ def answer_unreadable(received: Received, error: BaseException, writer: str | No
             bounded(reasons),
             utc_now(),
             customer_id=_text_or_none(body.get("customer_id")),
-            customer_email=_text_or_none(body.get("customer_email")),
+            customer_email=_text_or_none(body.get("customer_email")) if fits else None,
         )
     ]
 

@@ -68,8 +68,8 @@ def rejection_of(order: PlaceOrder) -> OrderRejected:
     return emit.record
 
 
-def a_runner(tmp_path: Path) -> InProcessRunner:
-    return InProcessRunner(STREAM_PROCESSORS, Settings(run_dir=tmp_path))
+def a_runner(tmp_path: Path, *, colocated: bool = False) -> InProcessRunner:
+    return InProcessRunner(STREAM_PROCESSORS, Settings(run_dir=tmp_path), colocated=colocated)
 
 
 def intake_dead_letters(runner: InProcessRunner) -> list[Outgoing]:
@@ -280,9 +280,24 @@ def test_a_too_long_order_id_is_answered_beside_its_dead_letter(tmp_path: Path) 
     [rejection] = runner.records(OrderRejected)
     assert rejection.order_id == "o" * 127 + "…", "the id, cut to what the answer may carry"
     assert (rejection.codes, rejection.reasons) == (["invalid-field"], [ORDER_ID_RULE])
-    assert rejection.command_event_id == order.event_id and rejection.customer_email == order.customer_email
+    assert rejection.command_event_id == order.event_id
+    assert rejection.customer_email is None and sent_texts(tmp_path) == [], "the cut id is not the customer's"
+
+
+@pytest.mark.parametrize("colocated", [False, True], ids=["alone", "co-located"])
+def test_an_unreadable_command_with_an_id_that_fits_is_told_to_its_customer(tmp_path: Path, colocated: bool) -> None:
+    order = unreadable(a_valid_order(), customer_id="c" * 129)
+    runner = a_runner(tmp_path, colocated=colocated)
+
+    runner.send(Emit(ORDERS_COMMANDS, order.order_id, order))
+    runner.run()
+
+    [rejection] = runner.records(OrderRejected)
+    assert rejection.order_id == order.order_id and rejection.reasons == ["customer id must be at most 128 characters"]
+    assert rejection.customer_email == order.customer_email and rejection.customer_id == "c" * 127 + "…"
     [sent] = sent_texts(tmp_path)
     assert sent["kind"] == NotificationKind.ORDER_REJECTED and "some of its details" in sent["text"]
+    assert [letter.topic for letter in intake_dead_letters(runner)] == [f"{ORDERS_COMMANDS.name}.dlq"]
 
 
 def test_the_answer_and_the_dead_letter_leave_in_one_step() -> None:
