@@ -143,7 +143,7 @@ def unknown_sku_reasons(command: PlaceOrder, catalog: Mapping[str, Product]) -> 
     if not unknown:
         return []
     skus = list(dict.fromkeys(unknown.values()))
-    named = quoted(skus, "more")
+    named = quoted(skus)
     if len(skus) == 1:
         text = f"{numbered('line', unknown)}: {named} is not a product we sell"
     else:
@@ -151,15 +151,13 @@ def unknown_sku_reasons(command: PlaceOrder, catalog: Mapping[str, Product]) -> 
     return [Reason(RejectionCode.UNKNOWN_SKU, text)]
 
 
-def quoted(texts: Sequence[str], more: str, separator: str = ", ") -> str:
+def quoted(texts: Sequence[str]) -> str:
     """The first `MAX_QUOTED` of a command's `texts`, each shown visibly and cut short, and how many more:
-    `SKU-A, SKU-B, SKU-C and 14,997 more`."""
-    shown_texts = [shown(text, MAX_QUOTED_CHARS) for text in texts[:MAX_QUOTED]]
+    `SKU-A and SKU-B`, `SKU-A, SKU-B, SKU-C and 14,997 more`."""
+    named = [shown(text, MAX_QUOTED_CHARS) for text in texts[:MAX_QUOTED]]
     if len(texts) > MAX_QUOTED:
-        return f"{separator.join(shown_texts)} and {len(texts) - MAX_QUOTED:,} {more}"
-    if separator == ", " and len(shown_texts) > 1:
-        return f"{', '.join(shown_texts[:-1])} and {shown_texts[-1]}"
-    return separator.join(shown_texts)
+        named.append(f"{len(texts) - MAX_QUOTED:,} more")
+    return f"{', '.join(named[:-1])} and {named[-1]}" if len(named) > 1 else "".join(named)
 
 
 def numbered(item: str, numbers: Iterable[int]) -> str:
@@ -191,8 +189,7 @@ def cross_field_reasons(command: PlaceOrder) -> list[Reason]:
         reasons.append(
             Reason(
                 RejectionCode.CURRENCY_MISMATCH,
-                "lines and payments must all be in one currency, this order uses "
-                + quoted(sorted(currencies), "more", separator=" and "),
+                "lines and payments must all be in one currency, this order uses " + quoted(sorted(currencies)),
             )
         )
     total = order_total(command)

@@ -383,3 +383,14 @@ def decoding_error(message: Received) -> Exception:
     with pytest.raises(UndecodableRecord) as raised:
         RecordCodec(memory_registry(), message.topic).decode(message.value)
     return raised.value
+
+
+def test_many_currencies_are_named_three_and_counted() -> None:
+    lines = [
+        {"sku": "SKU-TEA-01", "quantity": 1, "unit_price": {"amount_minor": 500, "currency": currency}}
+        for currency in ("AAA", "BBB", "CCC", "DDD")
+    ]
+
+    [reason] = [r.text for r in validate(a_valid_order(lines=lines)) if r.code is RejectionCode.CURRENCY_MISMATCH]
+
+    assert reason == "lines and payments must all be in one currency, this order uses AAA, BBB, CCC and 2 more"
