@@ -345,6 +345,7 @@ def test_what_is_no_placeorder_or_has_no_readable_id_gets_only_its_dead_letter(
     assert answer_unreadable(message, decoding_error(message), writer, MemoryState()) == []
 
 
+@pytest.mark.filterwarnings("ignore:Pydantic serializer warnings")  # the event id is no UUID, on purpose
 def test_what_the_schema_refuses_is_told_field_by_field_and_visibly(tmp_path: Path) -> None:
     order = unreadable(a_valid_order(), event_id="\x1b[31m-not-a-uuid")
     runner = a_runner(tmp_path)
