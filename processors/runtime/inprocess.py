@@ -147,6 +147,10 @@ class InProcessRunner:
         """Produce records from outside the processors (a user, an operator)."""
         self._queue.extend(self._encode(emit) for emit in emits)
 
+    def send_raw(self, *messages: Outgoing) -> None:
+        """Produce messages as they are, bytes and headers: what a producer outside the contract may send."""
+        self._queue.extend(messages)
+
     def hold(self, topic: str) -> None:
         """Deliver nothing produced to `topic` until `release`: a reader of it that is behind."""
         self._held_topics.add(topic)

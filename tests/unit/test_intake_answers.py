@@ -395,3 +395,18 @@ def test_many_currencies_are_named_three_and_counted() -> None:
     [reason] = [r.text for r in validate(a_valid_order(lines=lines)) if r.code is RejectionCode.CURRENCY_MISMATCH]
 
     assert reason == "lines and payments must all be in one currency, this order uses AAA, BBB, CCC and 2 more"
+
+
+def test_an_order_dressed_as_a_cancellation_is_answered_and_never_taken(tmp_path: Path) -> None:
+    order = a_valid_order()
+    sent = encoded(Emit(ORDERS_COMMANDS, order.order_id, order))
+    headers = tuple((name, b"oms.CancelOrder" if name == "ce_type" else value) for name, value in sent.headers)
+    runner = a_runner(tmp_path)
+
+    runner.send_raw(Outgoing(sent.topic, sent.key, sent.value, headers))
+    runner.run()
+
+    assert runner.records(OrderCreated) == []
+    [rejection] = runner.records(OrderRejected)
+    assert rejection.order_id == order.order_id and rejection.command_event_id == order.event_id
+    assert rejection.reasons[0].startswith("the command could not be read: the ce_type header says oms.CancelOrder")
