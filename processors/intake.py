@@ -50,7 +50,7 @@ from topology.topics import ORDERS_COMMANDS, ORDERS_EVENTS
 
 PROCESSOR = "oms.intake"
 DUPLICATE_ORDER_ID = RejectionCode.DUPLICATE_ORDER_ID.value
-# An OrderRejected's codes, comma-separated, for consumers that count records without decoding them.
+# An OrderRejected's codes, each once, comma-separated, for consumers that count records without decoding them.
 REJECTION_CODES_HEADER = "oms-rejection-codes"
 DUPLICATE_ORDER_ID_TEXT = "duplicate order id: an order with this id was placed before with other content"
 
