@@ -13,7 +13,7 @@ from typing import Any
 
 from ops.generated import replace_between
 from processors.intake import decide
-from processors.intake_rules import MAX_LINES, MAX_ORDER_TOTAL_MINOR, MAX_TENDERS
+from processors.intake_rules import MAX_LINES, MAX_ORDER_ID_CHARS, MAX_ORDER_TOTAL_MINOR, MAX_TENDERS
 from schemas.models import OrderRejected, PlaceOrder
 from topology.settings import PROJECT_ROOT
 
@@ -56,6 +56,8 @@ def _card(amount: int, currency: str = "EUR") -> dict[str, Any]:
 # The example order totals 30.00 EUR: two mugs at 12.50 and a tea at 5.00, paid by one card.
 CASES: tuple[tuple[str, Change], ...] = (
     ("a blank order id", _set("order_id", " ")),
+    ("an order id with a space, a slash or an escape character", _set("order_id", "ord 1/\x1b[31m")),
+    (f"an order id over {MAX_ORDER_ID_CHARS} characters", _set("order_id", "o" * (MAX_ORDER_ID_CHARS + 1))),
     ("a blank customer id", _set("customer_id", "")),
     ("an email address without a domain", _set("customer_email", "ada@")),
     ("no lines", _set("lines", [])),
@@ -76,6 +78,10 @@ CASES: tuple[tuple[str, Change], ...] = (
     (f"more than {MAX_TENDERS} payments", _set("tenders", [_card(500)] * (MAX_TENDERS + 1))),
     ("a blank payment token", _set("tenders.0.token", "")),
     ("a SKU the catalog does not list", _set("lines.1.sku", "SKU-UNKNOWN-1")),
+    (
+        "200 lines of SKUs the catalog does not list",
+        _both(_set("lines", [_line(f"SKU-X-{n}", 1, 100) for n in range(200)]), _set("tenders", [_card(20_000)])),
+    ),
     ("lines in euro, paid in dollars", _set("tenders.0.amount.currency", "USD")),
     ("payments that do not add up to the total", _set("tenders.0.amount.amount_minor", 2999)),
     (

@@ -5,6 +5,10 @@ with the order's facts only (order id, items, amounts); never with an event's in
 tender of how many a gateway declined. Codes are machine-readable reasons that producers of events choose:
 a code the table does not know falls back to the kind's general template (`ANY_CODE`), and an intake rejection
 with an unknown code quotes the event's own plain-text reason, which intake writes for people.
+
+Every fact is shown visibly (`processors.plain_text.visible`): an order id, a SKU or a reason that came in a
+command with control, escape or bidirectional-formatting characters reaches the customer with those escaped
+(`\x1b`), never as the characters themselves; and a text is at most `MAX_TEXT_CHARS` long.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 from processors.adapters.catalog import PRODUCTS_BY_SKU
 from processors.intake import DUPLICATE_ORDER_ID
 from processors.intake_rules import RejectionCode, is_duplicate_id_rejection
+from processors.plain_text import cut, visible
 from processors.sagas.cancellation import Refusal
 from schemas.models import (
     InventoryShortage,
@@ -36,6 +41,8 @@ from schemas.models import (
 )
 
 Kind = NotificationKind
+# The longest text a customer is sent: a receipt of the most lines an order may have fits, with room to spare.
+MAX_TEXT_CHARS = 6_000
 ANY_CODE = "*"  # the kind's template for a code the table does not know
 ORDER_CAME_LATER = "order-came-later"  # an unknown-order refusal, told once the order exists after all
 NO_CODE = ""  # the kind has no codes
@@ -172,7 +179,7 @@ class Message:
     @property
     def text(self) -> str:
         template = TEMPLATES.get((self.kind, self.code)) or TEMPLATES[(self.kind, ANY_CODE)]
-        return template.format(**self.facts)
+        return cut(template.format(**{name: visible(str(fact)) for name, fact in self.facts.items()}), MAX_TEXT_CHARS)
 
 
 Notified = (

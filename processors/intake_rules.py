@@ -1,12 +1,17 @@
 """What makes a `PlaceOrder` acceptable, and every reason it is not: a code for machines, plain words for people.
 
+A problem found on many lines or payments is one reason, with the places and a count ("lines 1 to 15,000: ..."),
+and there are at most `MAX_REASONS` reasons of at most `MAX_REASON_CHARS` characters, with the command's own
+text shown visibly (`processors.plain_text`): however big or strange the command, its answer fits in a message.
+
 Pure: `validate` reads only the command and the catalog it is given.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Mapping
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
@@ -15,12 +20,23 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from pydantic_core import ErrorDetails
 
 from processors.adapters.catalog import PRODUCTS_BY_SKU, Product
+from processors.plain_text import shown
 from schemas.models import AvroRecord, Money, OrderRejected, PlaceOrder
 
 MAX_LINES = 100
 MAX_QUANTITY_PER_LINE = 1_000
 MAX_TENDERS = 5
 MAX_ORDER_TOTAL_MINOR = 10_000_000
+MAX_ORDER_ID_CHARS = 64
+# What a partner's order id may be: it is a key, a file name in exports, and text in every customer's message.
+ORDER_ID_PATTERN = re.compile(rf"[A-Za-z0-9_.:-]{{1,{MAX_ORDER_ID_CHARS}}}")
+ORDER_ID_RULE = f"order id must be 1 to {MAX_ORDER_ID_CHARS} letters, digits, or - _ . :"
+# The most an `OrderRejected` says: so many reasons of so many characters fit in any message, with room to spare.
+MAX_REASONS = 20
+MAX_REASON_CHARS = 500
+# The most of a command's own text (a SKU, a currency) a reason quotes, and how many it quotes of a kind.
+MAX_QUOTED_CHARS = 40
+MAX_QUOTED = 3
 
 
 class RejectionCode(StrEnum):
@@ -83,7 +99,6 @@ EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 
 class PlaceOrderRules(_Rules):
-    order_id: NonBlank
     customer_id: NonBlank
     customer_email: Annotated[str, StringConstraints(pattern=EMAIL_PATTERN)]
     lines: list[_LineRules] = Field(min_length=1, max_length=MAX_LINES)
@@ -92,21 +107,79 @@ class PlaceOrderRules(_Rules):
 
 
 def validate(command: PlaceOrder, catalog: Mapping[str, Product] = PRODUCTS_BY_SKU) -> list[Reason]:
-    """Every reason the order cannot be accepted, fields first; empty when it can."""
-    reasons = []
+    """Every reason the order cannot be accepted, fields first; empty when it can. A problem repeated on many
+    lines or payments is told once, with where; what is past `MAX_REASONS` is told as a count."""
+    reasons = order_id_reasons(command.order_id)
     try:
         PlaceOrderRules.model_validate(command.model_dump())
     except ValidationError as error:
-        reasons += [field_reason(detail) for detail in error.errors()]
-    return reasons + unknown_sku_reasons(command, catalog) + cross_field_reasons(command)
+        reasons += grouped(field_problem(detail) for detail in error.errors())
+    return bounded(reasons + unknown_sku_reasons(command, catalog) + cross_field_reasons(command))
+
+
+def order_id_reasons(order_id: str) -> list[Reason]:
+    if ORDER_ID_PATTERN.fullmatch(order_id):
+        return []
+    return [Reason(RejectionCode.INVALID_FIELD, ORDER_ID_RULE)]
+
+
+def bounded(reasons: Sequence[Reason]) -> list[Reason]:
+    """At most `MAX_REASONS` reasons, each visible and at most `MAX_REASON_CHARS` long: the last tells how many
+    more there were, under the first code it stands for."""
+    kept = [Reason(reason.code, shown(reason.text, MAX_REASON_CHARS)) for reason in reasons[:MAX_REASONS]]
+    if len(reasons) <= MAX_REASONS:
+        return kept
+    rest = reasons[MAX_REASONS - 1 :]
+    return [*kept[:-1], Reason(rest[0].code, f"and {len(rest):,} more problems")]
 
 
 def unknown_sku_reasons(command: PlaceOrder, catalog: Mapping[str, Product]) -> list[Reason]:
-    return [
-        Reason(RejectionCode.UNKNOWN_SKU, f"line {number}: {line.sku.strip()} is not a product we sell")
+    """One reason for every line whose SKU the catalog does not list, naming the lines and the first SKUs."""
+    unknown = {
+        number: line.sku.strip()
         for number, line in enumerate(command.lines, start=1)
         if line.sku.strip() and line.sku.strip() not in catalog  # a blank SKU is a field's reason already
-    ]
+    }
+    if not unknown:
+        return []
+    skus = list(dict.fromkeys(unknown.values()))
+    named = quoted(skus)
+    if len(skus) == 1:
+        text = f"{numbered('line', unknown)}: {named} is not a product we sell"
+    else:
+        text = f"{numbered('line', unknown)}: {len(skus):,} SKUs are not products we sell ({named})"
+    return [Reason(RejectionCode.UNKNOWN_SKU, text)]
+
+
+def quoted(texts: Sequence[str]) -> str:
+    """The first `MAX_QUOTED` of a command's `texts`, each shown visibly and cut short, and how many more:
+    `SKU-A and SKU-B`, `SKU-A, SKU-B, SKU-C and 14,997 more`."""
+    named = [shown(text, MAX_QUOTED_CHARS) for text in texts[:MAX_QUOTED]]
+    if len(texts) > MAX_QUOTED:
+        named.append(f"{len(texts) - MAX_QUOTED:,} more")
+    return f"{', '.join(named[:-1])} and {named[-1]}" if len(named) > 1 else "".join(named)
+
+
+def numbered(item: str, numbers: Iterable[int]) -> str:
+    """Where, counted from 1 as a customer would: `line 2`, `lines 1 to 15,000`, `lines 2, 5 and 9 to 12`,
+    or the first runs and a count, `lines 1, 3, 5 and 4,997 more`."""
+    ordered = sorted(set(numbers))
+    if len(ordered) == 1:
+        return f"{item} {ordered[0]:,}"
+    runs: list[list[int]] = []
+    for number in ordered:
+        if runs and number == runs[-1][-1] + 1:
+            runs[-1].append(number)
+        else:
+            runs.append([number])
+    parts: list[tuple[str, int]] = []  # a number or a run of three or more, and how many lines it covers
+    for run in runs:
+        parts += [(f"{run[0]:,} to {run[-1]:,}", len(run))] if len(run) > 2 else [(f"{n:,}", 1) for n in run]
+    if len(parts) > MAX_QUOTED:
+        listed = sum(covered for _, covered in parts[:MAX_QUOTED])
+        return f"{item}s {', '.join(text for text, _ in parts[:MAX_QUOTED])} and {len(ordered) - listed:,} more"
+    texts = [text for text, _ in parts]
+    return f"{item}s {', '.join(texts[:-1])} and {texts[-1]}" if len(texts) > 1 else f"{item}s {texts[0]}"
 
 
 def cross_field_reasons(command: PlaceOrder) -> list[Reason]:
@@ -116,7 +189,7 @@ def cross_field_reasons(command: PlaceOrder) -> list[Reason]:
         reasons.append(
             Reason(
                 RejectionCode.CURRENCY_MISMATCH,
-                f"lines and payments must all be in one currency, this order uses {' and '.join(sorted(currencies))}",
+                "lines and payments must all be in one currency, this order uses " + quoted(sorted(currencies)),
             )
         )
     total = order_total(command)
@@ -149,7 +222,7 @@ def order_total(command: PlaceOrder) -> Money:
 
 
 def _amount(minor: int, currency: str) -> str:
-    return f"{minor / 100:,.2f} {currency}".rstrip()
+    return f"{minor / 100:,.2f} {shown(currency, MAX_QUOTED_CHARS)}".rstrip()
 
 
 # --- a field's rule in plain words -------------------------------------------------------------------
@@ -179,25 +252,51 @@ _PATTERN_WORDS = {
 _COUNTED = {"quantity"}  # whole units: "at least 1" reads better than "more than 0"
 
 
+@dataclass(frozen=True)
+class _FieldProblem:
+    """A broken field rule and where: `item` (a line, a payment) and its `number`, or a place (the shipping
+    address) without one, or neither for the order's own fields."""
+
+    sentence: str
+    item: str = ""
+    number: int | None = None
+
+
 def field_reason(detail: ErrorDetails) -> Reason:
     """One broken field rule, e.g. `line 1: quantity must be at least 1`."""
-    place, field = _place_and_field(detail["loc"])
+    [reason] = grouped([field_problem(detail)])
+    return reason
+
+
+def grouped(problems: Iterable[_FieldProblem]) -> list[Reason]:
+    """One reason per broken rule, naming every item that breaks it: `lines 1 to 100: quantity must be at least
+    1`; in the order first found."""
+    numbers: defaultdict[tuple[str, str], list[int]] = defaultdict(list)
+    for problem in problems:
+        numbers[(problem.item, problem.sentence)] += [] if problem.number is None else [problem.number]
+    reasons = []
+    for (item, sentence), found in numbers.items():
+        place = numbered(item, found) if found else item
+        reasons.append(Reason(RejectionCode.INVALID_FIELD, f"{place}: {sentence}" if place else sentence))
+    return reasons
+
+
+def field_problem(detail: ErrorDetails) -> _FieldProblem:
+    item, number, field = _place_and_field(detail["loc"])
     kind, context = detail["type"], detail.get("ctx", {})
     if field in _ITEM_NAMES and kind in ("too_short", "too_long"):
-        sentence = _count_broken(_ITEM_NAMES[field], kind, context)
-    else:
-        name = _FIELD_NAMES.get(field, field.replace("_", " "))
-        sentence = f"{name} {_broken_rule(field, kind, context, detail['msg'])}"
-    return Reason(RejectionCode.INVALID_FIELD, f"{place}: {sentence}" if place else sentence)
+        return _FieldProblem(_count_broken(_ITEM_NAMES[field], kind, context), item, number)
+    name = _FIELD_NAMES.get(field, field.replace("_", " "))
+    return _FieldProblem(f"{name} {_broken_rule(field, kind, context, detail['msg'])}", item, number)
 
 
-def _place_and_field(location: tuple[int | str, ...]) -> tuple[str, str]:
+def _place_and_field(location: tuple[int | str, ...]) -> tuple[str, int | None, str]:
     first, rest = str(location[0]), list(location[1:])
     if first in _ITEM_NAMES and rest and isinstance(rest[0], int):
-        return f"{_ITEM_NAMES[first]} {rest[0] + 1}", ".".join(map(str, rest[1:]))
+        return _ITEM_NAMES[first], rest[0] + 1, ".".join(map(str, rest[1:]))
     if first in _PLACE_NAMES and rest:
-        return _PLACE_NAMES[first], ".".join(map(str, rest))
-    return "", ".".join(map(str, location))
+        return _PLACE_NAMES[first], None, ".".join(map(str, rest))
+    return "", None, ".".join(map(str, location))
 
 
 def _broken_rule(field: str, kind: str, context: dict[str, Any], message: str) -> str:
@@ -212,6 +311,8 @@ def _broken_rule(field: str, kind: str, context: dict[str, Any], message: str) -
             return f"must be more than {context['gt']}"
         case "less_than_equal":
             return f"must be at most {context['le']:,}"
+        case "string_too_long":
+            return f"must be at most {context['max_length']:,} characters"
     return message[:1].lower() + message[1:]
 
 
@@ -219,7 +320,7 @@ def _count_broken(item: str, kind: str, context: dict[str, Any]) -> str:
     if kind == "too_short":
         least = context["min_length"]
         return f"an order needs at least {least} {item}{'s' if least > 1 else ''}"
-    return f"an order may have at most {context['max_length']} {item}s, this one has {context['actual_length']}"
+    return f"an order may have at most {context['max_length']} {item}s, this one has {context['actual_length']:,}"
 
 
 def is_duplicate_id_rejection(record: AvroRecord) -> bool:

@@ -36,7 +36,7 @@ from processors.runtime.spec import ProcessorSpec, stage_of
 from processors.runtime.stage import RecordStage
 from schemas.models import AvroRecord
 from schemas.registry import declared_subjects
-from schemas.serde import RecordCodec
+from schemas.serde import RecordCodec, UndecodableRecord
 from topology.settings import Settings
 from topology.topics import TopicSpec
 
@@ -73,7 +73,8 @@ def _names(topics: Iterable[TopicSpec]) -> frozenset[str]:
 
 @dataclass(frozen=True)
 class Delivered:
-    """A message as it was produced, and its record (None for a tombstone or a dead letter)."""
+    """A message as it was produced, and its record (None for a tombstone, a dead letter, or a message that
+    cannot be read: a test may produce one on purpose)."""
 
     outgoing: Outgoing
     record: AvroRecord | None
@@ -145,6 +146,10 @@ class InProcessRunner:
     def send(self, *emits: Emit) -> None:
         """Produce records from outside the processors (a user, an operator)."""
         self._queue.extend(self._encode(emit) for emit in emits)
+
+    def send_raw(self, *messages: Outgoing) -> None:
+        """Produce messages as they are, bytes and headers: what a producer outside the contract may send."""
+        self._queue.extend(messages)
 
     def hold(self, topic: str) -> None:
         """Deliver nothing produced to `topic` until `release`: a reader of it that is behind."""
@@ -228,4 +233,7 @@ class InProcessRunner:
         codec = self._codecs.get(outgoing.topic)
         if codec is None:
             codec = self._codecs[outgoing.topic] = RecordCodec(self._registry, outgoing.topic)
-        return codec.decode(outgoing.value)
+        try:
+            return codec.decode(outgoing.value)
+        except UndecodableRecord:
+            return None

@@ -19,7 +19,7 @@ from quixstreams import Application
 from quixstreams.dataframe import StreamingDataFrame
 
 from processors.runtime.app import app_topic
-from processors.runtime.stage import Handler, RecordStage, Skip, publish
+from processors.runtime.stage import AnswerUnreadable, Handler, RecordStage, Skip, publish
 from schemas.models import AvroRecord
 from topology.settings import Settings
 from topology.topics import TopicSpec
@@ -34,12 +34,14 @@ class Stream:
 
     Several topics are merged in timestamp order, so that one state per key sees them all (they must share
     their key and partition count). `handles` lists the record types the handler acts on: anything else
-    its topics declare is passed over undecoded; `skip` passes over more by the message's headers."""
+    its topics declare is passed over undecoded; `skip` passes over more by the message's headers;
+    `answer_unreadable` answers a message that cannot be read, beside its dead letter."""
 
     topics: tuple[TopicSpec, ...]
     handler: HandlerFactory
     handles: tuple[type[AvroRecord], ...] | None = None
     skip: Skip | None = None
+    answer_unreadable: AnswerUnreadable | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,7 @@ def stage_of(
         skip=stream.skip,
         outputs=spec.outputs,
         encode_later=encode_later,
+        answer_unreadable=stream.answer_unreadable,
     )
 
 

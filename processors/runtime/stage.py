@@ -47,6 +47,10 @@ Handler = Callable[[AvroRecord, State, Received], Iterable[Emit]]
 """What a processor does with a record: given its key's state and the message it came in, what it emits."""
 Skip = Callable[[Sequence[tuple[str, bytes]]], bool]
 """Picks, by its headers, a message not worth decoding."""
+AnswerUnreadable = Callable[[Received, BaseException, str | None, State], Iterable[Emit]]
+"""What a processor answers for a message it cannot read (its topic's contract broken, undecodable, invalid by
+the schema), besides its dead letter: given the message, why, the writer's record type when its schema id
+says, and its key's state (to read: what it writes is not kept, as for any message that is dead-lettered)."""
 
 FIRST_OUTAGE_BACKOFF_S = 0.1
 
@@ -68,7 +72,8 @@ class RecordStage:
     declare that is none of `handles` is passed over undecoded; the type is the writer's, known from the
     schema id in the message, not from a header anyone can set. `skip` passes over more by headers. A message
     failure is not retried here: retries belong where a call leaves the process (a gateway, a carrier, a
-    channel), and what still fails is the message's dead letter.
+    channel), and what still fails is the message's dead letter. A message that cannot be read is answered
+    by `answer_unreadable`, if given, in the same step as its dead letter (so in the same transaction).
     """
 
     def __init__(
@@ -83,6 +88,7 @@ class RecordStage:
         skip: Skip | None = None,
         outputs: Iterable[TopicSpec] | None = None,
         encode_later: frozenset[str] = frozenset(),
+        answer_unreadable: AnswerUnreadable | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -96,6 +102,7 @@ class RecordStage:
         self._skip = skip
         self._outputs = None if outputs is None else frozenset(topic.name for topic in outputs)
         self._encode_later = encode_later
+        self._answer_unreadable = answer_unreadable
         self._max_message_bytes = settings.max_message_bytes
         self._outage_retry_s = settings.outage_retry_s
         self._sleep, self._clock = sleep, clock
@@ -182,39 +189,80 @@ class RecordStage:
         tentative = TentativeState(state)
         try:
             outgoing = self._decide(received, tentative)
+        except _Unreadable as unreadable:
+            letter = self._dead_letter(received, unreadable.error)
+            return [letter, *self._answers(received, unreadable, state)], Outcome.DEAD_LETTERED
         except Exception as error:  # anything this message causes: dead-letter it and go on
             if is_outage(error):
                 raise  # not the message's fault: never its dead letter
+            return [self._dead_letter(received, error)], Outcome.DEAD_LETTERED
+        if outgoing is None:
+            return [], Outcome.PASSED_OVER
+        tentative.commit()
+        return outgoing, Outcome.OK
+
+    def _dead_letter(self, received: Received, error: BaseException) -> Outgoing:
+        logger.warning(
+            "dead-lettering %s[%d]@%d: %s: %s",
+            received.topic,
+            received.partition,
+            received.offset,
+            type(error).__name__,
+            error,
+        )
+        return dead_letter(received, error, self.processor, self._max_message_bytes)
+
+    def _answers(self, received: Received, unreadable: _Unreadable, state: State) -> list[Outgoing]:
+        """What `answer_unreadable` says to a message that cannot be read; nothing when it cannot say it (the
+        dead letter is all there is then). Its writes to the state are not kept."""
+        if self._answer_unreadable is None:
+            return []
+        try:
+            emits = self._answer_unreadable(received, unreadable.error, unreadable.writer, TentativeState(state))
+            return [self._encoded(emit) for emit in emits]
+        except Exception as error:
+            if is_outage(error):
+                raise
             logger.warning(
-                "dead-lettering %s[%d]@%d: %s: %s",
+                "no answer to %s[%d]@%d: %s: %s",
                 received.topic,
                 received.partition,
                 received.offset,
                 type(error).__name__,
                 error,
             )
-            return [dead_letter(received, error, self.processor, self._max_message_bytes)], Outcome.DEAD_LETTERED
-        if outgoing is None:
-            return [], Outcome.PASSED_OVER
-        tentative.commit()
-        return outgoing, Outcome.OK
+            return []
 
     def _decide(self, received: Received, state: State) -> list[Outgoing] | None:
-        """What the message leads to, None when it is passed over; raises what makes it a dead letter."""
-        value = received.value
-        if value is None:
-            raise ValueError("a tombstone (null value) carries no record")
-        contract, decoder = self._contracts[received.topic], self._decoders[received.topic]
-        # A record handed over in memory by the processor that emitted it is the one its bytes encode.
-        record = received.record
-        writer = decoder.writer_record_name(value) if record is None else record.AVRO_NAME
-        contract.check_type(writer, received.headers)
-        if self.passes_over(writer) or (self._skip is not None and self._skip(received.headers)):
-            return None
+        """What the message leads to, None when it is passed over; raises what makes it a dead letter, as
+        `_Unreadable` when the message cannot be read."""
+        record = self._read(received)
         if record is None:
-            record = decoder.decode(value)
-        contract.check_record(received.key, record)
+            return None
         return [self._encoded(emit) for emit in self._handle(record, state, received)]
+
+    def _read(self, received: Received) -> AvroRecord | None:
+        """The message's record held to its topic's contract, None when it is passed over."""
+        writer = None
+        try:
+            value = received.value
+            if value is None:
+                raise ValueError("a tombstone (null value) carries no record")
+            contract, decoder = self._contracts[received.topic], self._decoders[received.topic]
+            # A record handed over in memory by the processor that emitted it is the one its bytes encode.
+            record = received.record
+            writer = decoder.writer_record_name(value) if record is None else record.AVRO_NAME
+            contract.check_type(writer, received.headers)
+            if self.passes_over(writer) or (self._skip is not None and self._skip(received.headers)):
+                return None
+            if record is None:
+                record = decoder.decode(value)
+            contract.check_record(received.key, record)
+            return record
+        except Exception as error:
+            if is_outage(error):
+                raise
+            raise _Unreadable(error, writer) from error
 
     def _encoded(self, emit: Emit) -> Outgoing:
         if self._outputs is not None and emit.topic.name not in self._outputs:
@@ -242,6 +290,14 @@ class RecordStage:
             self._counted[(cause.topic, Outcome.DEAD_LETTERED)].inc()
             self._dead_letters[cause.topic].inc()
             return dead_letter(cause, error, self.processor, self._max_message_bytes)
+
+
+class _Unreadable(Exception):
+    """The message cannot be read: `error` says why; `writer` is its record type when its schema id says."""
+
+    def __init__(self, error: Exception, writer: str | None) -> None:
+        super().__init__(str(error))
+        self.error, self.writer = error, writer
 
 
 def received_now(value: bytes | None, key: bytes | None, timestamp: int, headers: Any) -> Received:

@@ -18,7 +18,7 @@ from ops import deadletters
 from ops.deadletters import DeadLetter, RedriveFenced, SkipReason, redrive, redrive_report, redriven
 from processors.runtime.clients import end_reader, read_to_end
 from schemas.catalog import record
-from schemas.models import OrderCreated
+from schemas.models import OrderCreated, OrderRejected
 from schemas.serde import RecordCodec
 from tests.factories import a_valid_order
 from tests.integration.harness import Processes, Seen, Watcher
@@ -76,13 +76,22 @@ def test_poison_goes_to_the_dead_letter_topic_and_valid_orders_still_flow(
             if s.topic == DLQ and s.key in poison and s.headers["dlq.processor"] == processor
         }
 
+    # Intake also answers each under its key, in the transaction of its dead letter.
+    def answers_to(seen: list[Seen]) -> dict[str, OrderRejected]:
+        return {str(s.key): s.record for s in seen if isinstance(s.record, OrderRejected) and s.key in poison}
+
     seen = watcher.wait_until(
         lambda seen: (
             set(letters_by(seen, b"oms.intake")) == set(letters_by(seen, b"oms.sagas")) == set(poison)
+            and set(answers_to(seen)) == set(poison)
             and any(isinstance(s.record, OrderCreated) and s.key == valid.order_id for s in seen)
         ),
-        what="three dead letters from each reader and the valid order created",
+        what="three dead letters from each reader, an answer to each, and the valid order created",
     )
+    answered = answers_to(seen)
+    assert all(answer.codes == ["invalid-field"] for answer in answered.values()), answered
+    assert answered[f"not-avro-{run}"].reasons[0].startswith("the command could not be read: not Confluent-framed")
+    assert answered[f"bad-uuid-{run}"].reasons[0].startswith("event id input should be a valid UUID")
 
     dead = letters_by(seen, b"oms.intake")
     for key, letter in dead.items():

@@ -24,6 +24,7 @@ from schemas.models import (
     Money,
     OrderCancelled,
     OrderDelivered,
+    OrderRejected,
     PaymentProcessed,
     PaymentRefunded,
     StockRequest,
@@ -167,14 +168,18 @@ def test_a_negative_stock_request_and_a_lying_ce_type_are_dead_lettered_and_orde
         lambda seen: (
             STOCK in letters(seen, STOCK_REQUESTS_DLQ, SKU)
             and INTAKE in letters(seen, COMMANDS_DLQ, disguised.order_id)
+            and any(isinstance(s.record, OrderRejected) and s.key == disguised.order_id for s in seen)
         ),
-        what="the negative request and the disguised order dead-lettered",
+        what="the negative request and the disguised order dead-lettered, the order answered",
     )
 
     assert "quantity is -5, must be at least 1" in letters(seen, STOCK_REQUESTS_DLQ, SKU)[STOCK]
     assert "the ce_type header says oms.CancelOrder" in letters(seen, COMMANDS_DLQ, disguised.order_id)[INTAKE]
     assert read_stock(settings)[SKU] == 5, "no units appeared"
-    assert not any(s.key == disguised.order_id and s.topic == ORDERS_EVENTS.name for s in seen), "never taken"
+    answers = [s.record for s in seen if s.key == disguised.order_id and s.topic == ORDERS_EVENTS.name]
+    [rejected] = answers  # never taken: rejected, in words, and nothing else
+    assert isinstance(rejected, OrderRejected) and rejected.codes == ["invalid-field"]
+    assert "the ce_type header says oms.CancelOrder" in rejected.reasons[0]
 
     orders = [tee_order(f"contract-after-{n}") for n in range(5)]
     produce_orders(settings, orders, progress=False)

@@ -490,3 +490,74 @@ def test_the_saga_keeps_its_facts_and_so_its_trigger_when_advance_fails(
     assert outcome is Outcome.OK and redriven, "the redriven OrderCreated moves the saga on"
     assert (saga := sagas.CANCELLATION.load(state)) is not None and saga.phase == Phase.AWAITING_PAYMENT
     assert (facts := sagas.FACTS.load(state)) is not None and facts.created
+
+
+# --- an answer to what cannot be read -----------------------------------------------------------------
+
+
+class Answering:
+    """An `answer_unreadable` hook that remembers what it was given, writes to the state, and answers."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.given: list[tuple[BaseException, str | None]] = []
+        self.error = error
+
+    def __call__(self, received: Received, error: BaseException, writer: str | None, state: State) -> list[Emit]:
+        self.given.append((error, writer))
+        state.set("answered", True)
+        if self.error is not None:
+            raise self.error
+        answer = OrderRejected(event_id=uuid.uuid4(), order_id="o-1", occurred_at=NOW, reasons=["unreadable"])
+        return [Emit(ORDERS_EVENTS, "o-1", answer)]
+
+
+def answering_stage(registry: SchemaRegistryClient, handle: Handler, answer: Answering) -> RecordStage:
+    return RecordStage(
+        "oms.test",
+        (ORDERS_COMMANDS,),
+        registry,
+        handle,
+        Settings(),
+        handles=(PlaceOrder,),
+        outputs=(ORDERS_EVENTS,),
+        answer_unreadable=answer,
+    )
+
+
+def test_a_message_that_cannot_be_read_is_answered_beside_its_dead_letter(registry: SchemaRegistryClient) -> None:
+    answer, state = Answering(), MemoryState()
+    stage = answering_stage(registry, Recorder(), answer)
+    received = message(registry, place(), key=b"not-o-1")
+
+    (letter, answered), outcome = stage.process(received, state)
+
+    assert outcome is Outcome.DEAD_LETTERED and letter.topic == f"{ORDERS_COMMANDS.name}.dlq"
+    assert answered.topic == ORDERS_EVENTS.name and isinstance(answered.record, OrderRejected)
+    [(error, writer)] = answer.given
+    assert "keyed by" in str(error) and writer == PlaceOrder.AVRO_NAME
+    assert state.values == {}, "a dead-lettered message leaves nothing behind, its answer's writes neither"
+
+
+def test_bytes_that_are_no_record_are_answered_without_a_writer(registry: SchemaRegistryClient) -> None:
+    answer = Answering()
+    stage = answering_stage(registry, Recorder(), answer)
+
+    outgoing, _ = stage.process(Received(ORDERS_COMMANDS.name, 0, 1, 0, b"o-1", b"not avro", ()), MemoryState())
+
+    assert len(outgoing) == 2 and answer.given[0][1] is None
+
+
+def test_a_message_read_but_failing_its_handler_is_not_answered(registry: SchemaRegistryClient) -> None:
+    answer = Answering()
+    stage = answering_stage(registry, Failing(ValueError("no such warehouse")), answer)
+
+    [letter], _ = stage.process(message(registry, place()), MemoryState())
+
+    assert answer.given == [] and letter.topic == f"{ORDERS_COMMANDS.name}.dlq"
+
+
+def test_an_answer_that_fails_leaves_the_dead_letter_alone(registry: SchemaRegistryClient) -> None:
+    stage = answering_stage(registry, Recorder(), Answering(ValueError("cannot say")))
+    received = message(registry, place(), key=b"not-o-1")
+
+    assert_dead_letter_of(received, stage.process(received, MemoryState()), "keyed by")
