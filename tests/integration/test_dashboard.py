@@ -353,7 +353,7 @@ def test_the_page_says_when_its_view_is_stale(
         expect(page.locator("#stale")).to_contain_text("outage")
         health = server.view.health_json()
         assert health["stale_since"] is not None and health["skipped"] == 0, "an outage skips nothing"
-        assert server.follower.is_alive()
+        assert server.follower is not None and server.follower.is_alive()
     finally:
         server.shutdown()
 
