@@ -172,7 +172,7 @@ def handler_for(
                     "user": html.escape(caller.user),
                     "logout_hidden": "" if caller.via == "session" else " hidden",
                 }
-                self._send(HTTPStatus.OK, filled(page, values).encode(), "text/html; charset=utf-8", page_policy(nonce))
+                self._page(HTTPStatus.OK, filled(page, values), nonce)
             elif path == "/api/fleet":
                 self._json(HTTPStatus.OK, view.fleet(stuck_after))
             elif path.startswith("/api/orders/"):
@@ -232,8 +232,13 @@ def handler_for(
                 "problem": html.escape(problem),
                 "form_hidden": "" if access.login_form else " hidden",
             }
-            body = filled(login_page, values).encode()
-            self._send(status, body, "text/html; charset=utf-8", page_policy(nonce))
+            self._page(status, filled(login_page, values), nonce)
+
+        def _page(self, status: HTTPStatus, text: str, nonce: str) -> None:
+            # A form posted with no referrer at all carries `Origin: null`: the login and logout forms carry
+            # their origin, which the server checks, by a referrer for this origin alone.
+            headers = {"Referrer-Policy": "same-origin"}
+            self._send(status, text.encode(), "text/html; charset=utf-8", page_policy(nonce), headers)
 
         def _log_in(self, body: bytes) -> None:
             peer = self.client_address[0]

@@ -190,9 +190,11 @@ def test_a_browser_logs_in_with_the_token_and_acts_in_its_session_audited_by_nam
     assert "Secure" not in cookie
     session = {"Cookie": cookie_of(headers)}
 
-    status, _, page = served.request("GET", "/", ELSEWHERE | session)
+    status, headers, page = served.request("GET", "/", ELSEWHERE | session)
     token = page_token(page)
     assert status == 200 and token and b"alice (token)" in page
+    # Without a referrer, a browser posts the logout form (and the login form) with `Origin: null`.
+    assert headers["referrer-policy"] == served.request("GET", "/login")[1]["referrer-policy"] == "same-origin"
     assert served.request("GET", "/api/fleet", ELSEWHERE | session)[0] == 200
     without_token = {"Origin": f"http://127.0.0.1:{served.port}"}
     assert served.request("POST", f"/api/orders/{ORDER}/retry", ELSEWHERE | session | without_token)[0] == 403
