@@ -38,6 +38,7 @@ from opentelemetry.util.types import AttributeValue
 
 logger = logging.getLogger(__name__)
 
+Headers = tuple[tuple[str, bytes], ...]
 TRACEPARENT = "traceparent"
 TRACESTATE = "tracestate"
 _PROPAGATOR = TraceContextTextMapPropagator()
@@ -69,7 +70,7 @@ class SpanIds(NamedTuple):
     flags: str = "01"
     tracestate: str | None = None
 
-    def headers(self) -> tuple[tuple[str, bytes], ...]:
+    def headers(self) -> Headers:
         traceparent = (TRACEPARENT, f"00-{self.trace_id}-{self.span_id}-{self.flags}".encode())
         if self.tracestate:
             return traceparent, (TRACESTATE, self.tracestate.encode())
@@ -261,33 +262,58 @@ class handling(AbstractContextManager[SpanIds]):  # used as a function: `with ha
         return _ids_of(self._span.__enter__())
 
 
-class sending(AbstractContextManager[tuple[tuple[str, bytes], ...]]):  # used as a function: `with sending(...)`
+def sending(
+    topic: str,
+    key: bytes | str | None,
+    message_id: object = None,
+    order_id: object = None,
+    *,
+    tombstone: bool = False,
+) -> AbstractContextManager[Headers]:
     """The span of sending one record to `topic`: what entering it gives is the trace-context headers the
     record carries. A child of the current span (the process span of the message that led to it), the root of
     a trace outside any; without an exporter no span of its own, only the current span's headers.
 
     The record's key, event id (`message_id`) and order become its attributes, turned into text only when the
     SDK makes the span; a record without a value is a tombstone."""
+    if _exporting is None:
+        return _WITHOUT_SPAN  # entered for every record produced: nothing made that nobody receives
+    return _Sending(_exporting, topic, key, message_id, order_id, tombstone)
 
-    __slots__ = ("_key", "_message_id", "_order_id", "_span", "_tombstone", "_topic")
+
+class _CurrentHeaders(AbstractContextManager[Headers]):
+    __slots__ = ()
+
+    def __enter__(self) -> Headers:
+        ids = _current.get()
+        return () if ids is None else ids.headers()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        return None
+
+
+_WITHOUT_SPAN = _CurrentHeaders()
+
+
+class _Sending(AbstractContextManager[Headers]):
+    __slots__ = ("_key", "_message_id", "_order_id", "_span", "_tombstone", "_topic", "_tracer")
 
     def __init__(
         self,
+        tracer: Tracer,
         topic: str,
         key: bytes | str | None,
-        message_id: object = None,
-        order_id: object = None,
-        *,
-        tombstone: bool = False,
+        message_id: object,
+        order_id: object,
+        tombstone: bool,
     ) -> None:
-        self._topic, self._key, self._message_id, self._order_id = topic, key, message_id, order_id
-        self._tombstone = tombstone
+        self._tracer, self._topic, self._key = tracer, topic, key
+        self._message_id, self._order_id, self._tombstone = message_id, order_id, tombstone
         self._span: Span | None = None
 
-    def __enter__(self) -> tuple[tuple[str, bytes], ...]:
-        if _exporting is None:
-            ids = _current.get()
-            return () if ids is None else ids.headers()
+    def __enter__(self) -> Headers:
         operation = _send_operations.get(self._topic)
         if operation is None:
             operation = _send_operations[self._topic] = _sending(self._topic)
@@ -300,7 +326,7 @@ class sending(AbstractContextManager[tuple[tuple[str, bytes], ...]]):  # used as
         )
         if self._tombstone:
             attributes["messaging.kafka.message.tombstone"] = True
-        self._span = _exporting.start_span(operation.name, kind=operation.kind, attributes=attributes)
+        self._span = self._tracer.start_span(operation.name, kind=operation.kind, attributes=attributes)
         return _ids_of(self._span).headers()
 
     def __exit__(
@@ -376,7 +402,7 @@ def _ids_of(span: Span) -> SpanIds:
     )
 
 
-def trace_headers() -> tuple[tuple[str, bytes], ...]:
+def trace_headers() -> Headers:
     """The current span as headers for a record produced now; none outside a span."""
     ids = _current.get()
     return () if ids is None else ids.headers()
@@ -394,7 +420,7 @@ def trace_id_of(headers: Sequence[tuple[str, Any]] | None) -> str | None:
     return None if parent is None else parent.trace_id
 
 
-def trace_context(headers: Sequence[tuple[str, Any]] | None) -> tuple[tuple[str, bytes], ...]:
+def trace_context(headers: Sequence[tuple[str, Any]] | None) -> Headers:
     """Only the trace-context headers of a message (`traceparent`, `tracestate` within its bound): what to
     keep of it to continue its trace later."""
     kept: list[tuple[str, bytes]] = []
