@@ -161,6 +161,11 @@ class Access:
                 return Caller(logged_in, "session", f"session:{session}")
         if not policy.login_on_loopback and is_local(peer, headers):
             return Caller(LOCAL_USER, "loopback", "loopback")
+        return self.stranger()
+
+    def stranger(self) -> Unknown:
+        """What someone the dashboard does not know is told: how to log in, if they can."""
+        policy = self.policy
         if policy.token is None and policy.user_header is None:
             return Unknown(
                 "this dashboard serves loopback clients only: no login is configured (OMS_DASHBOARD_TOKEN, "

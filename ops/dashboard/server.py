@@ -224,8 +224,7 @@ def handler_for(
 
         def _login_page(self, status: HTTPStatus, problem: str) -> None:
             if not access.login_form:
-                found = access.caller("", {})  # nobody: why nobody can log in here
-                problem = found.reason if isinstance(found, Unknown) else "no login is needed here"
+                problem = access.stranger().reason
             nonce = secrets.token_urlsafe(16)
             values = {
                 "nonce": nonce,
@@ -245,7 +244,7 @@ def handler_for(
             if not access.login_form:
                 self._login_page(HTTPStatus.FORBIDDEN, "")
                 return
-            refusal = guard.action_refusal(self.headers, None) or self._foreign_origin()
+            refusal = self._foreign_origin()
             if refusal is not None:
                 self._login_page(HTTPStatus.FORBIDDEN, refusal)
                 return
