@@ -39,7 +39,7 @@ from processors.runtime.health import HEALTH, assignment_readiness
 from processors.runtime.metrics import TIMER_LATENESS, TIMERS_PENDING
 from processors.runtime.outages import through_outages
 from processors.runtime.records import Emit, Headers, Outgoing, derive_event_id, utc_now
-from processors.runtime.tracing import handling, trace_context
+from processors.runtime.tracing import handling, processing, trace_context
 from schemas.models import AvroRecord, TimerFired, TimerScheduled
 from schemas.registry import registry_client
 from schemas.serde import RecordCodec
@@ -47,6 +47,9 @@ from topology.settings import Settings
 from topology.topics import SAGA_TIMERS, TIMERS
 
 PROCESSOR = "oms.timers"
+# Firing a timer, or restoring one an unusable record overwrote, is the late handling of the record it was read
+# from: a span of processing `oms.timers`, the child of the span that sent it.
+HANDLING = processing(TIMERS.name, PROCESSOR, PROCESSOR)
 # Due timers fired in one transaction at most: a transaction's work stays well within its timeout.
 FIRE_BATCH = 500
 logger = logging.getLogger(__name__)
@@ -278,7 +281,7 @@ class TimerService:
         overwritten = self.pending.by_id.get(timer_id) if timer_id is not None else None
         if overwritten is not None:
             self._restoring.add(key)
-            with handling(self.pending.traces.get(overwritten.timer_id), f"{TIMERS.name} restore"):
+            with handling(self.pending.traces.get(overwritten.timer_id), HANDLING, key=key):
                 return self._encode(Emit(TIMERS, overwritten.timer_id, overwritten))
         return Outgoing(TIMERS.name, key, None, ())
 
@@ -301,7 +304,9 @@ class TimerService:
 
     def _firing(self, timer: TimerScheduled, now: datetime.datetime) -> tuple[Placed, Placed]:
         """The `TimerFired`, and the timer's tombstone."""
-        with handling(self.pending.traces.get(timer.timer_id), f"{TIMERS.name} fire", order_id=timer.order_id):
+        trace = self.pending.traces.get(timer.timer_id)
+        partition = self._partition_of.get(timer.timer_id)
+        with handling(trace, HANDLING, partition=partition, key=timer.timer_id, order_id=timer.order_id):
             fired = self._encode(Emit(SAGA_TIMERS, timer.order_id, firing(timer, now)))
         tombstone = Outgoing(TIMERS.name, timer.timer_id.encode(), None, ())
         return (fired, None), (tombstone, self._partition_of.get(timer.timer_id))

@@ -93,6 +93,21 @@ class Settings(BaseSettings):
     # serves its page: loopback on a laptop, `0.0.0.0` in a container.
     metrics_host: str = "127.0.0.1"
     dashboard_host: str = "127.0.0.1"
+    # Who may use the dashboard from elsewhere than loopback (docs/monitoring.md#who-may-use-the-dashboard): the
+    # token to log in with or send as a bearer token (or a file holding it, e.g. a mounted Secret), and the
+    # header an authenticating proxy names its user in, trusted only when named here. None of them: the
+    # dashboard serves loopback clients only.
+    dashboard_token: SecretStr | None = None
+    dashboard_token_file: Path | None = None
+    dashboard_user_header: str | None = None
+    # Ask clients on loopback to log in as well (a proxy or `kubectl port-forward` on the same host).
+    dashboard_login_on_loopback: bool = False
+    # Host header values the dashboard answers to besides its own addresses, comma-separated: an ingress's host
+    # name (any port) or `name:port`.
+    dashboard_allowed_hosts: str = ""
+    # How long a login lasts, and how long a connection may take to send its request before it is closed.
+    dashboard_session_s: float = Field(default=8 * 3600.0, gt=0)
+    dashboard_request_timeout_s: float = Field(default=30.0, gt=0)
 
     # `oms run all` runs the processors that share the order key as one engine (`oms run orders`): one consumer
     # group and transaction, events handed over in memory and still published (docs/adr/0002-co-location.md).

@@ -1,9 +1,11 @@
-"""What the dashboard accepts, decided apart from the HTTP server: who may ask it to act, and whether an
-action's parameters make sense.
+"""What the dashboard accepts, decided apart from the HTTP server: which host names it answers to, whether a
+request to act comes from its own page, and whether an action's parameters make sense.
 
-An action (retry, redrive, cancel) is taken only from the dashboard's own page: the request carries the token
-the server made when it started and embedded in the page it served (another site's page cannot read it), its
-`Origin` is the server's own, and its `Host` is the address the server listens on (a DNS-rebound name is not).
+Every request names, as its `Host`, an address the server listens on or a name the `dashboard_allowed_hosts`
+setting allows (an ingress's): a DNS-rebound name is not. An action (retry, redrive, cancel) from a browser is
+taken only from the dashboard's own page: the request carries the action token embedded in the page served to
+that caller (another site's page cannot read it), and its `Origin` is the server's own. Who the caller is, and
+whether they may be served at all, is `access.py`'s.
 """
 
 from __future__ import annotations
@@ -75,37 +77,64 @@ def address(name: str, port: int) -> str:
     return f"[{name}]:{port}" if ":" in name else f"{name}:{port}"
 
 
+def allowed_hosts(setting: str) -> tuple[str, ...]:
+    """The Host values `dashboard_allowed_hosts` lists (comma-separated), in lower case."""
+    return tuple(dict.fromkeys(name.strip().lower() for name in setting.split(",") if name.strip()))
+
+
+def split_host(host: str) -> tuple[str, str | None]:
+    """A Host header's name and port (None when it names none); an IPv6 address without its brackets."""
+    if host.startswith("["):
+        name, _, rest = host[1:].partition("]")
+        return name, rest.removeprefix(":") if rest.startswith(":") else None
+    name, colon, port = host.rpartition(":")
+    return (name, port) if colon and ":" not in name else (host, None)
+
+
 @dataclass(frozen=True)
 class Guard:
-    """Who may act: the page served with `token`, from this server's own origin at `port`, reached by one of
-    `names`."""
+    """Which requests are for this server: those naming one of `names` at `port`, or one of `allowed` (a name,
+    at any port, or `name:port`); and which actions come from its own page."""
 
-    token: str
     port: int
     names: tuple[str, ...] = LOCAL_NAMES
+    allowed: tuple[str, ...] = ()
 
     def host_refusal(self, host: str | None) -> str | None:
         """Why a request naming `host` is not for this server, if it is not (checked on every request)."""
-        if host not in {address(name, self.port) for name in self.names}:
-            return f"the Host header is not this dashboard's address ({address(self.names[0], self.port)})"
-        return None
+        if host is not None and (
+            host in {address(name, self.port) for name in self.names} or self._allowed(host.lower())
+        ):
+            return None
+        return (
+            f"the Host header is not this dashboard's address ({address(self.names[0], self.port)}) nor one "
+            "OMS_DASHBOARD_ALLOWED_HOSTS allows"
+        )
 
-    def action_refusal(self, headers: Headers) -> str | None:
-        """Why a request to act does not come from the dashboard's own page, if it does not."""
+    def _allowed(self, host: str) -> bool:
+        return host in self.allowed or split_host(host)[0] in self.allowed
+
+    def action_refusal(self, headers: Headers, token: str | None) -> str | None:
+        """Why a request to act does not come from the dashboard's own page served with action token `token`, if
+        it does not; `token` None: the caller needs none (an API client with a bearer token)."""
         host = headers.get("Host")
         problem = self.host_refusal(host)
-        if problem is not None:
+        if problem is not None or token is None:
             return problem
         origin = headers.get("Origin")
         if origin is None:
             return "the request has no Origin header"
-        if origin != f"http://{host}":
+        # Behind an ingress that ends TLS, the browser's origin is https: the same host name, served securely.
+        if origin not in (f"http://{host}", f"https://{host}"):
             return f"the request comes from another origin ({origin[:100]})"
-        token = headers.get(TOKEN_HEADER)
-        if not token:
+        offered = headers.get(TOKEN_HEADER)
+        if not offered:
             return f"the request has no {TOKEN_HEADER} header: actions come from the dashboard's page"
-        if not hmac.compare_digest(token.encode(), self.token.encode()):
-            return f"the {TOKEN_HEADER} header does not match this dashboard's (was the page served before a restart?)"
+        if not hmac.compare_digest(offered.encode(), token.encode()):
+            return (
+                f"the {TOKEN_HEADER} header does not match this caller's (was the page served before a restart or "
+                "another login?)"
+            )
         return None
 
 

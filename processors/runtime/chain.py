@@ -41,9 +41,10 @@ class Reader:
         topic (a processor's streams each have their own state when it runs alone)."""
         return f"{self.spec.name}/{self.stream.topics[0].name}"
 
-    def stage(self, settings: Settings, registry: SchemaRegistryClient) -> RecordStage:
-        """The stage its messages go through, as when its processor runs alone."""
-        return stage_of(self.spec, self.stream, settings, registry, encode_later=self.views)
+    def stage(self, settings: Settings, registry: SchemaRegistryClient, group: str | None = None) -> RecordStage:
+        """The stage its messages go through, as when its processor runs alone; `group`, the engine's consumer
+        group, which its spans name."""
+        return stage_of(self.spec, self.stream, settings, registry, encode_later=self.views, group=group)
 
 
 @dataclass(frozen=True)

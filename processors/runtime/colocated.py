@@ -133,5 +133,5 @@ def wire_chain(app: Application, chain: Chain, settings: Settings, registry: Sch
     outputs = [app_topic(app, topic, settings) for topic in chain.outputs]
     sources = [app.dataframe(app_topic(app, topic, settings)) for topic in chain.inputs]
     merged: StreamingDataFrame = reduce(StreamingDataFrame.concat, sources)
-    stage = ChainStage(chain, lambda reader: reader.stage(settings, registry), settings)
+    stage = ChainStage(chain, lambda reader: reader.stage(settings, registry, CHAIN_PROCESSOR), settings)
     publish(merged.apply(stage, stateful=True, expand=True, metadata=True), outputs)

@@ -1,5 +1,5 @@
 """The one way records leave for Kafka: an `Emit` becomes an `Outgoing` (Avro value, key, CloudEvents
-headers, the current span's `traceparent`, timestamp), whoever emits it: a processor's stage, the timers
+headers, the `traceparent` of its send span, timestamp), whoever emits it: a processor's stage, the timers
 or an operator's tool."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from processors.runtime.cloudevents import cloudevent_headers
 from processors.runtime.records import Emit, Outgoing
-from processors.runtime.tracing import trace_headers
+from processors.runtime.tracing import sending
 from schemas.serde import RecordCodec
 
 
@@ -23,19 +23,22 @@ class Encoder:
 
     def __call__(self, emit: Emit) -> Outgoing:
         record = emit.record
+        topic = emit.topic.name
         if record is None:
-            return Outgoing(emit.topic.name, emit.key.encode(), None, emit.headers + trace_headers())
+            with sending(topic, emit.key, tombstone=True) as trace:
+                return Outgoing(topic, emit.key.encode(), None, emit.headers + trace)
         # One walk over the record: the value, the headers and the timestamp all come from these fields.
         fields = record.model_dump()
         occurred_at = fields.get("occurred_at")
-        return Outgoing(
-            topic=emit.topic.name,
-            key=emit.key.encode(),
-            value=self._codec(emit.topic.name).encode_fields(record.AVRO_NAME, fields),
-            headers=cloudevent_headers(record.AVRO_NAME, fields, self._source) + emit.headers + trace_headers(),
-            timestamp_ms=round(occurred_at.timestamp() * 1000) if occurred_at else None,
-            record=record,
-        )
+        with sending(topic, emit.key, fields["event_id"], fields.get("order_id")) as trace:
+            return Outgoing(
+                topic=topic,
+                key=emit.key.encode(),
+                value=self._codec(topic).encode_fields(record.AVRO_NAME, fields),
+                headers=cloudevent_headers(record.AVRO_NAME, fields, self._source) + emit.headers + trace,
+                timestamp_ms=round(occurred_at.timestamp() * 1000) if occurred_at else None,
+                record=record,
+            )
 
     def _codec(self, topic: str) -> RecordCodec:
         codec = self._codecs.get(topic)

@@ -126,7 +126,7 @@ class InProcessRunner:
         if chain is not None:
             stage = ChainStage(
                 chain,
-                lambda reader: _Charged(reader.stage(settings, self._registry), self, reader),
+                lambda reader: _Charged(reader.stage(settings, self._registry, CHAIN_PROCESSOR), self, reader),
                 settings,
             )
             self._readers.append(_Reader(CHAIN_PROCESSOR, stage.process, _names(chain.inputs)))

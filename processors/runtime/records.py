@@ -7,6 +7,7 @@ import hashlib
 import uuid
 from dataclasses import dataclass, field
 
+from processors.runtime.tracing import Resumable
 from schemas.models import AvroRecord
 from topology.topics import TopicSpec
 
@@ -49,6 +50,8 @@ class Unencoded(Outgoing):
     leads to is published. Never published as it is."""
 
     emit: Emit | None = field(default=None, compare=False, repr=False)
+    span: Resumable | None = field(default=None, compare=False, repr=False)
+    """The span it was handed back in, which its send span is a child of when it is encoded."""
 
 
 _NAMESPACE_BYTES = EVENT_ID_NAMESPACE.bytes

@@ -88,9 +88,11 @@ def stage_of(
     settings: Settings,
     registry: SchemaRegistryClient,
     encode_later: frozenset[str] = frozenset(),
+    group: str | None = None,
 ) -> RecordStage:
     """The stage a stream's messages go through, on Kafka or in the in-process runner; `encode_later`, the
-    topics whose records it hands back unencoded (`RecordStage`), in an engine of processors run together."""
+    topics whose records it hands back unencoded (`RecordStage`), and `group`, the consumer group that reads
+    them, in an engine of processors run together."""
     return RecordStage(
         spec.group,
         stream.topics,
@@ -102,6 +104,7 @@ def stage_of(
         outputs=spec.outputs,
         encode_later=encode_later,
         answer_unreadable=stream.answer_unreadable,
+        group=group,
     )
 
 

@@ -5,9 +5,10 @@ so that a message nobody can use becomes a dead letter inside the same Kafka tra
 (Quix Streams has no DLQ of its own), and leaves nothing behind in the key's state. An outage is not the
 message's fault: the message is tried again in place, and if the outage lasts, the processor stops.
 
-Each message is handled in its own span, the child of the one its `traceparent` names, and what it leads to
-carries that span on (the encoder adds it); a dead letter keeps the headers it came with. Log lines written
-meanwhile name its order, event and trace.
+Each message is handled in its own `process <topic>` span, the child of the one its `traceparent` names, and
+each record it leads to is sent in a `send <topic>` span, the child of that one (the encoder makes it); a dead
+letter keeps the headers it came with, and its message's span is marked failed. Log lines written meanwhile
+name its order, event and trace.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from processors.runtime.metrics import DEAD_LETTERS, MESSAGES, PROCESSING
 from processors.runtime.records import Emit, Outgoing, Unencoded
 from processors.runtime.sizes import check_size
 from processors.runtime.tentative import TentativeState
-from processors.runtime.tracing import handling
+from processors.runtime.tracing import current_span, handling, processing, record_failure, resumed
 from schemas.models import AvroRecord
 from schemas.serde import RecordCodec
 from topology.settings import Settings
@@ -89,6 +90,7 @@ class RecordStage:
         outputs: Iterable[TopicSpec] | None = None,
         encode_later: frozenset[str] = frozenset(),
         answer_unreadable: AnswerUnreadable | None = None,
+        group: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -113,7 +115,8 @@ class RecordStage:
             for outcome in Outcome
         }
         self._dead_letters = {topic.name: DEAD_LETTERS.labels(processor, topic.name) for topic in topics}
-        self._span_names = {topic.name: f"{topic.name} process" for topic in topics}
+        # The consumer group that reads its topics from Kafka: the processor's own, or its engine's.
+        self._spans = {topic.name: processing(topic.name, group or processor, processor) for topic in topics}
 
     def __call__(
         self, value: bytes | None, key: bytes | None, timestamp: int, headers: Any, state: State
@@ -139,9 +142,17 @@ class RecordStage:
         if self._passed_over_at_once(received):
             return [], Outcome.PASSED_OVER
         headers = received.headers
-        order_id = header(headers, "ce_subject")
-        span = handling(headers, self._span_names[received.topic], processor=self.processor, order_id=order_id)
-        with span, about_message(order_id=order_id, event_id=header(headers, "ce_id")):
+        order_id, event_id = header(headers, "ce_subject"), header(headers, "ce_id")
+        span = handling(
+            headers,
+            self._spans[received.topic],
+            partition=received.partition,
+            offset=received.offset,
+            key=received.key,
+            message_id=event_id,
+            order_id=order_id,
+        )
+        with span, about_message(order_id=order_id, event_id=event_id):
             return self._process_retrying(received, state)
 
     def _passed_over_at_once(self, received: Received) -> bool:
@@ -210,6 +221,7 @@ class RecordStage:
             type(error).__name__,
             error,
         )
+        record_failure(error)
         return dead_letter(received, error, self.processor, self._max_message_bytes)
 
     def _answers(self, received: Received, unreadable: _Unreadable, state: State) -> list[Outgoing]:
@@ -268,7 +280,15 @@ class RecordStage:
         if self._outputs is not None and emit.topic.name not in self._outputs:
             raise ValueError(f"{self.processor} does not write to {emit.topic.name}")
         if emit.topic.name in self._encode_later and emit.record is not None:
-            return Unencoded(emit.topic.name, emit.key.encode(), None, emit.headers, record=emit.record, emit=emit)
+            return Unencoded(
+                emit.topic.name,
+                emit.key.encode(),
+                None,
+                emit.headers,
+                record=emit.record,
+                emit=emit,
+                span=current_span(),
+            )
         return self._encoded_now(emit)
 
     def _encoded_now(self, emit: Emit) -> Outgoing:
@@ -280,9 +300,10 @@ class RecordStage:
         """A record it handed back unencoded (`encode_later`), encoded now; the dead letter of the message that
         led to it when it cannot be (too large: the key's state keeps what led to it all the same). An outage
         is raised: the engine stops and is restarted into the message it read."""
-        assert pending.emit is not None
+        assert pending.emit is not None and pending.span is not None
         try:
-            return self._encoded_now(pending.emit)
+            with resumed(pending.span):  # sent as a child of the span it was handed back in
+                return self._encoded_now(pending.emit)
         except Exception as error:
             if is_outage(error):
                 raise

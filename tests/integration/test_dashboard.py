@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import shutil
 import threading
 import urllib.error
@@ -12,6 +13,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,14 +21,17 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from pydantic import SecretStr
 
+from ops.cancel import CancelAnswer
 from ops.dashboard.requests import TOKEN_HEADER
-from ops.dashboard.server import serve
+from ops.dashboard.server import http_server, serve
+from ops.dashboard.view import View
 from ops.produce import produce_orders
 from ops.slips import resume
 from processors.runtime.records import utc_now
 from processors.tracking.timeline import new_timeline
-from schemas.models import OrderTimeline, RetrySaga, TimelineStep
+from schemas.models import CancelOrder, OrderTimeline, RetrySaga, TimelineStep
 from schemas.serde import RecordCodec
 from tests.integration.harness import Processes, Watcher
 from tests.integration.test_cancellation import SKU, activities_held_back, cancel, stopping, tee_order
@@ -317,6 +322,62 @@ def test_an_action_from_another_origin_or_without_the_token_is_refused_and_not_d
         watcher.close()
 
 
+class RetriesInMemory:
+    """The dashboard's actions, of which only a retry is asked here: remembered, not produced."""
+
+    def __init__(self) -> None:
+        self.retries: list[tuple[str, str]] = []
+
+    def retry(self, order_id: str, requested_by: str) -> RetrySaga:
+        self.retries.append((order_id, requested_by))
+        return RetrySaga(event_id=uuid.uuid4(), order_id=order_id, occurred_at=utc_now(), requested_by=requested_by)
+
+    def redrive(self, order_id: str, topics: tuple[str, ...]) -> list[str]:
+        raise AssertionError("not asked here")
+
+    def cancel(self, order_id: str, reason: str, requested_by: str) -> tuple[CancelOrder, CancelAnswer | None, float]:
+        raise AssertionError("not asked here")
+
+
+def test_a_browser_logs_in_with_the_token_acts_under_its_name_and_logs_out(tmp_path: Path, browser: Browser) -> None:
+    """The login form, its session cookie and the page's calls in a real browser (no broker: a view in memory)."""
+    token = secrets.token_urlsafe(32)
+    settings = Settings(run_dir=tmp_path, dashboard_token=SecretStr(token), dashboard_login_on_loopback=True)
+    view = View(lambda value: OrderTimeline.model_validate_json(value))
+    view.put(timeline("login-failed", status="faulted", saga="Failed"), b"")
+    actions = RetriesInMemory()
+    server = http_server(settings, view, 0, actions)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        page = browser.new_page()
+        page.goto(url)
+        expect(page).to_have_url(f"{url}/login")
+        page.fill("#name", "alice")
+        page.fill("#token", "not-" + token)
+        page.click("#login button")
+        expect(page.locator("#problem")).to_have_text("That is not the dashboard's token.")
+
+        page.fill("#name", "alice")
+        page.fill("#token", token)
+        page.click("#login button")
+        expect(page).to_have_url(f"{url}/")
+        expect(page.locator("#user")).to_have_text("alice (token)")
+        [cookie] = page.context.cookies()
+        assert (cookie["httpOnly"], cookie["sameSite"]) == (True, "Strict")
+        open_order(page, "login-failed")
+        page.click("#retry")
+        expect(page.locator("#message")).to_have_text("Retry sent.")
+        assert actions.retries == [("login-failed", "operator:alice (token)")]
+
+        page.click("#logout button")
+        expect(page).to_have_url(f"{url}/login")
+        page.goto(url)
+        expect(page).to_have_url(f"{url}/login")
+    finally:
+        server.shutdown()
+
+
 def test_a_request_naming_another_host_is_refused(view_dashboard: str) -> None:
     rebound = urllib.request.Request(f"{view_dashboard}/api/fleet", headers={"Host": "attacker.example"})
     status, answer = answer_of(rebound)
@@ -353,7 +414,7 @@ def test_the_page_says_when_its_view_is_stale(
         expect(page.locator("#stale")).to_contain_text("outage")
         health = server.view.health_json()
         assert health["stale_since"] is not None and health["skipped"] == 0, "an outage skips nothing"
-        assert server.follower.is_alive()
+        assert server.follower is not None and server.follower.is_alive()
     finally:
         server.shutdown()
 

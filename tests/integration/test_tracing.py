@@ -8,9 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
+from opentelemetry.trace import SpanKind
 
 from ops.produce import produce_orders
-from processors.runtime.tracing import TRACEPARENT, handling, trace_id_of
+from processors.runtime.tracing import TRACEPARENT, Operation, handling, trace_id_of
 from schemas.models import OrderDelivered, OrderTimeline
 from tests.integration.harness import Processes, Seen, Watcher
 from tests.integration.test_cancellation import SKU, tee_order
@@ -61,7 +62,7 @@ def test_one_orders_hops_to_its_delivery_are_one_trace_shown_on_its_timeline(
     placed = tee_order("traced")
     set_stock_and_wait(settings, watcher, {SKU: 5})
 
-    with handling(None, "test place order") as client_span:
+    with handling(None, Operation("place order", SpanKind.CLIENT)) as client_span:
         produce_orders(settings, [placed], progress=False)
     trace_id = client_span.trace_id
 

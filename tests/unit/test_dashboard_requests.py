@@ -13,19 +13,22 @@ from ops.dashboard.requests import (
     Redrive,
     Refused,
     Retry,
+    allowed_hosts,
     body_length,
     parse_action,
     served_names,
 )
 from topology.topics import ORDERS_COMMANDS, PAYMENTS_EVENTS, TRACKING_ORDERS, WORKFLOW_TOPICS
 
-GUARD = Guard(token="s3cret-token", port=8088)
+GUARD = Guard(port=8088)
+TOKEN = "s3cret-token"
 OWN = {"Host": "127.0.0.1:8088", "Origin": "http://127.0.0.1:8088", TOKEN_HEADER: "s3cret-token"}
 
 
 def test_the_dashboards_own_page_may_act_from_either_local_name() -> None:
-    assert GUARD.action_refusal(OWN) is None
-    assert GUARD.action_refusal(OWN | {"Host": "localhost:8088", "Origin": "http://localhost:8088"}) is None
+    assert GUARD.action_refusal(OWN, TOKEN) is None
+    local = OWN | {"Host": "localhost:8088", "Origin": "http://localhost:8088"}
+    assert GUARD.action_refusal(local, TOKEN) is None
 
 
 @pytest.mark.parametrize(
@@ -44,7 +47,7 @@ def test_the_dashboards_own_page_may_act_from_either_local_name() -> None:
     ],
 )
 def test_an_action_from_anywhere_but_the_dashboards_page_is_refused(headers: dict[str, str], because: str) -> None:
-    refusal = GUARD.action_refusal(headers)
+    refusal = GUARD.action_refusal(headers, TOKEN)
     assert refusal is not None and because in refusal
 
 
@@ -56,9 +59,9 @@ def test_every_request_must_name_the_dashboards_own_address() -> None:
 
 
 def test_a_dashboard_bound_elsewhere_answers_to_that_address_and_to_loopback() -> None:
-    bound = Guard(token="t", port=8088, names=served_names("10.0.0.5", ("oms-dashboard-0",)))
-    everywhere = Guard(token="t", port=8088, names=served_names("0.0.0.0", ("oms-dashboard-0", "oms-dashboard-0.svc")))
-    ipv6 = Guard(token="t", port=8088, names=served_names("::1", ()))
+    bound = Guard(8088, served_names("10.0.0.5", ("oms-dashboard-0",)))
+    everywhere = Guard(8088, served_names("0.0.0.0", ("oms-dashboard-0", "oms-dashboard-0.svc")))
+    ipv6 = Guard(8088, served_names("::1", ()))
 
     assert bound.host_refusal("10.0.0.5:8088") is None
     assert bound.host_refusal("127.0.0.1:8088") is None
@@ -67,6 +70,34 @@ def test_a_dashboard_bound_elsewhere_answers_to_that_address_and_to_loopback() -
     assert everywhere.host_refusal("0.0.0.0:8088") is not None
     assert everywhere.host_refusal("attacker.example:8088") is not None
     assert ipv6.host_refusal("[::1]:8088") is None
+
+
+def test_a_host_name_the_setting_allows_is_answered_at_any_port_or_the_one_it_names() -> None:
+    behind_ingress = Guard(8088, allowed=allowed_hosts(" OMS.example.com, oms-dashboard.oms.svc:8088 ,"))
+
+    assert behind_ingress.allowed == ("oms.example.com", "oms-dashboard.oms.svc:8088")
+    assert behind_ingress.host_refusal("oms.example.com") is None
+    assert behind_ingress.host_refusal("OMS.Example.com:443") is None
+    assert behind_ingress.host_refusal("oms-dashboard.oms.svc:8088") is None
+    assert behind_ingress.host_refusal("127.0.0.1:8088") is None, "loopback still"
+    for refused in ("oms-dashboard.oms.svc", "oms-dashboard.oms.svc:80", "example.com", "evil.oms.example.com", None):
+        refusal = behind_ingress.host_refusal(refused)
+        assert refusal is not None and "OMS_DASHBOARD_ALLOWED_HOSTS" in refusal, refused
+    assert GUARD.host_refusal("oms.example.com") is not None, "no name is allowed unless the setting says so"
+
+
+def test_behind_an_ingress_that_ends_tls_the_page_acts_from_its_https_origin() -> None:
+    guard = Guard(8088, allowed=("oms.example.com",))
+    headers = {"Host": "oms.example.com", "Origin": "https://oms.example.com", TOKEN_HEADER: TOKEN}
+
+    assert guard.action_refusal(headers, TOKEN) is None
+    refusal = guard.action_refusal(headers | {"Origin": "https://evil.example"}, TOKEN)
+    assert refusal is not None and "another origin" in refusal
+
+
+def test_a_caller_that_needs_no_action_token_is_held_to_the_host_alone() -> None:
+    assert GUARD.action_refusal({"Host": "127.0.0.1:8088"}, None) is None
+    assert GUARD.action_refusal({"Host": "evil.example:8088"}, None) is not None
 
 
 def test_retry_and_cancel_take_an_order_id_and_cancel_a_reason() -> None:

@@ -9,6 +9,8 @@ from typing import cast
 import pytest
 from confluent_kafka import Message
 from confluent_kafka.schema_registry.error import SchemaRegistryError
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from processors import timers
 from processors.runtime.encoder import Encoder
@@ -193,6 +195,34 @@ def test_a_fired_timer_continues_the_trace_of_the_message_that_scheduled_it() ->
     span = parent_of(fired.headers)
     assert span is not None and span.trace_id == "0af7651916cd43dd8448eb211c80319c"
     assert span.span_id != "b7ad6b7169203331"
+
+
+def test_a_fired_timer_is_handled_in_a_process_span_of_its_topic_and_its_firing_sent_under_it(
+    spans: InMemorySpanExporter,
+) -> None:
+    registry = memory_registry()
+    service = TimerService(get_settings())
+    service._codec = RecordCodec(registry, TIMERS.name)
+    service._encode = Encoder(registry, "oms.timers")
+    traceparent = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    value = RecordCodec(registry, TIMERS.name).encode(timer("o-1/cancellation", -1))
+    service._take(cast(Message, TimerMessage(value, [("traceparent", traceparent)])))
+
+    [due] = service.pending.due(NOW)
+    (fired, _), _ = service._firing(due, NOW)
+
+    sent, process = spans.get_finished_spans()
+    assert (process.name, process.kind) == (f"process {TIMERS.name}", SpanKind.CONSUMER)
+    assert process.parent is not None and format(process.parent.span_id, "016x") == "b7ad6b7169203331"
+    attributes = process.attributes or {}
+    assert attributes["messaging.consumer.group.name"] == timers.PROCESSOR
+    assert attributes["messaging.destination.partition.id"] == "3"
+    assert (attributes["messaging.kafka.message.key"], attributes["oms.order_id"]) == ("o-1/cancellation", "o-1")
+    assert (sent.name, sent.kind) == (f"send {SAGA_TIMERS.name}", SpanKind.PRODUCER)
+    assert sent.parent is not None and process.context is not None
+    assert sent.parent.span_id == process.context.span_id
+    named = parent_of(fired.headers)
+    assert sent.context is not None and named is not None and named.span_id == format(sent.context.span_id, "016x")
 
 
 def test_a_fired_timer_scheduled_without_trace_context_starts_a_trace() -> None:
