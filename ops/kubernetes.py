@@ -17,7 +17,8 @@ from typing import Any
 
 import yaml
 
-from processors.services import METRICS_BASE_PORT, services_run
+from ops import image
+from processors.services import services_run
 from topology.settings import PROJECT_ROOT
 
 K8S_DIR = PROJECT_ROOT / "ops" / "deploy" / "k8s"
@@ -42,22 +43,15 @@ CONTAINER = "oms"
 SETTINGS = "oms-settings"
 CREDENTIALS = "oms-credentials"
 SETUP = "oms-setup"
-USER_ID = 10001
-"""The Dockerfile's `USER`."""
-RUN_DIR = "/var/lib/oms"
-METRICS_PORT = METRICS_BASE_PORT  # every pod has its own address: one port for all
 # Two instances of each, so that one can stop while the other takes its partitions; overlays set their own.
 REPLICAS = 2
 RESOURCES = {"requests": {"cpu": "100m", "memory": "192Mi"}, "limits": {"memory": "384Mi"}}
 STATE_SIZE = "1Gi"
 # Settings that depend on the container, not on the cluster. The overlays add the cluster's.
 SETTINGS_DATA = {
-    "OMS_METRICS_HOST": "0.0.0.0",
-    "OMS_METRICS_PORT": str(METRICS_PORT),
-    "OMS_RUN_DIR": RUN_DIR,
+    **image.SETTINGS,
     # Each processor runs alone here: `oms` verbs run in a pod (status, replay) then see the mode deployed.
     "OMS_COLOCATED": "false",
-    "OMS_LOG_LEVEL": "INFO",
 }
 SETUP_COMMAND = "oms topics apply && oms schemas register"
 # A finished setup Job stays a day for its log to be read; a new apply then runs it again.
@@ -79,8 +73,8 @@ def pod_security() -> dict[str, Any]:
     """The pod's half of Pod Security's "restricted" profile, and the state volume writable by the image's user."""
     return {
         "runAsNonRoot": True,
-        "runAsUser": USER_ID,
-        "fsGroup": USER_ID,
+        "runAsUser": image.USER_ID,
+        "fsGroup": image.USER_ID,
         "fsGroupChangePolicy": "OnRootMismatch",
         "seccompProfile": {"type": "RuntimeDefault"},
     }
@@ -161,10 +155,10 @@ def processor(name: str) -> list[dict[str, Any]]:
     processor_container = {
         **container(),
         "args": ["run", name],
-        "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
+        "ports": [{"name": "metrics", "containerPort": image.METRICS_PORT}],
         "livenessProbe": {"httpGet": {"path": "/healthz", "port": "metrics"}, "periodSeconds": 10},
         "readinessProbe": {"httpGet": {"path": "/readyz", "port": "metrics"}, "periodSeconds": 5},
-        "volumeMounts": [{"name": "state", "mountPath": RUN_DIR}],
+        "volumeMounts": [{"name": "state", "mountPath": image.RUN_DIR}],
     }
     return [
         {
@@ -175,14 +169,14 @@ def processor(name: str) -> list[dict[str, Any]]:
                 "labels": labels(name),
                 "annotations": {
                     "prometheus.io/scrape": "true",
-                    "prometheus.io/port": str(METRICS_PORT),
+                    "prometheus.io/port": str(image.METRICS_PORT),
                     "prometheus.io/path": "/metrics",
                 },
             },
             "spec": {
                 "clusterIP": "None",
                 "selector": labels(name),
-                "ports": [{"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics"}],
+                "ports": [{"name": "metrics", "port": image.METRICS_PORT, "targetPort": "metrics"}],
             },
         },
         {

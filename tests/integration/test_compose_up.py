@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from ops.deploy import COMPOSE_FILE, METRICS_PORT, RUN_DIR
+from ops.deploy import COMPOSE_FILE
+from ops.image import METRICS_PORT, RUN_DIR
 from schemas.registry import declared_subjects, registry_client
 from topology.admin import admin_client
 from topology.settings import PROJECT_ROOT, Settings, local_bootstrap_servers, local_registry_url
